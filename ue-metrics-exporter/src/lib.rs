@@ -1,0 +1,2 @@
+//! An OpenTelemetry metrics exporter that writes OTLP to Linux `user_events`.
+#![forbid(unsafe_code)]
