@@ -1,2 +1,29 @@
 //! Decode `user_events:otlp_metrics` records back into OTLP.
+//!
+//! The event (see the workspace's DESIGN.md) is registered as
+//! `otlp_metrics u32 protocol;char[8] version;__rel_loc u8[] buffer`; its buffer is one complete
+//! protobuf `ExportMetricsServiceRequest`. This crate reads those records from every place they
+//! end up and hands back prost types, OTLP/JSON or OTLP/HTTP requests:
+//!
+//! - [`decode_payload`]: the bytes a producer wrote (after the write index);
+//! - [`decode_raw_sample`] / [`SampleDecoder`]: a whole tracepoint record (`trace_entry` first),
+//!   fields located through the tracefs `format` ([`RecordFormat`]);
+//!
+//! Decoding borrows: a [`Payload`] points into the record until [`Payload::to_request`] turns it
+//! into an owned [`ExportMetricsServiceRequest`](proto::collector::metrics::v1::ExportMetricsServiceRequest).
+//! Bad input never panics: every function returns a [`DecodeError`] with the byte offset.
 #![forbid(unsafe_code)]
+
+mod error;
+pub mod format;
+pub mod json;
+pub mod payload;
+pub mod sample;
+
+pub use error::DecodeError;
+pub use format::{FieldFormat, FieldKind, RecordFormat};
+pub use payload::{decode_payload, decode_request, FieldLayout, Payload};
+pub use sample::{decode_raw_sample, SampleDecoder};
+
+/// The prost types of the OTLP metrics export request (re-exported from `otlp-metrics-encode`).
+pub use otlp_metrics_encode::proto;
