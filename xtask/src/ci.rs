@@ -40,7 +40,7 @@ fn run_loud(command: &mut Command) -> Result<()> {
 
 /// Runs fmt, clippy, the workspace tests and the VM end-to-end suite.
 pub fn ci(options: &CiOptions) -> Result<()> {
-    let steps = vec![
+    let mut steps = vec![
         cargo_step("fmt", &["fmt", "--all", "--check"]),
         cargo_step(
             "clippy",
@@ -55,8 +55,12 @@ pub fn ci(options: &CiOptions) -> Result<()> {
         ),
         cargo_step("test", &["test", "--workspace"]),
     ];
-    // The VM end-to-end step joins here once `cargo xtask e2e` exists.
-    let _ = options.skip_e2e;
+    if !options.skip_e2e {
+        steps.push(Step {
+            name: "e2e",
+            run: Box::new(|| crate::e2e::e2e(&crate::e2e::E2eOptions::default())),
+        });
+    }
 
     let mut results = Vec::new();
     for step in &steps {

@@ -45,7 +45,6 @@ pub enum Error {
     Failed(String),
 }
 
-#[expect(dead_code, reason = "used by the vm tasks, which land next")]
 impl Error {
     /// Builds an [`Error::Io`] from an action, a path and the I/O error.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {

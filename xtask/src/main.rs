@@ -4,9 +4,13 @@
 //! make, qemu); there is no unsafe code.
 #![forbid(unsafe_code)]
 
+mod check_kernel;
 mod ci;
+mod e2e;
 mod error;
+mod json;
 mod util;
+mod vm;
 
 use error::{Error, Result};
 
@@ -15,7 +19,12 @@ pub const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  ci [--keep-going] [--skip-e2e]   fmt check, clippy -D warnings, workspace tests (stops at the first failure)
+  ci [--keep-going] [--skip-e2e]   fmt check, clippy -D warnings, workspace tests, e2e (stops at the first failure)
+  e2e [--timeout S] [--cpus N]     build every crate's kernel tests statically, run them all in one VM boot
+  check-kernel                     can an app export to user_events here? (exit 0 = yes)
+  vm build                         build (once) and cache the user_events kernel; print its path
+  vm run [--timeout S] [--cpus N] <binary> [args...]
+                                   boot the VM, run <binary> as root, stream its output, exit with its code
   help                             this text";
 
 fn main() {
@@ -47,6 +56,24 @@ fn dispatch(args: &[String]) -> Result<i32> {
             ci::ci(&options)?;
             Ok(0)
         }
+        "e2e" => {
+            let mut options = e2e::E2eOptions::default();
+            let rest = vm::parse_boot_flags(rest, &mut options.boot)?;
+            if let Some(extra) = rest.first() {
+                return Err(Error::Usage(format!("e2e: unexpected argument `{extra}`")));
+            }
+            e2e::e2e(&options)?;
+            Ok(0)
+        }
+        "check-kernel" if rest.is_empty() => check_kernel::check_kernel(),
+        "vm" => match rest.first().map(String::as_str) {
+            Some("build") if rest.len() == 1 => {
+                vm::build()?;
+                Ok(0)
+            }
+            Some("run") => vm::run(&vm::parse_run_args(&rest[1..])?),
+            _ => Err(Error::Usage("vm: expected `vm build` or `vm run`".into())),
+        },
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(0)

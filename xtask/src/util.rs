@@ -55,7 +55,6 @@ pub fn run(command: &mut Command) -> Result<()> {
 }
 
 /// Runs a command, captures stdout, and fails unless it exits 0 (stderr is passed through).
-#[expect(dead_code, reason = "used by the vm tasks, which land next")]
 pub fn output(command: &mut Command) -> Result<String> {
     let out = command
         .stderr(std::process::Stdio::inherit())

@@ -1,0 +1,558 @@
+//! `cargo xtask e2e`: every crate's kernel tests, run in one boot of the user_events VM.
+//!
+//! A crate takes part when it has a `kernel-tests` feature and a test target named `kernel`
+//! (found with `cargo metadata`). Each such test binary is built statically (so the guest needs
+//! no libraries) into `target/vm-bins`, packed with a static xtask (for `check-kernel` in the
+//! guest) into one initramfs, and run as root with `--test-threads=1 --nocapture`. The libtest
+//! `test result:` lines and `UE-MEASURE key=value` lines are collected from the console.
+
+use crate::error::{Error, Result};
+use crate::json::{self, Value};
+use crate::util::{cargo, describe, project_root};
+use crate::vm::{guest, initramfs::Initramfs, kernel, qemu};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// The host target, given explicitly so that `RUSTFLAGS` (static linking) applies to the test
+/// binaries but not to build scripts and proc macros.
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// The marker kernel tests print to report a measured value.
+pub const MEASURE_MARKER: &str = "UE-MEASURE ";
+
+/// Options of `cargo xtask e2e`.
+#[derive(Debug, Clone)]
+pub struct E2eOptions {
+    /// How to boot (time limit, CPUs).
+    pub boot: qemu::BootOptions,
+}
+
+impl Default for E2eOptions {
+    fn default() -> Self {
+        E2eOptions {
+            boot: qemu::BootOptions {
+                timeout: Duration::from_secs(600),
+                ..qemu::BootOptions::default()
+            },
+        }
+    }
+}
+
+/// A program to run in the guest: a label and the host binary.
+#[derive(Debug, Clone)]
+pub struct GuestProgram {
+    /// One word naming it in reports (the crate name for test binaries).
+    pub label: String,
+    /// The static binary on the host.
+    pub binary: PathBuf,
+    /// Arguments.
+    pub args: Vec<String>,
+    /// True for libtest binaries, whose `test result:` lines are counted.
+    pub is_test: bool,
+}
+
+/// What one program did in the guest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProgramReport {
+    /// The program's label.
+    pub label: String,
+    /// Exit code; `None` if the guest never reported one.
+    pub exit_code: Option<i32>,
+    /// Sums over the `test result:` lines.
+    pub passed: u32,
+    /// See `passed`.
+    pub failed: u32,
+    /// See `passed`.
+    pub ignored: u32,
+    /// How many `test result:` lines were seen.
+    pub result_lines: u32,
+    /// `UE-MEASURE` values in the order printed.
+    pub measures: Vec<(String, String)>,
+}
+
+/// The crates with kernel tests: `(package name, manifest path)`.
+pub fn kernel_test_crates() -> Result<Vec<String>> {
+    let mut command = cargo();
+    command.args(["metadata", "--format-version", "1", "--no-deps"]);
+    let text = crate::util::output(&mut command)?;
+    let metadata = json::parse(&text)
+        .ok_or_else(|| Error::Failed("cargo metadata printed invalid JSON".into()))?;
+    Ok(crates_with_kernel_tests(&metadata))
+}
+
+/// Picks the packages with a `kernel-tests` feature and a `kernel` test target.
+pub fn crates_with_kernel_tests(metadata: &Value) -> Vec<String> {
+    let packages = metadata.get("packages").map(Value::items).unwrap_or(&[]);
+    let mut names: Vec<String> = packages
+        .iter()
+        .filter(|package| {
+            let has_feature = package
+                .get("features")
+                .is_some_and(|f| f.keys().any(|k| k == "kernel-tests"));
+            let has_target = package
+                .get("targets")
+                .map(Value::items)
+                .unwrap_or(&[])
+                .iter()
+                .any(|target| {
+                    target.get("name").and_then(Value::as_str) == Some("kernel")
+                        && target
+                            .get("kind")
+                            .is_some_and(|k| k.items().iter().any(|k| k.as_str() == Some("test")))
+                });
+            has_feature && has_target
+        })
+        .filter_map(|package| package.get("name")?.as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Builds statically into `target/vm-bins` with `args`; returns the executables cargo reported
+/// as `(target name, target kinds, path)`.
+fn build_static(args: &[&str]) -> Result<Vec<(String, Vec<String>, PathBuf)>> {
+    let mut rustflags = std::env::var("RUSTFLAGS").unwrap_or_default();
+    if !rustflags.is_empty() {
+        rustflags.push(' ');
+    }
+    rustflags.push_str("-C target-feature=+crt-static");
+    let mut command = cargo();
+    command
+        .args(args)
+        .args([
+            "--target",
+            TARGET,
+            "--message-format=json-render-diagnostics",
+        ])
+        .env("RUSTFLAGS", rustflags)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env(
+            "CARGO_TARGET_DIR",
+            project_root().join("target").join("vm-bins"),
+        )
+        .stderr(Stdio::inherit());
+    eprintln!("$ {}", describe(&command));
+    let out = command
+        .output()
+        .map_err(|e| crate::util::spawn_error(&command, e))?;
+    if !out.status.success() {
+        return Err(Error::CommandFailed {
+            command: describe(&command),
+            status: out.status,
+        });
+    }
+    Ok(executables(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The executables in cargo's JSON messages: `(target name, kinds, path)`.
+pub fn executables(messages: &str) -> Vec<(String, Vec<String>, PathBuf)> {
+    messages
+        .lines()
+        .filter_map(json::parse)
+        .filter(|m| m.get("reason").and_then(Value::as_str) == Some("compiler-artifact"))
+        .filter_map(|m| {
+            let path = m.get("executable")?.as_str()?;
+            let target = m.get("target")?;
+            let name = target.get("name")?.as_str()?.to_string();
+            let kinds = target
+                .get("kind")?
+                .items()
+                .iter()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect();
+            Some((name, kinds, PathBuf::from(path)))
+        })
+        .collect()
+}
+
+/// Builds every crate's kernel test binary and a static xtask; returns the programs to run.
+pub fn build_programs() -> Result<Vec<GuestProgram>> {
+    let crates = kernel_test_crates()?;
+    if crates.is_empty() {
+        eprintln!("e2e: no crate has a `kernel-tests` feature and a `kernel` test target yet");
+    }
+    let xtask = build_static(&["build", "-p", "xtask", "--bin", "xtask"])?
+        .into_iter()
+        .find(|(name, kinds, _)| name == "xtask" && kinds.iter().any(|k| k == "bin"))
+        .map(|(_, _, path)| path)
+        .ok_or_else(|| Error::Failed("cargo built no xtask executable".into()))?;
+    let mut programs = vec![GuestProgram {
+        label: "check-kernel".into(),
+        binary: xtask,
+        args: vec!["check-kernel".into()],
+        is_test: false,
+    }];
+    for name in crates {
+        let built = build_static(&[
+            "test",
+            "--no-run",
+            "-p",
+            &name,
+            "--features",
+            "kernel-tests",
+            "--test",
+            "kernel",
+        ])?;
+        let binary = built
+            .into_iter()
+            .find(|(target, kinds, _)| target == "kernel" && kinds.iter().any(|k| k == "test"))
+            .map(|(_, _, path)| path)
+            .ok_or_else(|| {
+                Error::Failed(format!("cargo built no kernel test binary for {name}"))
+            })?;
+        programs.push(GuestProgram {
+            label: name,
+            binary,
+            args: vec!["--test-threads=1".into(), "--nocapture".into()],
+            is_test: true,
+        });
+    }
+    Ok(programs)
+}
+
+/// Reads the per-program results from the console and the exit codes from the results port.
+pub fn collect_reports(
+    programs: &[GuestProgram],
+    console: &[String],
+    results: &[String],
+) -> Vec<ProgramReport> {
+    let codes = guest::exit_codes(results);
+    let mut reports: Vec<ProgramReport> = programs
+        .iter()
+        .map(|p| ProgramReport {
+            label: p.label.clone(),
+            exit_code: codes.iter().find(|(l, _)| *l == p.label).map(|(_, c)| *c),
+            ..ProgramReport::default()
+        })
+        .collect();
+    let mut current: Option<usize> = None;
+    for line in console {
+        if let Some(label) = line.strip_prefix("UE-BEGIN ") {
+            current = reports.iter().position(|r| r.label == label.trim());
+            continue;
+        }
+        if line.starts_with("UE-END ") {
+            current = None;
+            continue;
+        }
+        let Some(report) = current.map(|i| &mut reports[i]) else {
+            continue;
+        };
+        if let Some((_, measure)) = line.split_once(MEASURE_MARKER) {
+            if let Some((key, value)) = measure.trim().split_once('=') {
+                report
+                    .measures
+                    .push((key.trim().to_string(), value.trim().to_string()));
+            }
+        }
+        if let Some(counts) = parse_test_result(line) {
+            report.result_lines += 1;
+            report.passed += counts.0;
+            report.failed += counts.1;
+            report.ignored += counts.2;
+        }
+    }
+    reports
+}
+
+/// `(passed, failed, ignored)` from a libtest summary line such as
+/// `test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s`.
+pub fn parse_test_result(line: &str) -> Option<(u32, u32, u32)> {
+    let (_, rest) = line.split_once("test result: ")?;
+    let (_, counts) = rest.split_once(". ")?;
+    let mut found = (None, None, None);
+    for part in counts.split(';') {
+        let mut words = part.split_whitespace();
+        let (Some(number), Some(word)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Ok(number) = number.parse::<u32>() else {
+            continue;
+        };
+        match word {
+            "passed" => found.0 = Some(number),
+            "failed" => found.1 = Some(number),
+            "ignored" => found.2 = Some(number),
+            _ => {}
+        }
+    }
+    Some((found.0?, found.1?, found.2.unwrap_or(0)))
+}
+
+/// `cargo xtask e2e`: build, boot once, run everything, print the summary; fails on any failed
+/// test, zero tests, a non-zero exit, a kernel problem or a timeout.
+pub fn e2e(options: &E2eOptions) -> Result<()> {
+    let started = Instant::now();
+    let kernel = kernel::ensure_kernel()?;
+    let programs = build_programs()?;
+    let built = started.elapsed();
+
+    let mut initramfs = Initramfs::base()?;
+    let mut script = guest::Script::new();
+    for program in &programs {
+        let guest_path = initramfs.add_binary(&program.binary, &program.label)?;
+        let mut argv = vec![guest_path.to_string_lossy().into_owned()];
+        argv.extend(program.args.iter().cloned());
+        script.run(&program.label, &argv);
+    }
+    initramfs.add_file("/init", script.render(), 0o755);
+    let dir = qemu::run_dir("e2e")?;
+    let image = dir.join("initramfs.cpio.gz");
+    let size = initramfs.write(&image)?;
+    eprintln!(
+        "e2e: booting the VM with {} programs (initramfs {:.1} MB, {} CPUs, time limit {} s)",
+        programs.len(),
+        size as f64 / 1e6,
+        options.boot.cpus,
+        options.boot.timeout.as_secs()
+    );
+    let outcome = qemu::boot(
+        &kernel.bzimage,
+        &image,
+        &dir.join("results.txt"),
+        &options.boot,
+    )?;
+    let reports = collect_reports(&programs, &outcome.console, &outcome.results);
+
+    let summary = Summary {
+        programs: &programs,
+        reports: &reports,
+        outcome: &outcome,
+        initramfs_bytes: size,
+        build_time: built,
+    };
+    eprintln!("{}", summary.render());
+    let problems = summary.problems();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!(
+            "e2e failed:\n  {}",
+            problems.join("\n  ")
+        )))
+    }
+}
+
+/// The end-of-run report and verdict.
+struct Summary<'a> {
+    programs: &'a [GuestProgram],
+    reports: &'a [ProgramReport],
+    outcome: &'a qemu::BootOutcome,
+    initramfs_bytes: u64,
+    build_time: Duration,
+}
+
+impl Summary<'_> {
+    fn render(&self) -> String {
+        let mut text = String::from("\n==> e2e summary\n");
+        let booted = guest::reported_seconds(&self.outcome.results, "UE-BOOTED");
+        let finished = guest::reported_seconds(&self.outcome.results, "UE-FINISHED");
+        text.push_str(&format!(
+            "  build (kernel from cache + static binaries): {:.1} s\n",
+            self.build_time.as_secs_f64()
+        ));
+        text.push_str(&format!(
+            "  VM: {} ({} CPUs), initramfs {:.1} MB, init started {} s after kernel start, \
+             programs done at {} s, qemu ran {:.1} s wall\n",
+            if qemu::use_kvm() { "KVM" } else { "qemu TCG" },
+            self.outcome_cpus(),
+            self.initramfs_bytes as f64 / 1e6,
+            booted.map_or("?".into(), |s| format!("{s:.2}")),
+            finished.map_or("?".into(), |s| format!("{s:.2}")),
+            self.outcome.elapsed.as_secs_f64()
+        ));
+        let (mut passed, mut failed, mut ignored) = (0, 0, 0);
+        for (program, report) in self.programs.iter().zip(self.reports) {
+            let exit = report
+                .exit_code
+                .map_or("no exit code".to_string(), |c| format!("exit {c}"));
+            if program.is_test {
+                text.push_str(&format!(
+                    "  {:<24} {:>4} passed, {:>3} failed, {:>3} ignored ({exit})\n",
+                    format!("{} (kernel tests)", report.label),
+                    report.passed,
+                    report.failed,
+                    report.ignored
+                ));
+                passed += report.passed;
+                failed += report.failed;
+                ignored += report.ignored;
+            } else {
+                text.push_str(&format!("  {:<24} {exit}\n", report.label));
+            }
+        }
+        text.push_str(&format!(
+            "  {:<24} {passed:>4} passed, {failed:>3} failed, {ignored:>3} ignored (in the guest)\n",
+            "total"
+        ));
+        let measures: Vec<_> = self
+            .reports
+            .iter()
+            .flat_map(|r| r.measures.iter().map(move |(k, v)| (&r.label, k, v)))
+            .collect();
+        if !measures.is_empty() {
+            text.push_str("  measured in the guest:\n");
+            for (label, key, value) in measures {
+                text.push_str(&format!("    {label}: {key} = {value}\n"));
+            }
+        }
+        if self.outcome.kernel_problems.is_empty() {
+            text.push_str("  kernel warnings/oopses: none\n");
+        } else {
+            text.push_str(&format!(
+                "  kernel problems: {}\n",
+                self.outcome.kernel_problems.len()
+            ));
+        }
+        text.push_str(if self.problems().is_empty() {
+            "  result: PASS"
+        } else {
+            "  result: FAIL"
+        });
+        text
+    }
+
+    fn outcome_cpus(&self) -> String {
+        self.outcome
+            .console
+            .iter()
+            .find_map(|l| l.split_once("smpboot: Total of ").map(|(_, r)| r))
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or("?")
+            .to_string()
+    }
+
+    /// Every reason to fail, empty when the run passed.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(error) = self.outcome.check_guest() {
+            problems.push(error.to_string());
+        }
+        let mut total = 0;
+        for (program, report) in self.programs.iter().zip(self.reports) {
+            match report.exit_code {
+                Some(0) => {}
+                Some(code) => problems.push(format!("{} exited with {code}", report.label)),
+                None => problems.push(format!("{} reported no exit code", report.label)),
+            }
+            if program.is_test {
+                total += report.passed + report.failed;
+                if report.failed > 0 {
+                    problems.push(format!("{}: {} tests failed", report.label, report.failed));
+                }
+                if report.result_lines == 0 && report.exit_code.is_some() {
+                    problems.push(format!("{}: no `test result:` line", report.label));
+                }
+            }
+        }
+        if total == 0 {
+            problems.push("zero kernel tests ran in the guest".into());
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtest_summary_lines_parse() {
+        assert_eq!(
+            parse_test_result(
+                "test result: ok. 12 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; \
+                 finished in 0.31s"
+            ),
+            Some((12, 0, 2))
+        );
+        assert_eq!(
+            parse_test_result("test result: FAILED. 3 passed; 1 failed; 0 ignored; 0 measured"),
+            Some((3, 1, 0))
+        );
+        assert_eq!(parse_test_result("test foo ... ok"), None);
+    }
+
+    #[test]
+    fn kernel_test_crates_come_from_features_and_targets() {
+        let metadata = json::parse(
+            r#"{"packages": [
+              {"name": "b", "features": {"kernel-tests": []},
+               "targets": [{"name": "kernel", "kind": ["test"]}]},
+              {"name": "a", "features": {"kernel-tests": []},
+               "targets": [{"name": "kernel", "kind": ["test"]}, {"name": "a", "kind": ["lib"]}]},
+              {"name": "no-feature", "features": {},
+               "targets": [{"name": "kernel", "kind": ["test"]}]},
+              {"name": "no-target", "features": {"kernel-tests": []},
+               "targets": [{"name": "kernel", "kind": ["bench"]}]}
+            ]}"#,
+        )
+        .unwrap();
+        assert_eq!(crates_with_kernel_tests(&metadata), ["a", "b"]);
+    }
+
+    #[test]
+    fn executables_come_from_compiler_artifacts() {
+        let messages = concat!(
+            r#"{"reason":"compiler-artifact","target":{"name":"kernel","kind":["test"]},"executable":"/t/kernel-1"}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"name":"dep","kind":["lib"]},"executable":null}"#,
+            "\n",
+            r#"{"reason":"build-finished","success":true}"#,
+            "\n"
+        );
+        assert_eq!(
+            executables(messages),
+            vec![(
+                "kernel".to_string(),
+                vec!["test".to_string()],
+                PathBuf::from("/t/kernel-1")
+            )]
+        );
+    }
+
+    #[test]
+    fn reports_split_console_by_program() {
+        let programs = vec![
+            GuestProgram {
+                label: "check-kernel".into(),
+                binary: "/x".into(),
+                args: vec![],
+                is_test: false,
+            },
+            GuestProgram {
+                label: "sys".into(),
+                binary: "/y".into(),
+                args: vec![],
+                is_test: true,
+            },
+        ];
+        let console: Vec<String> = [
+            "UE-BEGIN check-kernel",
+            "test result: ok. 99 passed; 0 failed; 0 ignored",
+            "UE-END check-kernel 0",
+            "UE-BEGIN sys",
+            "test a ... UE-MEASURE perf_max=8184",
+            "ok",
+            "test result: ok. 5 passed; 1 failed; 0 ignored; 0 measured",
+            "UE-END sys 101",
+            "UE-MEASURE outside=1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let results = vec![
+            "UE-EXIT check-kernel 0".to_string(),
+            "UE-EXIT sys 101".into(),
+        ];
+        let reports = collect_reports(&programs, &console, &results);
+        assert_eq!(reports[0].exit_code, Some(0));
+        assert_eq!(reports[0].passed, 99); // counted, but not a test program in the totals
+        assert_eq!(reports[1].exit_code, Some(101));
+        assert_eq!((reports[1].passed, reports[1].failed), (5, 1));
+        assert_eq!(
+            reports[1].measures,
+            vec![("perf_max".to_string(), "8184".to_string())]
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! `cargo xtask vm`: a small user_events kernel booted under qemu.
+//!
+//! - [`kernel`]: build the kernel once and cache it.
+//! - [`initramfs`]: pack busybox, users, test binaries and extra host files into a cpio archive.
+//! - [`guest`]: the `/init` script: mounts, runs programs, reports exit codes on ttyS1.
+//! - [`qemu`]: boot it, stream the console, collect results, enforce a time limit.
+
+pub mod guest;
+pub mod initramfs;
+pub mod kernel;
+pub mod qemu;
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `cargo xtask vm build`: builds (or finds in the cache) the kernel and prints its path.
+pub fn build() -> Result<()> {
+    let kernel = kernel::ensure_kernel()?;
+    eprintln!("vm: kernel config {}", kernel.config.display());
+    println!("{}", kernel.bzimage.display());
+    Ok(())
+}
+
+/// Options of `cargo xtask vm run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The program to run in the guest (static, or dynamic with its libraries packed).
+    pub binary: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// How to boot.
+    pub boot: qemu::BootOptions,
+}
+
+/// Parses `vm run [--timeout SECS] [--cpus N] <binary> [args...]`.
+pub fn parse_run_args(args: &[String]) -> Result<RunOptions> {
+    let mut boot = qemu::BootOptions {
+        timeout: Duration::from_secs(120),
+        ..qemu::BootOptions::default()
+    };
+    let rest = parse_boot_flags(args, &mut boot)?;
+    let Some((binary, args)) = rest.split_first() else {
+        return Err(Error::Usage("vm run: no binary given".into()));
+    };
+    if binary.starts_with("--") {
+        return Err(Error::Usage(format!("vm run: unknown flag `{binary}`")));
+    }
+    Ok(RunOptions {
+        binary: PathBuf::from(binary),
+        args: args.to_vec(),
+        boot,
+    })
+}
+
+/// Applies leading `--timeout SECS` / `--cpus N` flags to `boot`; returns the arguments after them.
+pub fn parse_boot_flags<'a>(
+    args: &'a [String],
+    boot: &mut qemu::BootOptions,
+) -> Result<&'a [String]> {
+    let mut rest = args;
+    while let Some((flag, tail)) = rest.split_first() {
+        let number = |what: &str| -> Result<u64> {
+            tail.first()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| Error::Usage(format!("{flag} needs {what}")))
+        };
+        match flag.as_str() {
+            "--timeout" => boot.timeout = Duration::from_secs(number("seconds")?),
+            "--cpus" => {
+                boot.cpus = u32::try_from(number("a CPU count")?)
+                    .map_err(|_| Error::Usage("--cpus is too large".into()))?
+            }
+            _ => break,
+        }
+        rest = &tail[1..];
+    }
+    Ok(rest)
+}
+
+/// `cargo xtask vm run`: boots the VM, runs one program as root, streams its output and returns
+/// its exit code. A kernel problem or a hung guest is an error.
+pub fn run(options: &RunOptions) -> Result<i32> {
+    let binary = &options.binary;
+    let bytes = std::fs::read(binary).map_err(|e| Error::io("read", binary, e))?;
+    let kernel = kernel::ensure_kernel()?;
+    let mut initramfs = initramfs::Initramfs::base()?;
+    let name = binary
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "program".into());
+    let guest_path = if is_dynamic_elf(&bytes) {
+        let absolute = std::path::absolute(binary).map_err(|e| Error::io("resolve", binary, e))?;
+        initramfs.add_dynamic_program(&absolute)?;
+        absolute
+    } else {
+        initramfs.add_binary(binary, &name)?
+    };
+    let mut script = guest::Script::new();
+    let mut argv = vec![guest_path.to_string_lossy().into_owned()];
+    argv.extend(options.args.iter().cloned());
+    script.run("run", &argv);
+    initramfs.add_file("/init", script.render(), 0o755);
+
+    let dir = qemu::run_dir("run")?;
+    let image = dir.join("initramfs.cpio.gz");
+    let size = initramfs.write(&image)?;
+    eprintln!(
+        "vm: booting {} (initramfs {:.1} MB, {} CPUs, time limit {} s)",
+        Path::new(&name).display(),
+        size as f64 / 1e6,
+        options.boot.cpus,
+        options.boot.timeout.as_secs()
+    );
+    let outcome = qemu::boot(
+        &kernel.bzimage,
+        &image,
+        &dir.join("results.txt"),
+        &options.boot,
+    )?;
+    outcome.check_guest()?;
+    let code = guest::exit_codes(&outcome.results)
+        .into_iter()
+        .find(|(label, _)| label == "run")
+        .map(|(_, code)| code)
+        .ok_or_else(|| {
+            Error::Failed(format!(
+                "the guest reported no exit code\n--- last console lines ---\n{}",
+                outcome.console_tail(40)
+            ))
+        })?;
+    let booted = guest::reported_seconds(&outcome.results, "UE-BOOTED").unwrap_or(f64::NAN);
+    eprintln!(
+        "vm: {name} exited with {code}; init started {booted:.2} s after boot, qemu ran {:.1} s",
+        outcome.elapsed.as_secs_f64()
+    );
+    Ok(code)
+}
+
+/// True for an ELF file with a program interpreter (dynamically linked).
+pub fn is_dynamic_elf(bytes: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let u16_at = |at: usize| {
+        bytes
+            .get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
+    let u64_at = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    // Only 64-bit little-endian ELF (what we build and boot).
+    if bytes.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return false;
+    };
+    let Ok(phoff) = usize::try_from(phoff) else {
+        return false;
+    };
+    (0..phnum).any(|i| {
+        let at = phoff + i * phentsize;
+        bytes
+            .get(at..at + 4)
+            .is_some_and(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) == PT_INTERP)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn run_args_take_flags_before_the_binary_only() {
+        let options =
+            parse_run_args(&strings(&["--timeout", "30", "t", "--timeout", "x"])).unwrap();
+        assert_eq!(options.boot.timeout, Duration::from_secs(30));
+        assert_eq!(options.binary, PathBuf::from("t"));
+        assert_eq!(options.args, strings(&["--timeout", "x"]));
+        assert!(parse_run_args(&[]).is_err());
+        assert!(parse_run_args(&strings(&["--bogus", "t"])).is_err());
+        assert!(parse_run_args(&strings(&["--cpus"])).is_err());
+    }
+
+    #[test]
+    fn dynamic_and_static_host_binaries_are_told_apart() {
+        // The host's own tools are dynamic; busybox-static is static.
+        let dynamic = std::fs::read("/bin/ls").unwrap();
+        assert!(is_dynamic_elf(&dynamic));
+        if let Ok(busybox) = std::fs::read("/bin/busybox") {
+            assert!(!is_dynamic_elf(&busybox));
+        }
+        assert!(!is_dynamic_elf(b"#!/bin/sh\n"));
+    }
+}
