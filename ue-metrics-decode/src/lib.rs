@@ -15,14 +15,21 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod event;
+pub mod eventheader;
 pub mod format;
 pub mod json;
 pub mod payload;
+pub mod perf_data;
+pub mod record;
 pub mod sample;
 
 pub use error::DecodeError;
+pub use event::EventDecoder;
 pub use format::{FieldFormat, FieldKind, RecordFormat};
 pub use payload::{decode_payload, decode_request, FieldLayout, Payload};
+pub use perf_data::{PerfDataError, PerfDataSource};
+pub use record::{DecodeStats, Record, SampleMeta};
 pub use sample::{decode_raw_sample, SampleDecoder};
 
 /// The prost types of the OTLP metrics export request (re-exported from `otlp-metrics-encode`).

@@ -2,3 +2,5 @@
 #![allow(dead_code)]
 
 pub mod from_json;
+pub mod perf_file;
+pub mod requests;

@@ -1,0 +1,196 @@
+//! The exporter's optional EventHeader mode: the OTLP buffer travels as a field of an
+//! EventHeader event (tracepoint `<Provider>_L<level>K<keyword>`, e.g. `MyApp_L4K1`) instead of
+//! in `user_events:otlp_metrics`.
+//!
+//! What is accepted (the contract with producers): a top-level field named `buffer` holding the
+//! serialized `ExportMetricsServiceRequest`, encoded as binary (`BinaryLength16Char8`, what
+//! `eventheader_dynamic::EventBuilder::add_binary` writes; recommended), as a counted string
+//! (`StringLength16Char8`) or as an array of 8-bit values. An optional top-level `protocol` field
+//! (any unsigned integer encoding) must be 0. Other fields are ignored. Events without a
+//! `buffer` field are not ours and are skipped without error.
+
+use eventheader_types::FieldEncoding;
+use tracepoint_decode::{EventHeaderEnumeratorContext, EventHeaderEnumeratorState};
+
+use crate::DecodeError;
+
+/// Most `move_next` calls spent on one event (bounds the work on hostile input).
+const MOVE_NEXT_LIMIT: u32 = 4096;
+
+/// The OTLP buffer of an EventHeader event and its offset in `event_data`.
+///
+/// `tracepoint_name` is the tracepoint's name (e.g. `MyApp_L4K1`), `event_data` the record's user
+/// data starting at the `eventheader_flags` field. Returns `Ok(None)` for events without a
+/// `buffer` field.
+pub fn find_buffer<'a>(
+    context: &mut EventHeaderEnumeratorContext,
+    tracepoint_name: &str,
+    event_data: &'a [u8],
+) -> Result<Option<(&'a [u8], usize)>, DecodeError> {
+    let mut e = context
+        .enumerate_with_name_and_data(tracepoint_name, event_data, MOVE_NEXT_LIMIT)
+        .map_err(|err| DecodeError::EventHeader {
+            offset: 0,
+            reason: format!("not a readable EventHeader event: {err}"),
+        })?;
+    let offset_of = |bytes: &[u8]| bytes.as_ptr() as usize - event_data.as_ptr() as usize;
+    let mut found = None;
+    // Walk the top-level items only: move_next_sibling steps over structs and arrays.
+    let mut more = e.move_next();
+    while more {
+        let item = e.item_info();
+        let value = *item.value();
+        let meta = value.metadata();
+        let encoding = meta.encoding().without_flags();
+        match (item.name_bytes(), e.state()) {
+            (b"buffer", EventHeaderEnumeratorState::Value)
+                if matches!(
+                    encoding,
+                    FieldEncoding::BinaryLength16Char8 | FieldEncoding::StringLength16Char8
+                ) =>
+            {
+                found = Some((value.bytes(), offset_of(value.bytes())));
+            }
+            (b"buffer", EventHeaderEnumeratorState::ArrayBegin)
+                if encoding == FieldEncoding::Value8 =>
+            {
+                found = Some((value.bytes(), offset_of(value.bytes())));
+            }
+            (b"buffer", _) => {
+                return Err(DecodeError::EventHeader {
+                    offset: offset_of(value.bytes()),
+                    reason: format!("field `buffer` has unsupported encoding {encoding}"),
+                })
+            }
+            (b"protocol", EventHeaderEnumeratorState::Value) => {
+                let protocol = match meta.type_size() {
+                    1 => u64::from(value.to_u8(0)),
+                    2 => u64::from(value.to_u16(0)),
+                    4 => u64::from(value.to_u32(0)),
+                    8 => value.to_u64(0),
+                    _ => u64::MAX,
+                };
+                if protocol != 0 {
+                    return Err(DecodeError::UnknownProtocol {
+                        offset: offset_of(value.bytes()),
+                        protocol: u32::try_from(protocol).unwrap_or(u32::MAX),
+                    });
+                }
+            }
+            _ => {}
+        }
+        more = e.move_next_sibling();
+    }
+    if e.state() == EventHeaderEnumeratorState::Error {
+        let position = e.raw_data_position();
+        return Err(DecodeError::EventHeader {
+            offset: event_data.len() - position.len(),
+            reason: format!("malformed event: {}", e.last_error()),
+        });
+    }
+    Ok(found)
+}
+
+/// Builds an EventHeader event's user data (little-endian, 64-bit) with the given fields, for
+/// tests and tools: `fields` are (name, encoding byte, data bytes as they go into the event).
+pub fn encode_event(event_name: &str, fields: &[(&str, u8, &[u8])]) -> Vec<u8> {
+    let mut meta = Vec::new();
+    meta.extend_from_slice(event_name.as_bytes());
+    meta.push(0);
+    let mut data = Vec::new();
+    for (name, encoding, bytes) in fields {
+        meta.extend_from_slice(name.as_bytes());
+        meta.push(0);
+        meta.push(*encoding);
+        data.extend_from_slice(bytes);
+    }
+    let mut out = vec![
+        0x07, // flags: Pointer64 | LittleEndian | Extension
+        0,    // version
+        0, 0, // id
+        0, 0, // tag
+        0, // opcode: Info
+        4, // level: Informational
+    ];
+    out.extend_from_slice(&(meta.len() as u16).to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // ExtensionKind::Metadata, no chain
+    out.extend_from_slice(&meta);
+    out.extend_from_slice(&data);
+    out
+}
+
+/// The data bytes of a `BinaryLength16Char8` field: u16 length, then the bytes. `None` if
+/// `bytes` is 64 KiB or larger.
+pub fn binary_field(bytes: &[u8]) -> Option<Vec<u8>> {
+    let len = u16::try_from(bytes.len()).ok()?;
+    let mut out = len.to_le_bytes().to_vec();
+    out.extend_from_slice(bytes);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BINARY: u8 = 13;
+    const VALUE32: u8 = 4;
+    const VALUE8_VARRAY: u8 = 2 | 0x40;
+
+    fn find(name: &str, data: &[u8]) -> Result<Option<(Vec<u8>, usize)>, DecodeError> {
+        let mut ctx = EventHeaderEnumeratorContext::new();
+        find_buffer(&mut ctx, name, data).map(|o| o.map(|(b, off)| (b.to_vec(), off)))
+    }
+
+    #[test]
+    fn finds_a_binary_buffer_field() {
+        let data = encode_event(
+            "otlp",
+            &[
+                ("protocol", VALUE32, &0u32.to_le_bytes()),
+                ("buffer", BINARY, &binary_field(b"\x0a\x00").unwrap()),
+            ],
+        );
+        let (buffer, offset) = find("MyApp_L4K1", &data).unwrap().unwrap();
+        assert_eq!(buffer, b"\x0a\x00");
+        assert_eq!(&data[offset..offset + 2], b"\x0a\x00");
+    }
+
+    #[test]
+    fn finds_a_byte_array_buffer_field() {
+        let mut bytes = 3u16.to_le_bytes().to_vec();
+        bytes.extend_from_slice(b"abc");
+        let data = encode_event("otlp", &[("buffer", VALUE8_VARRAY, &bytes)]);
+        assert_eq!(find("MyApp_L4K1", &data).unwrap().unwrap().0, b"abc");
+    }
+
+    #[test]
+    fn events_without_buffer_are_not_ours() {
+        let data = encode_event("other", &[("x", VALUE32, &7u32.to_le_bytes())]);
+        assert_eq!(find("MyApp_L4K1", &data).unwrap(), None);
+    }
+
+    #[test]
+    fn bad_protocol_and_bad_events_are_errors() {
+        let data = encode_event(
+            "otlp",
+            &[
+                ("protocol", VALUE32, &1u32.to_le_bytes()),
+                ("buffer", BINARY, &binary_field(b"x").unwrap()),
+            ],
+        );
+        assert!(matches!(
+            find("MyApp_L4K1", &data),
+            Err(DecodeError::UnknownProtocol { protocol: 1, .. })
+        ));
+        let data = encode_event(
+            "otlp",
+            &[("buffer", BINARY, &binary_field(b"xyz").unwrap())],
+        );
+        // Truncated data: the length says 3 bytes, 1 is there.
+        let err = find("MyApp_L4K1", &data[..data.len() - 2]).unwrap_err();
+        assert!(matches!(err, DecodeError::EventHeader { .. }), "{err:?}");
+        // Not an EventHeader tracepoint name.
+        assert!(find("otlp_metrics", &data).is_err());
+        assert!(find("MyApp_L4K1", &[]).is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! perf.data files, normal and pipe mode, built on the host.
+
+mod common;
+
+use common::perf_file::{self, Sample};
+use common::requests::{counter, everything};
+use prost::Message as _;
+use ue_metrics_decode::format::EXAMPLE_FORMAT;
+use ue_metrics_decode::sample::encode_raw_sample;
+use ue_metrics_decode::{DecodeError, PerfDataSource, RecordFormat, SampleMeta};
+
+/// Another tracepoint in the same file, which must be skipped.
+const OTHER_FORMAT: &str = "name: sched_other\nID: 300\nformat:\n\
+    \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
+    \tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\
+    \tfield:u32 protocol;\toffset:8;\tsize:4;\tsigned:0;\n\nprint fmt: \"x\"\n";
+
+fn otlp_sample(pid: u32, time: u64, buffer: &[u8]) -> Sample {
+    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
+    Sample {
+        pid,
+        tid: pid + 1,
+        time,
+        cpu: 1,
+        raw: encode_raw_sample(&format, 1535, pid as i32, buffer).unwrap(),
+    }
+}
+
+fn records(with_id: bool) -> Vec<Vec<u8>> {
+    let mut bad_protocol = otlp_sample(30, 300, &counter("c", 1, 1).encode_to_vec());
+    bad_protocol.raw[8] = 7;
+    let other = Sample {
+        pid: 5,
+        tid: 5,
+        time: 250,
+        cpu: 0,
+        raw: {
+            let mut raw = vec![0u8; 12];
+            raw[..2].copy_from_slice(&300u16.to_ne_bytes());
+            raw
+        },
+    };
+    vec![
+        perf_file::sample_bytes(
+            &otlp_sample(10, 100, &counter("a", 3, 5).encode_to_vec()),
+            with_id,
+        ),
+        perf_file::sample_bytes(
+            &otlp_sample(20, 200, &everything().encode_to_vec()),
+            with_id,
+        ),
+        perf_file::sample_bytes(&other, with_id),
+        perf_file::sample_bytes(&bad_protocol, with_id),
+        perf_file::lost_bytes(4),
+    ]
+}
+
+fn check(path: &std::path::Path) {
+    let mut source = PerfDataSource::open(path).unwrap();
+    let mut seen = Vec::new();
+    source.for_each(|r| seen.push(r)).unwrap();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(
+        seen[0].meta,
+        SampleMeta {
+            time: Some(100),
+            pid: Some(10),
+            tid: Some(11),
+            cpu: Some(1)
+        }
+    );
+    assert_eq!(seen[0].result.as_ref().unwrap(), &counter("a", 3, 5));
+    assert_eq!(seen[1].meta.pid, Some(20));
+    assert_eq!(
+        seen[1].result.as_ref().unwrap().encode_to_vec(),
+        everything().encode_to_vec()
+    );
+    assert_eq!(seen[2].meta.pid, Some(30));
+    assert_eq!(
+        seen[2].result,
+        Err(DecodeError::UnknownProtocol {
+            offset: 8,
+            protocol: 7
+        })
+    );
+    let stats = source.stats();
+    assert_eq!((stats.records, stats.decoded, stats.failed), (3, 2, 1));
+    assert_eq!(
+        stats.other_events, 0,
+        "other events are not counted as ours"
+    );
+    assert_eq!(stats.lost, 4);
+    assert_eq!(stats.errors.get("unknown-protocol"), Some(&1));
+}
+
+#[test]
+fn normal_mode_file_with_sample_ids() {
+    let path = perf_file::temp_path("normal.data");
+    perf_file::write_normal(
+        &path,
+        &[("user_events", EXAMPLE_FORMAT), ("sched", OTHER_FORMAT)],
+        true,
+        &records(true),
+    );
+    check(&path);
+}
+
+#[test]
+fn normal_mode_file_without_sample_ids() {
+    let path = perf_file::temp_path("no-id.data");
+    perf_file::write_normal(
+        &path,
+        &[("user_events", EXAMPLE_FORMAT), ("sched", OTHER_FORMAT)],
+        false,
+        &records(false),
+    );
+    check(&path);
+}
+
+#[test]
+fn pipe_mode_stream() {
+    let path = perf_file::temp_path("pipe.data");
+    perf_file::write_pipe(
+        &path,
+        &[("user_events", EXAMPLE_FORMAT), ("sched", OTHER_FORMAT)],
+        &records(true),
+    );
+    check(&path);
+}
+
+#[test]
+fn unusable_files_are_reported_with_the_path() {
+    let path = perf_file::temp_path("garbage.data");
+    std::fs::write(&path, b"this is not a perf.data file at all").unwrap();
+    let err = PerfDataSource::open(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("garbage.data") && err.contains("perf record"),
+        "{err}"
+    );
+    let err = PerfDataSource::open(perf_file::temp_path("missing.data")).unwrap_err();
+    assert!(err.to_string().contains("missing.data"), "{err}");
+}
+
+#[test]
+fn a_truncated_file_delivers_what_came_before() {
+    let path = perf_file::temp_path("cut.data");
+    perf_file::write_pipe(
+        &path,
+        &[("user_events", EXAMPLE_FORMAT)],
+        &records(true)[..2],
+    );
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.truncate(bytes.len() - 10);
+    let cut = perf_file::temp_path("cut2.data");
+    std::fs::write(&cut, bytes).unwrap();
+    let mut source = PerfDataSource::open(&cut).unwrap();
+    let mut seen = 0;
+    let result = source.for_each(|_| seen += 1);
+    assert_eq!(seen, 1);
+    assert!(result.is_err());
+}
