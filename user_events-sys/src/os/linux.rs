@@ -1,0 +1,259 @@
+//! The system calls, on Linux. Every `unsafe` call into the kernel that the safe layers use
+//! is here, each with the reason it is sound.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::mem::offset_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::abi::{user_reg, user_unreg, DIAG_IOCSDEL, DIAG_IOCSREG, DIAG_IOCSUNREG};
+use crate::perf::abi::{perf_event_attr, perf_event_mmap_page, PERF_FLAG_FD_CLOEXEC};
+
+/// `ioctl(fd, DIAG_IOCSREG, reg)`; on success the kernel has filled `reg.write_index`.
+///
+/// # Safety
+/// `reg.enable_addr` must be the address of a 4-byte aligned `AtomicU32` (or an 8-byte aligned
+/// `AtomicU64` with `enable_size == 8`) that stays allocated until the enabler is removed with
+/// [`unregister`] or the process exits or execs: the kernel sets and clears bits in it at any
+/// time. `reg.name_args` must point to a NUL-terminated string.
+pub(crate) unsafe fn register(file: &File, reg: &mut user_reg) -> io::Result<()> {
+    // SAFETY: `reg` is a valid, exclusive `user_reg` that the kernel reads and writes
+    // (`write_index`); the two addresses in it are valid as the caller promises, and the
+    // kernel checks them itself (EFAULT) before using them.
+    let rc = unsafe {
+        libc::ioctl(
+            file.as_raw_fd(),
+            DIAG_IOCSREG as libc::Ioctl,
+            reg as *mut user_reg,
+        )
+    };
+    result(rc)
+}
+
+/// `ioctl(fd, DIAG_IOCSUNREG, unreg)`: the kernel clears the bit and stops writing the word.
+pub(crate) fn unregister(file: &File, unreg: &user_unreg) -> io::Result<()> {
+    // SAFETY: the kernel only reads the 16-byte `user_unreg` we borrow; the address inside is
+    // compared with registered enablers, never dereferenced unless it matches one.
+    let rc = unsafe {
+        libc::ioctl(
+            file.as_raw_fd(),
+            DIAG_IOCSUNREG as libc::Ioctl,
+            unreg as *const user_unreg,
+        )
+    };
+    result(rc)
+}
+
+/// `ioctl(fd, DIAG_IOCSDEL, name)`.
+pub(crate) fn delete(file: &File, name: &CStr) -> io::Result<()> {
+    // SAFETY: the kernel copies at most 512 bytes of the NUL-terminated string we borrow.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), DIAG_IOCSDEL as libc::Ioctl, name.as_ptr()) };
+    result(rc)
+}
+
+fn result(rc: libc::c_int) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The size of a memory page.
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096)
+}
+
+/// One `perf_event_open` fd and its mapped ring buffer.
+pub(crate) struct PerfRing {
+    fd: OwnedFd,
+    base: NonNull<u8>,
+    map_len: usize,
+    data_offset: usize,
+    data_size: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone (unmapped on drop) and only touched
+// through `&self`/`&mut self` methods; moving it to another thread is fine.
+unsafe impl Send for PerfRing {}
+
+const DATA_HEAD: usize = offset_of!(perf_event_mmap_page, data_head);
+const DATA_TAIL: usize = offset_of!(perf_event_mmap_page, data_tail);
+const DATA_OFFSET: usize = offset_of!(perf_event_mmap_page, data_offset);
+const DATA_SIZE: usize = offset_of!(perf_event_mmap_page, data_size);
+
+impl PerfRing {
+    /// `perf_event_open(attr, pid = -1, cpu)` then `mmap` of 1 + `data_pages` pages,
+    /// read-write so that the kernel honours our `data_tail` (no overwriting).
+    pub(crate) fn open(
+        attr: &perf_event_attr,
+        cpu: u32,
+        data_pages: usize,
+    ) -> io::Result<PerfRing> {
+        let cpu = libc::c_int::try_from(cpu).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: perf_event_open reads `attr.size` bytes of the attr we borrow; the other
+        // arguments are plain integers.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_perf_event_open,
+                attr as *const perf_event_attr,
+                -1 as libc::pid_t,
+                cpu,
+                -1 as libc::c_int,
+                PERF_FLAG_FD_CLOEXEC,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let raw = RawFd::try_from(rc).map_err(|_| io::ErrorKind::InvalidData)?;
+        // SAFETY: the syscall returned a new fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+
+        let page = page_size();
+        let map_len = data_pages
+            .checked_add(1)
+            .and_then(|pages| pages.checked_mul(page))
+            .ok_or(io::ErrorKind::InvalidInput)?;
+        // SAFETY: a fresh shared mapping of the perf fd; the kernel validates the length.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = NonNull::new(ptr.cast::<u8>()).ok_or(io::ErrorKind::InvalidData)?;
+        let mut ring = PerfRing {
+            fd,
+            base,
+            map_len,
+            data_offset: page,
+            data_size: map_len - page,
+        };
+        // Kernels since 4.1 publish where the data area is; older ones leave zeros.
+        let (offset, size) = (
+            ring.read_header_u64(DATA_OFFSET),
+            ring.read_header_u64(DATA_SIZE),
+        );
+        if offset != 0 && size != 0 {
+            let offset = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidData)?;
+            let size = usize::try_from(size).map_err(|_| io::ErrorKind::InvalidData)?;
+            if offset.checked_add(size).is_none_or(|end| end > map_len) {
+                return Err(io::ErrorKind::InvalidData.into());
+            }
+            ring.data_offset = offset;
+            ring.data_size = size;
+        }
+        Ok(ring)
+    }
+
+    fn header_atomic(&self, offset: usize) -> &AtomicU64 {
+        debug_assert!(offset + 8 <= self.data_offset && offset % 8 == 0);
+        // SAFETY: `offset` is one of the 8-byte aligned header fields inside the first page of
+        // our live mapping (page-aligned base), and the kernel only accesses these fields with
+        // single aligned 64-bit loads and stores.
+        unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(offset).cast::<u64>()) }
+    }
+
+    fn read_header_u64(&self, offset: usize) -> u64 {
+        self.header_atomic(offset).load(Ordering::Acquire)
+    }
+
+    /// `data_head`, with acquire ordering: every record before it is fully written.
+    pub(crate) fn load_head(&self) -> u64 {
+        self.header_atomic(DATA_HEAD).load(Ordering::Acquire)
+    }
+
+    /// `data_tail`, with release ordering: our reads of the records before it are done, so
+    /// the kernel may reuse that space.
+    pub(crate) fn store_tail(&self, tail: u64) {
+        self.header_atomic(DATA_TAIL).store(tail, Ordering::Release);
+    }
+
+    /// Size of the data area (a power of two).
+    pub(crate) fn data_size(&self) -> usize {
+        self.data_size
+    }
+
+    /// `len` bytes at `pos` of the data area.
+    ///
+    /// # Safety
+    /// The range must hold published records: between the `data_tail` we last stored and a
+    /// `data_head` loaded with [`PerfRing::load_head`]. The kernel does not write there until
+    /// we move `data_tail` past it, so the bytes do not change while borrowed.
+    pub(crate) unsafe fn data(&self, pos: usize, len: usize) -> &[u8] {
+        assert!(pos
+            .checked_add(len)
+            .is_some_and(|end| end <= self.data_size));
+        // SAFETY: the range lies inside our live mapping (checked above) and is not written
+        // concurrently, as the caller promises.
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(self.data_offset + pos), len) }
+    }
+}
+
+impl Drop for PerfRing {
+    fn drop(&mut self) {
+        // SAFETY: `base`/`map_len` describe the mapping created in `open`, unmapped only here.
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.map_len);
+        }
+    }
+}
+
+/// `poll(2)` over every ring of a session.
+pub(crate) struct PollSet {
+    fds: Vec<libc::pollfd>,
+}
+
+impl PollSet {
+    pub(crate) fn new<'a>(rings: impl IntoIterator<Item = &'a PerfRing>) -> PollSet {
+        let fds = rings
+            .into_iter()
+            .map(|ring| libc::pollfd {
+                fd: ring.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        PollSet { fds }
+    }
+
+    /// Waits until a ring has data (`true`) or the timeout passes (`false`).
+    pub(crate) fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
+        let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        loop {
+            // SAFETY: `fds` is a valid array of `len` pollfd structures the kernel may update.
+            let rc = unsafe {
+                libc::poll(
+                    self.fds.as_mut_ptr(),
+                    self.fds.len() as libc::nfds_t,
+                    millis,
+                )
+            };
+            if rc >= 0 {
+                let ready = self
+                    .fds
+                    .iter()
+                    .any(|fd| fd.revents & (libc::POLLIN | libc::POLLHUP) != 0);
+                return Ok(rc > 0 && ready);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! A safe `perf_event_open` reader for one tracepoint: one fd and ring buffer per online CPU,
+//! samples with `PERF_SAMPLE_RAW | TID | TIME | CPU`.
+//!
+//! Raw tracepoint samples need root, `CAP_PERFMON`, or `kernel.perf_event_paranoid = -1`.
+
+pub mod abi;
+mod ring;
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::os::{PerfRing, PollSet};
+use abi::{
+    perf_event_attr, PERF_ATTR_SIZE_VER8, PERF_SAMPLE_CPU, PERF_SAMPLE_RAW, PERF_SAMPLE_TID,
+    PERF_SAMPLE_TIME, PERF_TYPE_TRACEPOINT,
+};
+use ring::RingBytes;
+
+/// Where the kernel lists the online CPUs (`0-3,6`).
+const ONLINE_CPUS: &str = "/sys/devices/system/cpu/online";
+
+/// How to set up the per-CPU rings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PerfOptions {
+    /// Data pages per CPU ring (a power of two); the mapping is one page more.
+    pub pages_per_cpu: usize,
+    /// Wake [`PerfSession::wait`] after this many samples (0: the kernel's default watermark).
+    pub wakeup_events: u32,
+}
+
+impl Default for PerfOptions {
+    /// 16 pages (64 KiB with 4 KiB pages) per CPU, wake up on every sample.
+    fn default() -> Self {
+        PerfOptions {
+            pages_per_cpu: 16,
+            wakeup_events: 1,
+        }
+    }
+}
+
+/// One record from a ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PerfRecord<'a> {
+    /// A tracepoint hit.
+    Sample(PerfSample<'a>),
+    /// The ring was full and the kernel dropped `lost` samples.
+    Lost {
+        /// Samples dropped.
+        lost: u64,
+    },
+}
+
+/// A tracepoint sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PerfSample<'a> {
+    /// Process id of the writer.
+    pub pid: u32,
+    /// Thread id of the writer.
+    pub tid: u32,
+    /// Timestamp (perf clock, nanoseconds).
+    pub time: u64,
+    /// CPU the write ran on.
+    pub cpu: u32,
+    /// The tracepoint record: the 8-byte `trace_entry`, then the event's payload, possibly
+    /// followed by padding up to an 8-byte boundary (use the payload's own lengths).
+    pub raw: &'a [u8],
+}
+
+/// Bytes before the payload in [`PerfSample::raw`] (`struct trace_entry`).
+pub const TRACE_ENTRY_SIZE: usize = 8;
+
+struct CpuRing {
+    cpu: u32,
+    ring: PerfRing,
+    tail: u64,
+}
+
+/// Reads one tracepoint on every online CPU.
+pub struct PerfSession {
+    rings: Vec<CpuRing>,
+    poll: PollSet,
+    scratch: Vec<u8>,
+    lost: u64,
+}
+
+impl PerfSession {
+    /// Opens the tracepoint `tracepoint_id` (from [`crate::Tracefs::event_id`]) on every online
+    /// CPU. While the session lives, the event's enable bits are set.
+    pub fn open_tracepoint(tracepoint_id: u64, options: &PerfOptions) -> Result<PerfSession> {
+        if !options.pages_per_cpu.is_power_of_two() {
+            return Err(Error::InvalidPerfOptions {
+                reason: "pages_per_cpu must be a power of two (1, 2, 4, ...)",
+            });
+        }
+        if !cfg!(target_os = "linux") {
+            return Err(Error::Unsupported {
+                what: "perf_event_open",
+            });
+        }
+        let cpus = online_cpus(Path::new(ONLINE_CPUS))?;
+        let attr = perf_event_attr {
+            type_: PERF_TYPE_TRACEPOINT,
+            size: PERF_ATTR_SIZE_VER8,
+            config: tracepoint_id,
+            sample_period: 1,
+            sample_type: PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_RAW,
+            wakeup_events: options.wakeup_events,
+            ..perf_event_attr::default()
+        };
+        let mut rings = Vec::with_capacity(cpus.len());
+        for cpu in cpus {
+            let ring = PerfRing::open(&attr, cpu, options.pages_per_cpu)
+                .map_err(|err| Error::from_perf_open(tracepoint_id, cpu, err))?;
+            let tail = ring.load_head();
+            rings.push(CpuRing { cpu, ring, tail });
+        }
+        let poll = PollSet::new(rings.iter().map(|r| &r.ring));
+        Ok(PerfSession {
+            rings,
+            poll,
+            scratch: Vec::new(),
+            lost: 0,
+        })
+    }
+
+    /// The CPUs this session reads.
+    pub fn cpus(&self) -> impl Iterator<Item = u32> + '_ {
+        self.rings.iter().map(|r| r.cpu)
+    }
+
+    /// Waits with `poll(2)` until a ring has data (`true`) or `timeout` passes (`false`).
+    pub fn wait(&mut self, timeout: Duration) -> Result<bool> {
+        self.poll
+            .wait(timeout)
+            .map_err(|err| Error::io("poll(2) on the perf rings", err))
+    }
+
+    /// Hands every record in every ring to `f` and frees the space; returns how many records
+    /// were handed over. Samples are borrowed from the ring (or from a scratch buffer when a
+    /// record wraps the ring's end) for the duration of the call to `f`.
+    pub fn drain(&mut self, mut f: impl FnMut(PerfRecord<'_>)) -> Result<usize> {
+        let mut total = 0;
+        for cpu_ring in &mut self.rings {
+            let head = cpu_ring.ring.load_head();
+            let published = Published {
+                ring: &cpu_ring.ring,
+                tail: cpu_ring.tail,
+                head,
+            };
+            let walked = ring::walk(&published, cpu_ring.tail, head, &mut self.scratch, &mut f)
+                .map_err(|corrupt| Error::PerfRingCorrupt {
+                    cpu: cpu_ring.cpu,
+                    position: corrupt.position,
+                    reason: corrupt.reason,
+                })?;
+            cpu_ring.ring.store_tail(walked.tail);
+            cpu_ring.tail = walked.tail;
+            self.lost += walked.lost;
+            total += walked.records;
+        }
+        Ok(total)
+    }
+
+    /// Samples the kernel dropped because a ring was full, as reported so far by `drain`.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+}
+
+/// The part of a ring between our tail and a head loaded with acquire ordering.
+struct Published<'a> {
+    ring: &'a PerfRing,
+    tail: u64,
+    head: u64,
+}
+
+impl RingBytes for Published<'_> {
+    fn size(&self) -> usize {
+        self.ring.data_size()
+    }
+
+    fn bytes(&self, pos: usize, len: usize) -> Option<&[u8]> {
+        let size = self.size();
+        if pos.checked_add(len)? > size {
+            return None;
+        }
+        let start = (self.tail % size as u64) as usize;
+        let distance = (pos + size - start) % size;
+        if (distance + len) as u64 > self.head - self.tail {
+            return None;
+        }
+        // SAFETY: the range is inside the data area and between our tail and the head we
+        // loaded (checked just above): the kernel has finished writing it and will not touch
+        // it until we store a tail beyond it.
+        Some(unsafe { self.ring.data(pos, len) })
+    }
+}
+
+/// The online CPUs listed in `path` (`/sys/devices/system/cpu/online`).
+fn online_cpus(path: &Path) -> Result<Vec<u32>> {
+    let text = fs::read_to_string(path)
+        .map_err(|err| Error::io(format!("reading {}", path.display()), err))?;
+    parse_cpu_list(&text).ok_or_else(|| Error::Parse {
+        path: path.to_path_buf(),
+        reason: format!(
+            "expected a CPU list such as `0-3,6`, found {:?}",
+            text.trim()
+        ),
+    })
+}
+
+/// Parses a kernel CPU list (`0-3,6,8-9`). `None` if malformed or empty.
+pub fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',') {
+        let part = part.trim();
+        match part.split_once('-') {
+            Some((first, last)) => {
+                let (first, last): (u32, u32) = (first.parse().ok()?, last.parse().ok()?);
+                if first > last {
+                    return None;
+                }
+                cpus.extend(first..=last);
+            }
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    Some(cpus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_parse() {
+        assert_eq!(parse_cpu_list("0\n"), Some(vec![0]));
+        assert_eq!(parse_cpu_list("0-3"), Some(vec![0, 1, 2, 3]));
+        assert_eq!(parse_cpu_list("0-1,4,6-7\n"), Some(vec![0, 1, 4, 6, 7]));
+        assert_eq!(parse_cpu_list(""), None);
+        assert_eq!(parse_cpu_list("3-1"), None);
+        assert_eq!(parse_cpu_list("a"), None);
+    }
+
+    #[test]
+    fn options_are_checked_before_any_syscall() {
+        let options = PerfOptions {
+            pages_per_cpu: 3,
+            wakeup_events: 1,
+        };
+        assert!(matches!(
+            PerfSession::open_tracepoint(1, &options),
+            Err(Error::InvalidPerfOptions { .. })
+        ));
+    }
+}
