@@ -69,6 +69,8 @@ pub struct ProgramReport {
     pub result_lines: u32,
     /// `UE-MEASURE` values in the order printed.
     pub measures: Vec<(String, String)>,
+    /// Names of the tests libtest reported as `FAILED`.
+    pub failed_tests: Vec<String>,
 }
 
 /// The crates with kernel tests: `(package name, manifest path)`.
@@ -246,6 +248,12 @@ pub fn collect_reports(
                     .push((key.trim().to_string(), value.trim().to_string()));
             }
         }
+        if let Some(name) = line
+            .strip_prefix("test ")
+            .and_then(|rest| rest.strip_suffix(" ... FAILED"))
+        {
+            report.failed_tests.push(name.to_string());
+        }
         if let Some(counts) = parse_test_result(line) {
             report.result_lines += 1;
             report.passed += counts.0;
@@ -322,7 +330,7 @@ pub fn e2e(options: &E2eOptions) -> Result<()> {
         initramfs_bytes: size,
         build_time: built,
     };
-    eprintln!("{}", summary.render());
+    println!("{}", summary.render());
     let problems = summary.problems();
     if problems.is_empty() {
         Ok(())
@@ -353,7 +361,7 @@ impl Summary<'_> {
             self.build_time.as_secs_f64()
         ));
         text.push_str(&format!(
-            "  VM: {} ({} CPUs), initramfs {:.1} MB, init started {} s after kernel start, \
+            "  VM: {} (CPUs {} online), initramfs {:.1} MB, init started {} s after kernel start, \
              programs done at {} s, qemu ran {:.1} s wall\n",
             if qemu::use_kvm() { "KVM" } else { "qemu TCG" },
             self.outcome_cpus(),
@@ -413,13 +421,14 @@ impl Summary<'_> {
         text
     }
 
+    /// The guest's online CPU list as it reported it (e.g. `0-1`).
     fn outcome_cpus(&self) -> String {
         self.outcome
-            .console
+            .results
             .iter()
-            .find_map(|l| l.split_once("smpboot: Total of ").map(|(_, r)| r))
-            .and_then(|r| r.split_whitespace().next())
+            .find_map(|l| l.strip_prefix("UE-CPUS "))
             .unwrap_or("?")
+            .trim()
             .to_string()
     }
 
@@ -439,7 +448,12 @@ impl Summary<'_> {
             if program.is_test {
                 total += report.passed + report.failed;
                 if report.failed > 0 {
-                    problems.push(format!("{}: {} tests failed", report.label, report.failed));
+                    problems.push(format!(
+                        "{}: {} tests failed: {}",
+                        report.label,
+                        report.failed,
+                        report.failed_tests.join(", ")
+                    ));
                 }
                 if report.result_lines == 0 && report.exit_code.is_some() {
                     problems.push(format!("{}: no `test result:` line", report.label));
@@ -534,6 +548,7 @@ mod tests {
             "UE-BEGIN sys",
             "test a ... UE-MEASURE perf_max=8184",
             "ok",
+            "test b ... FAILED",
             "test result: ok. 5 passed; 1 failed; 0 ignored; 0 measured",
             "UE-END sys 101",
             "UE-MEASURE outside=1",
@@ -550,6 +565,7 @@ mod tests {
         assert_eq!(reports[0].passed, 99); // counted, but not a test program in the totals
         assert_eq!(reports[1].exit_code, Some(101));
         assert_eq!((reports[1].passed, reports[1].failed), (5, 1));
+        assert_eq!(reports[1].failed_tests, ["b"]);
         assert_eq!(
             reports[1].measures,
             vec![("perf_max".to_string(), "8184".to_string())]

@@ -26,6 +26,7 @@ hostname ue-vm
 exec 3>/dev/ttyS1
 echo "UE-BOOTED $(cut -d' ' -f1 /proc/uptime)"
 echo "UE-BOOTED $(cut -d' ' -f1 /proc/uptime)" >&3
+echo "UE-CPUS $(cat /sys/devices/system/cpu/online)" >&3
 cd /tmp
 "#;
 
