@@ -70,6 +70,14 @@ pub enum DecodeError {
         /// What is wrong.
         reason: String,
     },
+    /// A line of ftrace text output (`trace`, `trace_pipe`) could not be read.
+    #[error("unusable trace line at byte {offset}: {reason}")]
+    Text {
+        /// Offset in the line.
+        offset: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// An EventHeader event could not be read or has no usable `buffer` field.
     #[error("unusable EventHeader event at byte {offset}: {reason}")]
     EventHeader {
@@ -91,6 +99,7 @@ impl DecodeError {
             | DecodeError::EmptyBuffer { offset }
             | DecodeError::Protobuf { offset, .. }
             | DecodeError::Format { offset, .. }
+            | DecodeError::Text { offset, .. }
             | DecodeError::EventHeader { offset, .. } => *offset,
         }
     }
@@ -105,6 +114,7 @@ impl DecodeError {
             DecodeError::EmptyBuffer { .. } => "empty-buffer",
             DecodeError::Protobuf { .. } => "protobuf",
             DecodeError::Format { .. } => "format",
+            DecodeError::Text { .. } => "text",
             DecodeError::EventHeader { .. } => "eventheader",
         }
     }
@@ -120,6 +130,7 @@ impl DecodeError {
             | DecodeError::EmptyBuffer { offset }
             | DecodeError::Protobuf { offset, .. }
             | DecodeError::Format { offset, .. }
+            | DecodeError::Text { offset, .. }
             | DecodeError::EventHeader { offset, .. } => *offset += delta,
         }
         self

@@ -18,11 +18,15 @@ mod error;
 pub mod event;
 pub mod eventheader;
 pub mod format;
+pub mod forward;
+pub mod ftrace;
 pub mod json;
+pub mod merge;
 pub mod payload;
 pub mod perf_data;
 pub mod record;
 pub mod sample;
+pub mod summary;
 
 pub use error::DecodeError;
 pub use event::EventDecoder;

@@ -1,0 +1,273 @@
+//! ftrace text output (`trace`, `trace_pipe`) of the event.
+//!
+//! user_events prints its records with the kernel's generic field printer: a line like
+//! `  app-4242  [001] .....  123.456789: otlp_metrics: protocol=0x0 (0) version=v0.19.00 buffer=0a,1b,ff`
+//! where the `__rel_loc` buffer is every byte as two hex digits, comma-separated (the kernel
+//! prints `<OVERFLOW>` instead when the location points outside the record). This module reads
+//! such lines back into the same payload bytes a producer wrote, then decodes them like any
+//! payload.
+
+use std::io::BufRead;
+
+use crate::payload::{decode_payload, PAYLOAD_FIXED_BYTES};
+use crate::record::{DecodeStats, Record, SampleMeta};
+use crate::DecodeError;
+
+/// One line of our event read from ftrace text output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceLine {
+    /// `time` from the timestamp column (in ns), `tid` from the task column (ftrace's "pid" is
+    /// the thread id), `pid` only when the `record-tgid` option shows the thread group id,
+    /// `cpu` from the `[cpu]` column.
+    pub meta: SampleMeta,
+    /// The payload rebuilt from the printed fields: protocol, version, rel_loc, buffer.
+    pub payload: Vec<u8>,
+}
+
+/// Parses one line of `trace`/`trace_pipe` output. Returns `Ok(None)` for comment lines and
+/// lines of other events; error offsets are byte offsets in `line`.
+pub fn parse_trace_line(line: &str, event_name: &str) -> Result<Option<TraceLine>, DecodeError> {
+    let line = line.trim_end_matches(['\n', '\r']);
+    if line.trim_start().starts_with('#') {
+        return Ok(None);
+    }
+    let marker = format!(": {event_name}:");
+    let Some(at) = line.find(&marker) else {
+        return Ok(None);
+    };
+    let meta = parse_prefix(&line[..at]);
+    let body_start = at + marker.len();
+    let body = &line[body_start..];
+    let text_error = |offset: usize, reason: String| DecodeError::Text {
+        offset: body_start + offset,
+        reason,
+    };
+    let field = |name: &str| -> Result<(usize, &str), DecodeError> {
+        let key = format!(" {name}=");
+        let start = body
+            .find(&key)
+            .ok_or_else(|| text_error(0, format!("no `{name}=` field")))?
+            + key.len();
+        let end = body[start..].find(' ').map_or(body.len(), |e| start + e);
+        Ok((start, &body[start..end]))
+    };
+
+    // protocol=0x0 (0)
+    let (at, value) = field("protocol")?;
+    let protocol = value
+        .strip_prefix("0x")
+        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+        .ok_or_else(|| text_error(at, format!("invalid protocol value {value:?}")))?;
+
+    // version=v0.19.00 (a NUL-padded version prints shorter)
+    let (at, version) = field("version")?;
+    if version.len() > 8 {
+        return Err(text_error(
+            at,
+            format!("version {version:?} is longer than 8 bytes"),
+        ));
+    }
+
+    // buffer=0a,1b,... (the last field; empty when the buffer is)
+    let start = body
+        .rfind(" buffer=")
+        .ok_or_else(|| text_error(0, "no `buffer=` field".into()))?
+        + " buffer=".len();
+    let hex = &body[start..];
+    if hex == "<OVERFLOW>" {
+        return Err(text_error(
+            start,
+            "the kernel printed <OVERFLOW>: the buffer location points outside the record".into(),
+        ));
+    }
+    let mut payload = Vec::with_capacity(PAYLOAD_FIXED_BYTES + hex.len() / 3 + 1);
+    payload.extend_from_slice(&protocol.to_ne_bytes());
+    let mut version_bytes = [0u8; 8];
+    version_bytes[..version.len()].copy_from_slice(version.as_bytes());
+    payload.extend_from_slice(&version_bytes);
+    payload.extend_from_slice(&[0; 4]); // rel_loc, set below
+    if !hex.is_empty() {
+        for (i, pair) in hex.split(',').enumerate() {
+            let byte = (pair.len() == 2)
+                .then(|| u8::from_str_radix(pair, 16).ok())
+                .flatten()
+                .ok_or_else(|| {
+                    text_error(start + 3 * i, format!("invalid buffer byte {pair:?}"))
+                })?;
+            payload.push(byte);
+        }
+    }
+    let len = payload.len() - PAYLOAD_FIXED_BYTES;
+    let len = u16::try_from(len)
+        .map_err(|_| text_error(start, format!("buffer of {len} bytes exceeds 64 KiB")))?;
+    payload[12..16].copy_from_slice(&(u32::from(len) << 16).to_ne_bytes());
+    Ok(Some(TraceLine { meta, payload }))
+}
+
+/// Reads `comm-tid (tgid) [cpu] flags timestamp`, leniently: unreadable parts stay `None`.
+fn parse_prefix(prefix: &str) -> SampleMeta {
+    let mut meta = SampleMeta::default();
+    let Some(open) = prefix.rfind('[') else {
+        return meta;
+    };
+    let Some(close) = prefix[open..].find(']').map(|c| open + c) else {
+        return meta;
+    };
+    meta.cpu = prefix[open + 1..close].trim().parse().ok();
+    let mut task = prefix[..open].trim_end();
+    if task.ends_with(')') {
+        if let Some(paren) = task.rfind('(') {
+            meta.pid = task[paren + 1..task.len() - 1].trim().parse().ok();
+            task = task[..paren].trim_end();
+        }
+    }
+    meta.tid = task
+        .rsplit_once('-')
+        .and_then(|(_, tid)| tid.trim().parse().ok());
+    if let Some(stamp) = prefix[close + 1..].split_whitespace().last() {
+        meta.time = parse_timestamp(stamp);
+    }
+    meta
+}
+
+/// `123.456789` (µs clock) or `123.456789012` (ns) into nanoseconds.
+fn parse_timestamp(stamp: &str) -> Option<u64> {
+    let (secs, frac) = stamp.split_once('.')?;
+    if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: u64 = secs.parse().ok()?;
+    let frac_ns: u64 = frac.parse::<u64>().ok()? * 10u64.pow(9 - frac.len() as u32);
+    secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)
+}
+
+impl TraceLine {
+    /// Decodes the rebuilt payload into a record.
+    pub fn to_record(&self) -> Record {
+        match decode_payload(&self.payload) {
+            Ok(payload) => Record {
+                meta: self.meta,
+                buffer_len: payload.buffer.len(),
+                result: payload.to_request(),
+            },
+            Err(error) => Record {
+                meta: self.meta,
+                buffer_len: 0,
+                result: Err(error),
+            },
+        }
+    }
+}
+
+/// Reads ftrace text line by line, handing every line of `event_name` to `on_record`.
+/// Lines of other events are counted in `other_events`; unreadable lines of ours are handed
+/// over as errors (offsets within the line) and the read goes on.
+pub fn read_trace(
+    input: impl BufRead,
+    event_name: &str,
+    stats: &mut DecodeStats,
+    mut on_record: impl FnMut(Record),
+) -> std::io::Result<()> {
+    for line in input.lines() {
+        let line = line?;
+        let record = match parse_trace_line(&line, event_name) {
+            Ok(Some(parsed)) => parsed.to_record(),
+            Ok(None) => {
+                if !line.trim_start().starts_with('#') && !line.trim().is_empty() {
+                    stats.other_events += 1;
+                }
+                continue;
+            }
+            Err(error) => Record {
+                meta: SampleMeta::default(),
+                buffer_len: 0,
+                result: Err(error),
+            },
+        };
+        stats.count(&record);
+        on_record(record);
+    }
+    Ok(())
+}
+
+/// Formats a payload the way the kernel prints the event in `trace` (for tests and tools).
+pub fn format_trace_line(meta_prefix: &str, event_name: &str, payload: &[u8]) -> Option<String> {
+    let decoded = decode_payload(payload).ok()?;
+    let hex: Vec<String> = decoded.buffer.iter().map(|b| format!("{b:02x}")).collect();
+    Some(format!(
+        "{meta_prefix}: {event_name}: protocol=0x{p:x} ({p}) version={v} buffer={}",
+        hex.join(","),
+        p = decoded.protocol,
+        v = decoded.version,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::encode_payload;
+
+    const PREFIX: &str = "     my app-4243    [001] .....  1234.567890";
+
+    #[test]
+    fn reads_a_kernel_line_back_into_the_payload() {
+        let payload = encode_payload(&[0x0a, 0x00, 0xff]);
+        let line = format_trace_line(PREFIX, "otlp_metrics", &payload).unwrap();
+        assert!(
+            line.ends_with("protocol=0x0 (0) version=v0.19.00 buffer=0a,00,ff"),
+            "{line}"
+        );
+        let parsed = parse_trace_line(&line, "otlp_metrics").unwrap().unwrap();
+        assert_eq!(parsed.payload, payload);
+        assert_eq!(
+            parsed.meta,
+            SampleMeta {
+                time: Some(1_234_567_890_000),
+                pid: None,
+                tid: Some(4243),
+                cpu: Some(1)
+            }
+        );
+    }
+
+    #[test]
+    fn tgid_column_and_empty_buffer() {
+        let line = "  app-7 (   5) [000] d..1. 1.000000001: otlp_metrics: protocol=0x0 (0) version=v0.19.00 buffer=";
+        let parsed = parse_trace_line(line, "otlp_metrics").unwrap().unwrap();
+        assert_eq!(parsed.meta.pid, Some(5));
+        assert_eq!(parsed.meta.tid, Some(7));
+        assert_eq!(parsed.meta.time, Some(1_000_000_001));
+        assert_eq!(parsed.payload.len(), 16);
+        assert_eq!(
+            parsed.to_record().result,
+            Err(DecodeError::EmptyBuffer { offset: 16 })
+        );
+    }
+
+    #[test]
+    fn other_lines_are_not_ours() {
+        assert_eq!(parse_trace_line("# tracer: nop", "otlp_metrics"), Ok(None));
+        assert_eq!(
+            parse_trace_line("  a-1 [000] 1.0: sched_switch: prev=1", "otlp_metrics"),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn errors_point_into_the_line() {
+        let line =
+            format!("{PREFIX}: otlp_metrics: protocol=0x0 (0) version=v0.19.00 buffer=0a,zz");
+        let err = parse_trace_line(&line, "otlp_metrics").unwrap_err();
+        assert_eq!(err.offset(), line.find("zz").unwrap());
+        let line =
+            format!("{PREFIX}: otlp_metrics: protocol=0x0 (0) version=v0.19.00 buffer=<OVERFLOW>");
+        assert!(parse_trace_line(&line, "otlp_metrics").is_err());
+        let line =
+            format!("{PREFIX}: otlp_metrics: protocol=0x2 (2) version=v0.19.00 buffer=0a,00");
+        let parsed = parse_trace_line(&line, "otlp_metrics").unwrap().unwrap();
+        assert!(matches!(
+            parsed.to_record().result,
+            Err(DecodeError::UnknownProtocol { protocol: 2, .. })
+        ));
+    }
+}
