@@ -21,6 +21,7 @@ pub mod format;
 pub mod forward;
 pub mod ftrace;
 pub mod json;
+pub mod live;
 pub mod merge;
 pub mod payload;
 pub mod perf_data;

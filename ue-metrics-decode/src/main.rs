@@ -1,0 +1,595 @@
+//! `ue-metrics-decode`: user_events OTLP metrics records back into OTLP/JSON, a summary table,
+//! or an OTLP/HTTP endpoint. Run with `--help` for the usage.
+
+use std::io::{self, BufRead, BufWriter, Read, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use ue_metrics_decode::forward::{ForwardOptions, Forwarder};
+use ue_metrics_decode::live::{self, LiveOptions, LiveSource};
+use ue_metrics_decode::merge::Merger;
+use ue_metrics_decode::summary::Summary;
+use ue_metrics_decode::{decode_payload, ftrace, json, DecodeStats, PerfDataSource, Record};
+
+const USAGE: &str = "\
+ue-metrics-decode: decode user_events OTLP metrics records back into OTLP
+
+USAGE:
+  ue-metrics-decode payload [FILE|-] [OPTIONS]   one payload (the bytes written after the write index)
+  ue-metrics-decode perf-data FILE|- [OPTIONS]   a perf.data file (`-`: a pipe-mode stream on stdin,
+                                                 e.g. `perf record -e user_events:otlp_metrics -o - | ...`)
+  ue-metrics-decode trace [FILE|-] [OPTIONS]     ftrace text output (tracefs `trace` or `trace_pipe`)
+  ue-metrics-decode live [OPTIONS]               the running kernel, through perf (root or CAP_PERFMON)
+
+OPTIONS:
+  --format json|summary|none  json: one OTLP/JSON request per line (otlpjsonfile format; default)
+                              summary: a table (metric, kind, attribute sets, points, last value)
+                              none: no output (default when --forward is given)
+  --forward URL               POST each request to an OTLP/HTTP endpoint, e.g. http://localhost:4318
+  --merge                     merge consecutive events of one export into one request
+  --event NAME                event name (trace, live; default otlp_metrics, or an EventHeader
+                              tracepoint such as MyApp_L4K1)
+LIVE OPTIONS:
+  --duration D                stop after D (10s, 500ms, 2m; default: until killed)
+  --count N                   stop after N records
+  --wait[=D]                  if the event is not registered yet, wait for it (up to D)
+  --register                  if the event is not registered yet, create it (root; as perf-collect does)
+  --pages N                   ring buffer pages per CPU, a power of two (default 64)
+
+Per-record errors go to stderr, with a final count. Exit status: 0 when the input could be read,
+1 when it could not (or forwarding failed), 2 on usage errors.
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Summary,
+    None,
+}
+
+#[derive(Debug)]
+struct Args {
+    command: String,
+    input: Option<String>,
+    format: Option<Format>,
+    forward: Option<String>,
+    merge: bool,
+    event: Option<String>,
+    duration: Option<Duration>,
+    count: Option<u64>,
+    wait: Option<Option<Duration>>,
+    register: bool,
+    pages: usize,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(text.len()),
+    );
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?} (examples: 10s, 500ms, 2m)"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("invalid duration unit in {text:?} (ms, s, m, h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))
+}
+
+fn parse_args(argv: &[String]) -> Result<Args, String> {
+    let mut iter = argv.iter();
+    let command = iter.next().ok_or("no command given")?.clone();
+    if !matches!(command.as_str(), "payload" | "perf-data" | "trace" | "live") {
+        return Err(format!("unknown command {command:?}"));
+    }
+    let mut args = Args {
+        command,
+        input: None,
+        format: None,
+        forward: None,
+        merge: false,
+        event: None,
+        duration: None,
+        count: None,
+        wait: None,
+        register: false,
+        pages: 64,
+    };
+    let live = args.command == "live";
+    while let Some(arg) = iter.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| iter.next().cloned())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        let live_only = |name: &str| {
+            if live {
+                Ok(())
+            } else {
+                Err(format!("{name} is an option of `live`"))
+            }
+        };
+        match flag {
+            "--format" => {
+                args.format = Some(match value("--format")?.as_str() {
+                    "json" => Format::Json,
+                    "summary" => Format::Summary,
+                    "none" => Format::None,
+                    other => return Err(format!("unknown format {other:?} (json, summary, none)")),
+                })
+            }
+            "--forward" => args.forward = Some(value("--forward")?),
+            "--merge" => args.merge = true,
+            "--event" => args.event = Some(value("--event")?),
+            "--duration" => {
+                live_only(flag)?;
+                args.duration = Some(parse_duration(&value("--duration")?)?)
+            }
+            "--count" => {
+                live_only(flag)?;
+                let text = value("--count")?;
+                args.count = Some(
+                    text.parse()
+                        .map_err(|_| format!("invalid count {text:?}"))?,
+                )
+            }
+            "--wait" => {
+                live_only(flag)?;
+                args.wait = Some(inline.as_deref().map(parse_duration).transpose()?)
+            }
+            "--register" => {
+                live_only(flag)?;
+                args.register = true
+            }
+            "--pages" => {
+                live_only(flag)?;
+                let text = value("--pages")?;
+                args.pages = text
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|p| p.is_power_of_two())
+                    .ok_or_else(|| format!("--pages must be a power of two, not {text:?}"))?
+            }
+            _ if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            _ if args.input.is_none() && !live => args.input = Some(arg.clone()),
+            _ => return Err(format!("unexpected argument {arg:?}")),
+        }
+    }
+    if args.command == "perf-data" && args.input.is_none() {
+        return Err("perf-data needs a FILE (or - for a pipe-mode stream on stdin)".into());
+    }
+    Ok(args)
+}
+
+/// Where decoded records go.
+struct Output {
+    format: Format,
+    stdout: BufWriter<io::Stdout>,
+    flush_each: bool,
+    summary: Summary,
+    forwarder: Option<Forwarder>,
+    merger: Option<Merger>,
+    errors_shown: u64,
+    line: String,
+}
+
+const MAX_ERRORS_SHOWN: u64 = 50;
+
+impl Output {
+    fn new(args: &Args, flush_each: bool) -> Result<Output, String> {
+        let forwarder = match &args.forward {
+            Some(url) => {
+                Some(Forwarder::new(url, ForwardOptions::default()).map_err(|e| e.to_string())?)
+            }
+            None => None,
+        };
+        let default = if forwarder.is_some() {
+            Format::None
+        } else {
+            Format::Json
+        };
+        Ok(Output {
+            format: args.format.unwrap_or(default),
+            stdout: BufWriter::new(io::stdout()),
+            flush_each,
+            summary: Summary::new(),
+            forwarder,
+            merger: args.merge.then(Merger::new),
+            errors_shown: 0,
+            line: String::new(),
+        })
+    }
+
+    fn record(&mut self, record: Record) {
+        match self.merger.as_mut() {
+            Some(merger) => {
+                for r in merger.push(record) {
+                    self.emit(r);
+                }
+            }
+            None => self.emit(record),
+        }
+    }
+
+    fn flush_merge(&mut self) {
+        if let Some(r) = self.merger.as_mut().and_then(Merger::flush) {
+            self.emit(r);
+        }
+    }
+
+    fn emit(&mut self, record: Record) {
+        match record.result {
+            Ok(request) => {
+                if self.format == Format::Json {
+                    self.line.clear();
+                    json::write_json(&request, &mut self.line);
+                    self.line.push('\n');
+                    let written = self.stdout.write_all(self.line.as_bytes());
+                    let flushed = if self.flush_each {
+                        self.stdout.flush()
+                    } else {
+                        Ok(())
+                    };
+                    if written.and(flushed).is_err() {
+                        // stdout closed (e.g. `| head`): nothing more to do.
+                        std::process::exit(0);
+                    }
+                }
+                if self.format == Format::Summary {
+                    self.summary.add(&request);
+                }
+                if let Some(f) = &self.forwarder {
+                    f.send(&request);
+                }
+            }
+            Err(error) => {
+                self.errors_shown += 1;
+                if self.errors_shown <= MAX_ERRORS_SHOWN {
+                    let m = record.meta;
+                    let who = match (m.pid, m.cpu) {
+                        (Some(pid), Some(cpu)) => format!(" (pid {pid}, cpu {cpu})"),
+                        (Some(pid), None) => format!(" (pid {pid})"),
+                        _ => String::new(),
+                    };
+                    eprintln!("ue-metrics-decode: skipped a record{who}: {error}");
+                } else if self.errors_shown == MAX_ERRORS_SHOWN + 1 {
+                    eprintln!(
+                        "ue-metrics-decode: more record errors follow; only the count is shown"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Prints the summary and counts; returns the exit code.
+    fn finish(mut self, stats: &DecodeStats, live_rate: Option<Duration>) -> ExitCode {
+        self.flush_merge();
+        let mut code = ExitCode::SUCCESS;
+        if self.format == Format::Summary {
+            let _ = write!(self.stdout, "{}", self.summary.table());
+            if let Some(elapsed) = live_rate {
+                let secs = elapsed.as_secs_f64().max(1e-9);
+                let per_event = stats.buffer_bytes.checked_div(stats.decoded).unwrap_or(0);
+                let _ = writeln!(
+                    self.stdout,
+                    "\n{} events in {:.1} s: {:.1} events/s, {} bytes/event, {} lost",
+                    stats.records,
+                    secs,
+                    stats.records as f64 / secs,
+                    per_event,
+                    stats.lost
+                );
+            }
+        }
+        let _ = self.stdout.flush();
+        if let Some(merger) = &self.merger {
+            eprintln!(
+                "ue-metrics-decode: merged {} records into earlier ones",
+                merger.merged_records()
+            );
+        }
+        eprintln!("ue-metrics-decode: {stats}");
+        if let Some(forwarder) = self.forwarder.take() {
+            let f = forwarder.finish();
+            eprintln!(
+                "ue-metrics-decode: forwarded {} requests ({} failed, {} dropped by the full queue, {} retries)",
+                f.sent, f.failed, f.dropped, f.retries
+            );
+            if f.failed + f.dropped > 0 {
+                if let Some(e) = f.last_error {
+                    eprintln!("ue-metrics-decode: last forwarding error: {e}");
+                }
+                code = ExitCode::FAILURE;
+            }
+        }
+        code
+    }
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("ue-metrics-decode: {message}");
+    ExitCode::FAILURE
+}
+
+fn read_input(input: Option<&str>) -> Result<Vec<u8>, String> {
+    match input {
+        None | Some("-") => {
+            let mut bytes = Vec::new();
+            io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("cannot read stdin: {e}"))?;
+            Ok(bytes)
+        }
+        Some(path) => std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}")),
+    }
+}
+
+fn run_payload(args: &Args) -> ExitCode {
+    let bytes = match read_input(args.input.as_deref()) {
+        Ok(bytes) => bytes,
+        Err(e) => return fail(e),
+    };
+    let name = args.input.as_deref().unwrap_or("-");
+    let payload = match decode_payload(&bytes) {
+        Ok(payload) => payload,
+        Err(e) => return fail(format!("{name} is not a usable payload: {e}")),
+    };
+    let record = Record {
+        meta: Default::default(),
+        buffer_len: payload.buffer.len(),
+        result: payload.to_request(),
+    };
+    if let Err(e) = &record.result {
+        return fail(format!("{name}: {e}"));
+    }
+    let mut output = match Output::new(args, false) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let mut stats = DecodeStats::default();
+    stats.count(&record);
+    output.record(record);
+    output.finish(&stats, None)
+}
+
+fn run_perf_data(args: &Args) -> ExitCode {
+    let path = match args.input.as_deref() {
+        Some("-") | None => "/dev/stdin",
+        Some(path) => path,
+    };
+    let mut source = match PerfDataSource::open(path) {
+        Ok(source) => source,
+        Err(e) => return fail(e),
+    };
+    let mut output = match Output::new(args, false) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let result = source.for_each(|record| output.record(record));
+    let stats = source.stats().clone();
+    if stats.records == 0 {
+        eprintln!(
+            "ue-metrics-decode: no OTLP metrics records in {path} ({} samples of other events)",
+            stats.other_events
+        );
+    }
+    let code = output.finish(&stats, None);
+    match result {
+        Ok(()) => code,
+        Err(e) => fail(e),
+    }
+}
+
+fn run_trace(args: &Args) -> ExitCode {
+    let input: Box<dyn BufRead> = match args.input.as_deref() {
+        None | Some("-") => Box::new(io::stdin().lock()),
+        Some(path) => match std::fs::File::open(path) {
+            Ok(f) => Box::new(io::BufReader::new(f)),
+            Err(e) => return fail(format!("cannot read {path}: {e}")),
+        },
+    };
+    let event = args
+        .event
+        .as_deref()
+        .unwrap_or(ue_metrics_decode::event::EVENT_NAME);
+    // trace_pipe is a live stream: show each line as it comes.
+    let mut output = match Output::new(args, true) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let mut stats = DecodeStats::default();
+    let result = ftrace::read_trace(input, event, &mut stats, |record| output.record(record));
+    let code = output.finish(&stats, None);
+    match result {
+        Ok(()) => code,
+        Err(e) => fail(format!("reading the trace text failed: {e}")),
+    }
+}
+
+fn run_live(args: &Args) -> ExitCode {
+    let tracefs = match user_events_sys::Tracefs::discover() {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let options = LiveOptions {
+        event: args.event.clone().unwrap_or(LiveOptions::default().event),
+        pages_per_cpu: args.pages,
+        ..LiveOptions::default()
+    };
+    let start = Instant::now();
+    let deadline = args.duration.map(|d| start + d);
+    if !tracefs.event_exists(&options.group, &options.event) {
+        if args.register {
+            if let Err(e) = live::preregister(&tracefs, &options.event) {
+                return fail(e);
+            }
+            eprintln!(
+                "ue-metrics-decode: registered {}/{} through dynamic_events",
+                options.group, options.event
+            );
+        } else if let Some(wait) = args.wait {
+            eprintln!(
+                "ue-metrics-decode: {}/{} is not registered yet: waiting for a producer to register it...",
+                options.group, options.event
+            );
+            let limit = match (wait, deadline) {
+                (Some(w), Some(d)) => w.min(d.saturating_duration_since(Instant::now())),
+                (Some(w), None) => w,
+                (None, Some(d)) => d.saturating_duration_since(Instant::now()),
+                (None, None) => Duration::MAX / 4,
+            };
+            if !live::wait_for_event(&tracefs, &options.group, &options.event, limit) {
+                return fail(format!(
+                    "{}/{} was not registered within {:.1} s",
+                    options.group,
+                    options.event,
+                    limit.as_secs_f64()
+                ));
+            }
+        }
+    }
+    let mut source = match LiveSource::open(&tracefs, &options) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    eprintln!(
+        "ue-metrics-decode: reading {}/{} on CPUs {:?}{}",
+        options.group,
+        options.event,
+        source.cpus(),
+        match (args.duration, args.count) {
+            (Some(d), _) => format!(" for {:.1} s", d.as_secs_f64()),
+            (None, Some(n)) => format!(" until {n} records"),
+            (None, None) => " until killed".into(),
+        }
+    );
+    let mut output = match Output::new(args, true) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let collect_start = Instant::now();
+    let mut received = 0u64;
+    let mut idle_since = Instant::now();
+    loop {
+        if args.count.is_some_and(|n| received >= n) {
+            break;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        let step = deadline.map_or(Duration::from_millis(200), |d| {
+            (d - now).min(Duration::from_millis(200))
+        });
+        let count = args.count;
+        let result = source.poll(step, |record| {
+            if count.is_none_or(|n| received < n) {
+                received += 1;
+                output.record(record);
+            }
+        });
+        match result {
+            Ok(0) => {
+                // Idle: a pending merge will not grow any more.
+                if idle_since.elapsed() >= Duration::from_millis(200) {
+                    output.flush_merge();
+                }
+            }
+            Ok(_) => idle_since = Instant::now(),
+            Err(e) => {
+                let stats = source.stats().clone();
+                let _ = output.finish(&stats, Some(collect_start.elapsed()));
+                return fail(e);
+            }
+        }
+    }
+    let stats = source.stats().clone();
+    output.finish(&stats, Some(collect_start.elapsed()))
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.is_empty() || argv.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{USAGE}");
+        return if argv.is_empty() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    if argv.iter().any(|a| a == "--version" || a == "-V") {
+        println!("ue-metrics-decode {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let args = match parse_args(&argv) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("ue-metrics-decode: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match args.command.as_str() {
+        "payload" => run_payload(&args),
+        "perf-data" => run_perf_data(&args),
+        "trace" => run_trace(&args),
+        _ => run_live(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Args, String> {
+        parse_args(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn arguments() {
+        let a = args(&[
+            "live",
+            "--duration",
+            "3s",
+            "--count=7",
+            "--format",
+            "summary",
+            "--wait=2s",
+        ])
+        .unwrap();
+        assert_eq!(a.duration, Some(Duration::from_secs(3)));
+        assert_eq!(a.count, Some(7));
+        assert_eq!(a.format, Some(Format::Summary));
+        assert_eq!(a.wait, Some(Some(Duration::from_secs(2))));
+        let a = args(&["payload", "-", "--forward", "http://x:1"]).unwrap();
+        assert_eq!(a.input.as_deref(), Some("-"));
+        assert_eq!(a.forward.as_deref(), Some("http://x:1"));
+        assert!(args(&["payload", "--duration", "1s"])
+            .unwrap_err()
+            .contains("live"));
+        assert!(args(&["perf-data"]).is_err());
+        assert!(args(&["live", "extra"]).is_err());
+        assert!(args(&["live", "--pages", "3"]).is_err());
+        assert!(args(&["nope"]).is_err());
+        assert!(args(&["trace", "--format", "xml"]).is_err());
+    }
+}
