@@ -76,15 +76,22 @@ fn measure(key: &str, value: impl std::fmt::Display) {
     println!("UE-MEASURE {key}={value}");
 }
 
-/// Every `<key>=<number>` in `text`, as numbers.
+/// Every number printed right after `key` in `text`. ftrace prints unsigned fields as
+/// `name=0x4d2 (1234)` (Linux 6.12) or `name=1234` (older print formats).
 fn numbers_after(text: &str, key: &str) -> BTreeSet<usize> {
     text.match_indices(key)
         .filter_map(|(at, _)| {
-            let digits: String = text[at + key.len()..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            digits.parse().ok()
+            let rest = &text[at + key.len()..];
+            match rest.strip_prefix("0x") {
+                Some(hex) => {
+                    let digits: String = hex.chars().take_while(char::is_ascii_hexdigit).collect();
+                    usize::from_str_radix(&digits, 16).ok()
+                }
+                None => {
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    digits.parse().ok()
+                }
+            }
         })
         .collect()
 }
@@ -412,8 +419,10 @@ fn fork_keeps_the_enabler() {
         event.enabled(),
         "the child's unregister leaves the parent's enabler"
     );
+    // Since the fork the word's page is copy-on-write: the kernel cannot write it in place and
+    // updates it from a worker after faulting it in, so the bit follows with a delay.
     set_enabled("ue_t_fork", false);
-    assert!(!event.enabled());
+    assert!(wait_until(|| !event.enabled()), "the parent's bit clears");
 }
 
 // perf_test perf_write
@@ -475,10 +484,12 @@ fn written_event_reads_back_through_ftrace() {
         .unwrap();
     assert_eq!(empty.write(&[]).unwrap(), 0);
     let trace = read_trace();
-    assert!(
-        trace.contains("ue_t_ftrace_rw: a=1234 msg=hello ftrace"),
-        "trace:\n{trace}"
-    );
+    let line = trace
+        .lines()
+        .find(|line| line.contains("ue_t_ftrace_rw: "))
+        .unwrap_or_else(|| panic!("no ue_t_ftrace_rw line in trace:\n{trace}"));
+    assert_eq!(numbers_after(line, " a="), BTreeSet::from([1234]), "{line}");
+    assert!(line.ends_with(" msg=hello ftrace"), "{line}");
     assert!(trace.contains("ue_t_ftrace_empty:"), "trace:\n{trace}");
     set_enabled("ue_t_ftrace_rw", false);
     set_enabled("ue_t_ftrace_empty", false);
@@ -651,7 +662,12 @@ fn non_root_needs_the_tracers_group() {
         let code = testing::fork_and_wait(|| open_as(APP_UID, APP_UID, &[], &root)).unwrap();
         assert_eq!(code, 0, "uid {APP_UID} outside the group is still refused");
     }
-    assert!(read_trace().contains("ue_t_nonroot: v=4242"));
+    let trace = read_trace();
+    assert_eq!(
+        numbers_after(&trace, "ue_t_nonroot: v="),
+        BTreeSet::from([4242]),
+        "the child's write is in the trace:\n{trace}"
+    );
     set_enabled("ue_t_nonroot", false);
 }
 
@@ -692,10 +708,9 @@ fn perf_limit_edge() {
     let event = register(&data, "ue_t_limit_perf u32 seq");
     let mut session = perf_session("ue_t_limit_perf");
     let sizes: Vec<usize> = (PERF_MAX_PAYLOAD - 24..=PERF_MAX_PAYLOAD + 24).collect();
-    println!(
-        "UE-NOTE the next writes exceed the perf limit on purpose: the kernel logs \
-         `WARNING: ... perf buffer not large enough` once"
-    );
+    // Writing past the limit with a perf listener attached makes the kernel warn once
+    // (perf_trace_buf_alloc); announce it so that `cargo xtask vm` does not count it.
+    println!("UE-EXPECT-KERNEL-WARNING perf buffer not large enough");
     let mut arrived = BTreeSet::new();
     for &size in &sizes {
         let payload = probe_payload(size as u32, size);
