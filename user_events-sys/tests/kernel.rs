@@ -5,6 +5,7 @@
 //! ftrace_test, perf_test) where they apply, plus the record size limits, non-root access and
 //! a cross-check with Microsoft's `tracepoint` crate. Every test uses its own event names.
 
+#![cfg(target_os = "linux")]
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeSet;
@@ -828,4 +829,73 @@ fn tracepoint_crate_registration_is_the_same_event() {
             payload.as_slice()
         );
     }
+}
+
+// The perf ring wraps around and overflows: records across the end come back intact, and
+// the kernel's PERF_RECORD_LOST is counted.
+#[test]
+fn perf_ring_wraps_and_counts_lost_samples() {
+    let data = open();
+    let event = register(&data, "ue_t_perf_wrap u32 seq");
+    let id = tracefs().event_id(GROUP, "ue_t_perf_wrap").unwrap();
+    let options = PerfOptions {
+        pages_per_cpu: 1,
+        wakeup_events: 1,
+    };
+    let mut session = PerfSession::open_tracepoint(id, &options).unwrap();
+    assert!(
+        !session.wait(Duration::from_millis(50)).unwrap(),
+        "nothing written yet"
+    );
+
+    // 1500-byte payloads in a 4 KiB ring: the third record of each lap straddles its end.
+    let size = 1500;
+    for seq in 0..12u32 {
+        let payload = probe_payload(seq, size);
+        event.write(&[IoSlice::new(&payload)]).unwrap();
+        let mut seen = 0;
+        session
+            .drain(|record| {
+                if let PerfRecord::Sample(sample) = record {
+                    assert_eq!(
+                        &sample.raw[TRACE_ENTRY_SIZE..TRACE_ENTRY_SIZE + size],
+                        payload.as_slice()
+                    );
+                    seen += 1;
+                }
+            })
+            .unwrap();
+        assert_eq!(seen, 1, "sample {seq} arrives intact");
+    }
+    assert_eq!(session.lost(), 0);
+
+    // Without draining, a ring holds two such records: the rest are lost.
+    for seq in 100..110u32 {
+        event
+            .write(&[IoSlice::new(&probe_payload(seq, size))])
+            .unwrap();
+    }
+    let mut samples = 0;
+    session
+        .drain(|record| {
+            if let PerfRecord::Sample(_) = record {
+                samples += 1;
+            }
+        })
+        .unwrap();
+    // The kernel reports the loss in the next record it can write.
+    event
+        .write(&[IoSlice::new(&probe_payload(200, size))])
+        .unwrap();
+    session.drain(|_| {}).unwrap();
+    assert!(
+        samples < 10,
+        "a one-page ring cannot hold ten records ({samples} arrived)"
+    );
+    assert!(session.lost() > 0, "lost samples are counted");
+    assert_eq!(
+        session.lost() + samples as u64,
+        10,
+        "every sample arrived or was counted lost"
+    );
 }
