@@ -32,11 +32,10 @@ pub enum Error {
 
     /// Opening or reading a tracefs file was refused.
     #[error(
-        "permission denied on {path}: run as root, or grant a group once (as root): \
-         `groupadd tracers; chgrp tracers {path}; chmod g+rw {path}`, give the group the \
-         execute bit on every tracefs directory on the way (e.g. `chgrp tracers \
-         /sys/kernel/tracing; chmod g+x /sys/kernel/tracing`), then add the user to `tracers` \
-         (it takes effect at the next login)"
+        "permission denied on {path}: run as root, or grant a group once per boot (as root, \
+         with T the tracefs directory, usually /sys/kernel/tracing): `groupadd tracers; \
+         chgrp tracers T T/user_events_data; chmod g+x T; chmod g+rw T/user_events_data`, \
+         then add the user to `tracers` (effective at the next login)"
     )]
     PermissionDenied {
         /// The file or directory that was refused.
@@ -558,9 +557,10 @@ mod tests {
             source: os(libc::EACCES),
         };
         let text = err.to_string();
-        assert!(text.contains("chgrp tracers /sys/kernel/tracing/user_events_data"));
-        assert!(text.contains("chmod g+rw"));
-        assert!(text.contains("g+x"));
+        assert!(text.starts_with("permission denied on /sys/kernel/tracing/user_events_data"));
+        assert!(text.contains("chgrp tracers T T/user_events_data"));
+        assert!(text.contains("chmod g+x T"));
+        assert!(text.contains("chmod g+rw T/user_events_data"));
         let busy = Error::from_delete("x", os(libc::EBUSY)).to_string();
         assert!(busy.contains("EBUSY") && busy.contains("unregister"));
         assert!(!busy.contains("16"), "no bare errno numbers: {busy}");
