@@ -1,0 +1,429 @@
+//! Data points and exemplars (opentelemetry.proto.metrics.v1). Fields are written in field
+//! number order with proto3 defaults omitted, exactly as prost orders them, so the output is
+//! the canonical encoding of the message it decodes to.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::metrics::data::{
+    Exemplar, ExponentialBucket, ExponentialHistogramDataPoint, HistogramDataPoint,
+};
+
+use super::attributes::put_attributes;
+use crate::wire::{
+    finish_len, put_fixed64_field, put_len_key, put_varint, put_varint_field, reserve_len,
+    str_field_size, tag, varint_len, zigzag32, WIRE_I64,
+};
+
+/// Nanoseconds since the Unix epoch; times before the epoch become 0 (as in the reference
+/// transform) and times after year 2554 saturate instead of wrapping.
+#[inline]
+pub(crate) fn to_nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The SDK's three value types, as OTLP stores them.
+pub(crate) trait Number: Copy {
+    /// Writes the value as the `as_double` or `as_int` member of a oneof.
+    fn put_value(self, buf: &mut Vec<u8>, double_field: u8, int_field: u8);
+    /// The value as a double (histogram sum, min and max are doubles in OTLP).
+    fn to_f64(self) -> f64;
+}
+
+impl Number for f64 {
+    #[inline]
+    fn put_value(self, buf: &mut Vec<u8>, double_field: u8, _int_field: u8) {
+        put_fixed64_field(buf, double_field, self.to_bits());
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+impl Number for i64 {
+    #[inline]
+    fn put_value(self, buf: &mut Vec<u8>, _double_field: u8, int_field: u8) {
+        put_fixed64_field(buf, int_field, self as u64);
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Number for u64 {
+    /// OTLP has no unsigned integer: values above `i64::MAX` are clamped to `i64::MAX` (the
+    /// reference transform writes 0 for them, which breaks monotonic counters).
+    #[inline]
+    fn put_value(self, buf: &mut Vec<u8>, _double_field: u8, int_field: u8) {
+        put_fixed64_field(buf, int_field, self.min(i64::MAX as u64));
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+/// What the encoder reads from an exemplar. Implemented for the SDK's [`Exemplar`]; a trait so
+/// the encoding can be tested with exemplars built by hand (the SDK 0.33 neither produces
+/// exemplars nor lets other crates construct them).
+pub(crate) trait ExemplarSource<T: Number> {
+    fn filtered_attributes(&self) -> impl Iterator<Item = &KeyValue>;
+    fn time(&self) -> SystemTime;
+    fn value(&self) -> T;
+    fn span_id(&self) -> &[u8; 8];
+    fn trace_id(&self) -> &[u8; 16];
+}
+
+impl<T: Number> ExemplarSource<T> for Exemplar<T> {
+    fn filtered_attributes(&self) -> impl Iterator<Item = &KeyValue> {
+        Exemplar::filtered_attributes(self)
+    }
+    fn time(&self) -> SystemTime {
+        Exemplar::time(self)
+    }
+    fn value(&self) -> T {
+        self.value
+    }
+    fn span_id(&self) -> &[u8; 8] {
+        Exemplar::span_id(self)
+    }
+    fn trace_id(&self) -> &[u8; 16] {
+        Exemplar::trace_id(self)
+    }
+}
+
+/// Writes one exemplar as field `field`. All-zero span and trace ids mean "no span" in the SDK
+/// and are omitted, as the OTLP spec asks (the reference transform writes the zero bytes).
+pub(crate) fn put_exemplar<T: Number>(buf: &mut Vec<u8>, field: u8, ex: &impl ExemplarSource<T>) {
+    const TIME: u8 = 2;
+    const AS_DOUBLE: u8 = 3;
+    const SPAN_ID: u8 = 4;
+    const TRACE_ID: u8 = 5;
+    const AS_INT: u8 = 6;
+    const FILTERED_ATTRIBUTES: u8 = 7;
+    buf.push(tag(field, crate::wire::WIRE_LEN));
+    let at = reserve_len(buf, 1);
+    let time = to_nanos(ex.time());
+    if time != 0 {
+        put_fixed64_field(buf, TIME, time);
+    }
+    ex.value().put_value(buf, AS_DOUBLE, AS_INT);
+    if ex.span_id().iter().any(|&b| b != 0) {
+        crate::wire::put_bytes_field(buf, SPAN_ID, ex.span_id());
+    }
+    if ex.trace_id().iter().any(|&b| b != 0) {
+        crate::wire::put_bytes_field(buf, TRACE_ID, ex.trace_id());
+    }
+    put_attributes(buf, FILTERED_ATTRIBUTES, ex.filtered_attributes());
+    finish_len(buf, at, 1);
+}
+
+/// The `start_time_unix_nano` (2) and `time_unix_nano` (3) fields shared by every point of one
+/// metric, pre-encoded once per metric and copied into each point.
+#[derive(Clone, Copy)]
+pub(crate) struct Times {
+    bytes: [u8; 18],
+    len: usize,
+}
+
+impl Times {
+    pub(crate) fn new(start: u64, time: u64) -> Self {
+        let mut bytes = [0u8; 18];
+        let mut len = 0;
+        for (field, value) in [(2u8, start), (3u8, time)] {
+            if value != 0 {
+                bytes[len] = tag(field, WIRE_I64);
+                bytes[len + 1..len + 9].copy_from_slice(&value.to_le_bytes());
+                len += 9;
+            }
+        }
+        Times { bytes, len }
+    }
+
+    #[inline]
+    fn put(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(&self.bytes[..self.len]);
+    }
+}
+
+/// Writes one point as field 1 (`data_points`) of its Gauge/Sum/Histogram message, reserving
+/// `*guess` bytes for its length and updating the guess from the real length.
+#[inline]
+fn put_point(buf: &mut Vec<u8>, guess: &mut usize, body: impl FnOnce(&mut Vec<u8>)) {
+    const DATA_POINTS: u8 = 1;
+    buf.push(tag(DATA_POINTS, crate::wire::WIRE_LEN));
+    let at = reserve_len(buf, *guess);
+    body(buf);
+    let len = finish_len(buf, at, *guess);
+    *guess = varint_len(len as u64);
+}
+
+/// A `NumberDataPoint` (Gauge and Sum).
+#[inline]
+pub(crate) fn put_number_point<'a, T: Number + 'a>(
+    buf: &mut Vec<u8>,
+    guess: &mut usize,
+    times: &Times,
+    value: T,
+    attributes: impl Iterator<Item = &'a KeyValue>,
+    exemplars: impl Iterator<Item = &'a Exemplar<T>>,
+) {
+    put_point(buf, guess, |buf| {
+        times.put(buf);
+        value.put_value(buf, 4, 6);
+        for ex in exemplars {
+            put_exemplar(buf, 5, ex);
+        }
+        put_attributes(buf, 7, attributes);
+    });
+}
+
+/// A `HistogramDataPoint`.
+pub(crate) fn put_histogram_point<T: Number>(
+    buf: &mut Vec<u8>,
+    guess: &mut usize,
+    times: &Times,
+    point: &HistogramDataPoint<T>,
+) {
+    put_point(buf, guess, |buf| {
+        times.put(buf);
+        if point.count() != 0 {
+            put_fixed64_field(buf, 4, point.count());
+        }
+        put_fixed64_field(buf, 5, point.sum().to_f64().to_bits());
+        let n = point.bucket_counts().count();
+        put_packed_fixed64(buf, 6, n, point.bucket_counts());
+        let n = point.bounds().count();
+        put_packed_fixed64(buf, 7, n, point.bounds().map(f64::to_bits));
+        for ex in point.exemplars() {
+            put_exemplar(buf, 8, ex);
+        }
+        put_attributes(buf, 9, point.attributes());
+        if let Some(min) = point.min() {
+            put_fixed64_field(buf, 11, min.to_f64().to_bits());
+        }
+        if let Some(max) = point.max() {
+            put_fixed64_field(buf, 12, max.to_f64().to_bits());
+        }
+    });
+}
+
+/// A packed repeated fixed64/double field of the `n` values of `values` (`n` counted by the
+/// caller on a fresh iterator, so the length prefix is exact).
+#[inline]
+fn put_packed_fixed64(buf: &mut Vec<u8>, field: u8, n: usize, values: impl Iterator<Item = u64>) {
+    if n == 0 {
+        return;
+    }
+    put_len_key(buf, field, n * 8);
+    buf.reserve(n * 8);
+    for v in values {
+        buf.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// An `ExponentialHistogramDataPoint`. `positive` and `negative` are always written (possibly
+/// empty), as the reference transform sets both.
+pub(crate) fn put_exponential_histogram_point<T: Number>(
+    buf: &mut Vec<u8>,
+    guess: &mut usize,
+    times: &Times,
+    point: &ExponentialHistogramDataPoint<T>,
+) {
+    put_point(buf, guess, |buf| {
+        put_attributes(buf, 1, point.attributes());
+        times.put(buf);
+        if point.count() != 0 {
+            put_fixed64_field(buf, 4, point.count() as u64);
+        }
+        put_fixed64_field(buf, 5, point.sum().to_f64().to_bits());
+        if point.scale() != 0 {
+            put_varint_field(buf, 6, zigzag32(i32::from(point.scale())));
+        }
+        if point.zero_count() != 0 {
+            put_fixed64_field(buf, 7, point.zero_count());
+        }
+        put_buckets(buf, 8, point.positive_bucket());
+        put_buckets(buf, 9, point.negative_bucket());
+        for ex in point.exemplars() {
+            put_exemplar(buf, 11, ex);
+        }
+        if let Some(min) = point.min() {
+            put_fixed64_field(buf, 12, min.to_f64().to_bits());
+        }
+        if let Some(max) = point.max() {
+            put_fixed64_field(buf, 13, max.to_f64().to_bits());
+        }
+        if point.zero_threshold() != 0.0 {
+            put_fixed64_field(buf, 14, point.zero_threshold().to_bits());
+        }
+    });
+}
+
+/// `ExponentialHistogramDataPoint.Buckets`: sint32 offset (1), packed uint64 counts (2).
+fn put_buckets(buf: &mut Vec<u8>, field: u8, bucket: &ExponentialBucket) {
+    let offset = zigzag32(bucket.offset());
+    let offset_size = if offset == 0 {
+        0
+    } else {
+        1 + varint_len(offset)
+    };
+    let packed: usize = bucket.counts().map(varint_len).sum();
+    put_len_key(buf, field, offset_size + str_field_size(packed));
+    if offset != 0 {
+        put_varint_field(buf, 1, offset);
+    }
+    if packed != 0 {
+        put_len_key(buf, 2, packed);
+        for count in bucket.counts() {
+            put_varint(buf, count);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use opentelemetry::{KeyValue, Value};
+    use prost::Message;
+
+    use super::*;
+    use crate::proto::common::v1::{any_value, AnyValue, KeyValue as PbKeyValue};
+    use crate::proto::metrics::v1::{exemplar, Exemplar as PbExemplar, NumberDataPoint};
+
+    /// An exemplar built by hand: the SDK 0.33 cannot produce or construct one.
+    struct TestExemplar<T> {
+        attributes: Vec<KeyValue>,
+        time: SystemTime,
+        value: T,
+        span_id: [u8; 8],
+        trace_id: [u8; 16],
+    }
+
+    impl<T: Number> ExemplarSource<T> for TestExemplar<T> {
+        fn filtered_attributes(&self) -> impl Iterator<Item = &KeyValue> {
+            self.attributes.iter()
+        }
+        fn time(&self) -> SystemTime {
+            self.time
+        }
+        fn value(&self) -> T {
+            self.value
+        }
+        fn span_id(&self) -> &[u8; 8] {
+            &self.span_id
+        }
+        fn trace_id(&self) -> &[u8; 16] {
+            &self.trace_id
+        }
+    }
+
+    /// Encodes the exemplars as field 5 of a NumberDataPoint and decodes them back.
+    fn roundtrip<T: Number>(exemplars: &[TestExemplar<T>]) -> Vec<PbExemplar> {
+        let mut buf = Vec::new();
+        for ex in exemplars {
+            put_exemplar(&mut buf, 5, ex);
+        }
+        let point = NumberDataPoint::decode(buf.as_slice()).expect("valid NumberDataPoint");
+        assert_eq!(point.encode_to_vec(), buf, "canonical encoding");
+        point.exemplars
+    }
+
+    fn at(nanos: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(nanos)
+    }
+
+    #[test]
+    fn exemplars_carry_attributes_time_value_and_ids() {
+        let exemplars = [
+            TestExemplar {
+                attributes: vec![KeyValue::new("user", "alice"), KeyValue::new("n", 3)],
+                time: at(1_700_000_000_123_456_789),
+                value: 2.5f64,
+                span_id: [1, 2, 3, 4, 5, 6, 7, 8],
+                trace_id: [9; 16],
+            },
+            TestExemplar {
+                attributes: vec![],
+                time: UNIX_EPOCH,
+                value: 0.0f64,
+                span_id: [0; 8],
+                trace_id: [0; 16],
+            },
+        ];
+        let decoded = roundtrip(&exemplars);
+        assert_eq!(
+            decoded,
+            vec![
+                PbExemplar {
+                    filtered_attributes: vec![
+                        PbKeyValue {
+                            key: "user".into(),
+                            value: Some(AnyValue {
+                                value: Some(any_value::Value::StringValue("alice".into())),
+                            }),
+                            key_strindex: 0,
+                        },
+                        PbKeyValue {
+                            key: "n".into(),
+                            value: Some(AnyValue {
+                                value: Some(any_value::Value::IntValue(3)),
+                            }),
+                            key_strindex: 0,
+                        },
+                    ],
+                    time_unix_nano: 1_700_000_000_123_456_789,
+                    span_id: vec![1, 2, 3, 4, 5, 6, 7, 8],
+                    trace_id: vec![9; 16],
+                    value: Some(exemplar::Value::AsDouble(2.5)),
+                },
+                // All-zero ids mean "no span": omitted (deviation from the reference, which
+                // writes zero bytes). A zero value is still written: it is a oneof member.
+                PbExemplar {
+                    value: Some(exemplar::Value::AsDouble(0.0)),
+                    ..Default::default()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn integer_exemplars_use_as_int_and_clamp_u64() {
+        let ex = |value| TestExemplar {
+            attributes: vec![KeyValue::new("big", Value::I64(i64::MIN))],
+            time: at(5),
+            value,
+            span_id: [0; 8],
+            trace_id: [1; 16],
+        };
+        let decoded = roundtrip(&[ex(7u64), ex(u64::MAX)]);
+        assert_eq!(decoded[0].value, Some(exemplar::Value::AsInt(7)));
+        assert_eq!(decoded[1].value, Some(exemplar::Value::AsInt(i64::MAX)));
+        assert!(decoded[0].span_id.is_empty());
+        assert_eq!(decoded[0].trace_id, vec![1; 16]);
+        let ints = roundtrip(&[TestExemplar {
+            attributes: vec![],
+            time: at(5),
+            value: -3i64,
+            span_id: [0; 8],
+            trace_id: [0; 16],
+        }]);
+        assert_eq!(ints[0].value, Some(exemplar::Value::AsInt(-3)));
+        assert_eq!(ints[0].time_unix_nano, 5);
+    }
+
+    #[test]
+    fn times_before_the_epoch_are_zero_and_far_future_saturates() {
+        assert_eq!(to_nanos(UNIX_EPOCH - Duration::from_secs(1)), 0);
+        assert_eq!(to_nanos(at(42)), 42);
+        assert_eq!(
+            to_nanos(UNIX_EPOCH + Duration::from_secs(u64::MAX / 1_000_000_000 + 10)),
+            u64::MAX
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! Protobuf wire primitives: varints, tags, fixed-width values and length prefixes.
+//!
+//! # How nested lengths are written without a second pass
+//! A protobuf message inside another is written as `tag, varint(length), body`, so the length
+//! must be known before the body. Three ways exist: compute every size first (prost's way: a
+//! full size pass over the data, then a write pass), reserve the prefix and patch it afterwards,
+//! or write the leaves first and assemble. This crate combines the last two, chosen because they
+//! touch the SDK data once:
+//!
+//! - **Small messages whose size is cheap to compute exactly** (`KeyValue`, `AnyValue`, packed
+//!   arrays, bucket sets) get their exact length computed from string lengths first, then are
+//!   written in one go.
+//! - **Data points and other leaf messages** reserve a length prefix of the size the previous
+//!   point of the same metric needed ([`finish_len`]); when the guess is wrong (rare: points of
+//!   one metric have similar sizes) the body is shifted by a few bytes once. No size pass.
+//! - **The four outer levels** (`ResourceMetrics`, `ScopeMetrics`, `Metric`, `Sum`/`Gauge`/...)
+//!   are never written around their contents in place: their contents are already encoded
+//!   leaves with known byte lengths, so their sizes are sums, and the request is assembled in a
+//!   second buffer with one `memcpy` per run of points (see `chunk.rs`). That copy costs about
+//!   one byte-copy per output byte, far less than a size pass or a shift per nesting level, and
+//!   it is what makes byte-budget chunking exact and cheap.
+
+/// Wire type of varint fields (int32/64, uint32/64, sint32/64, bool, enum).
+pub(crate) const WIRE_VARINT: u8 = 0;
+/// Wire type of 8-byte fields (fixed64, sfixed64, double).
+pub(crate) const WIRE_I64: u8 = 1;
+/// Wire type of length-delimited fields (string, bytes, messages, packed repeated).
+pub(crate) const WIRE_LEN: u8 = 2;
+
+/// The one-byte key of field `field` with wire type `wire_type`. Every field this crate writes
+/// has a number below 16, so every key is exactly one byte (checked at compile time).
+pub(crate) const fn tag(field: u8, wire_type: u8) -> u8 {
+    assert!(
+        field > 0 && field < 16,
+        "field numbers above 15 need two-byte keys"
+    );
+    (field << 3) | wire_type
+}
+
+/// Number of bytes `value` takes as a varint (1 to 10).
+#[inline]
+pub(crate) const fn varint_len(value: u64) -> usize {
+    // Bits needed (at least 1), 7 bits per byte, rounded up: (bits * 9 + 64) / 64 == ceil(bits / 7)
+    // for bits in 1..=64, without a division by 7.
+    let bits = 64 - (value | 1).leading_zeros() as usize;
+    (bits * 9 + 64) / 64
+}
+
+/// Size of a length-delimited field whose body is `body_len` bytes: key + length + body.
+#[inline]
+pub(crate) const fn len_field_size(body_len: usize) -> usize {
+    1 + varint_len(body_len as u64) + body_len
+}
+
+/// Size of a string/bytes field as prost writes it: nothing when empty (proto3 default).
+#[inline]
+pub(crate) const fn str_field_size(len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        len_field_size(len)
+    }
+}
+
+/// Appends `value` as a varint.
+#[inline]
+pub(crate) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
+    if value < 0x80 {
+        buf.push(value as u8);
+        return;
+    }
+    let mut bytes = [0u8; 10];
+    let mut n = 0;
+    while value >= 0x80 {
+        bytes[n] = (value as u8) | 0x80;
+        value >>= 7;
+        n += 1;
+    }
+    bytes[n] = value as u8;
+    buf.extend_from_slice(&bytes[..=n]);
+}
+
+/// Appends a key and a varint value.
+#[inline]
+pub(crate) fn put_varint_field(buf: &mut Vec<u8>, field: u8, value: u64) {
+    buf.push(tag(field, WIRE_VARINT));
+    put_varint(buf, value);
+}
+
+/// Appends a key and an 8-byte little-endian value (fixed64, sfixed64 or double bits).
+#[inline]
+pub(crate) fn put_fixed64_field(buf: &mut Vec<u8>, field: u8, value: u64) {
+    let mut bytes = [0u8; 9];
+    bytes[0] = tag(field, WIRE_I64);
+    bytes[1..].copy_from_slice(&value.to_le_bytes());
+    buf.extend_from_slice(&bytes);
+}
+
+/// Appends a key and a length prefix for a length-delimited body of `len` bytes.
+#[inline]
+pub(crate) fn put_len_key(buf: &mut Vec<u8>, field: u8, len: usize) {
+    buf.push(tag(field, WIRE_LEN));
+    put_varint(buf, len as u64);
+}
+
+/// Appends a string/bytes field, always (for oneof members and fields with presence).
+#[inline]
+pub(crate) fn put_bytes_field(buf: &mut Vec<u8>, field: u8, bytes: &[u8]) {
+    put_len_key(buf, field, bytes.len());
+    buf.extend_from_slice(bytes);
+}
+
+/// Appends a string/bytes field unless it is empty (proto3 default, as prost does).
+#[inline]
+pub(crate) fn put_str_field(buf: &mut Vec<u8>, field: u8, s: &str) {
+    if !s.is_empty() {
+        put_bytes_field(buf, field, s.as_bytes());
+    }
+}
+
+/// Zigzag encoding of `sint32` fields.
+#[inline]
+pub(crate) const fn zigzag32(value: i32) -> u64 {
+    ((value << 1) ^ (value >> 31)) as u32 as u64
+}
+
+/// Reserves `reserved` bytes for a length prefix at the end of `buf` and returns where the
+/// prefix starts; write the body, then call [`finish_len`] with the same values.
+#[inline]
+pub(crate) fn reserve_len(buf: &mut Vec<u8>, reserved: usize) -> usize {
+    let at = buf.len();
+    buf.resize(at + reserved, 0);
+    at
+}
+
+/// Writes the length prefix reserved by [`reserve_len`] for the body that follows it. When the
+/// real length needs a different number of bytes than reserved, the body moves once (the only
+/// copy, and rare when the guess comes from the previous sibling). Returns the body length.
+#[inline]
+pub(crate) fn finish_len(buf: &mut Vec<u8>, at: usize, reserved: usize) -> usize {
+    let body_start = at + reserved;
+    let body_len = buf.len() - body_start;
+    let needed = varint_len(body_len as u64);
+    if needed > reserved {
+        let grow = needed - reserved;
+        buf.resize(buf.len() + grow, 0);
+        buf.copy_within(body_start..body_start + body_len, body_start + grow);
+    } else if needed < reserved {
+        buf.copy_within(body_start..body_start + body_len, at + needed);
+        buf.truncate(at + needed + body_len);
+    }
+    let mut value = body_len as u64;
+    for byte in &mut buf[at..at + needed - 1] {
+        *byte = (value as u8) | 0x80;
+        value >>= 7;
+    }
+    buf[at + needed - 1] = value as u8;
+    body_len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::encoding::{encode_varint, encoded_len_varint};
+
+    const EDGES: [u64; 12] = [
+        0,
+        1,
+        127,
+        128,
+        16_383,
+        16_384,
+        2_097_151,
+        2_097_152,
+        u32::MAX as u64,
+        1 << 56,
+        i64::MAX as u64,
+        u64::MAX,
+    ];
+
+    #[test]
+    fn varint_matches_prost_at_every_length_edge() {
+        for value in EDGES {
+            let mut ours = Vec::new();
+            put_varint(&mut ours, value);
+            let mut theirs = Vec::new();
+            encode_varint(value, &mut theirs);
+            assert_eq!(ours, theirs, "value {value}");
+            assert_eq!(
+                varint_len(value),
+                encoded_len_varint(value),
+                "value {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn zigzag_matches_the_protobuf_definition() {
+        assert_eq!(zigzag32(0), 0);
+        assert_eq!(zigzag32(-1), 1);
+        assert_eq!(zigzag32(1), 2);
+        assert_eq!(zigzag32(-2), 3);
+        assert_eq!(zigzag32(i32::MAX), u32::MAX as u64 - 1);
+        assert_eq!(zigzag32(i32::MIN), u32::MAX as u64);
+    }
+
+    #[test]
+    fn finish_len_fixes_wrong_guesses_in_both_directions() {
+        for reserved in 1..=3 {
+            for body_len in [0usize, 5, 127, 128, 300, 20_000] {
+                let mut buf = vec![0xEE];
+                let at = reserve_len(&mut buf, reserved);
+                buf.extend((0..body_len).map(|i| i as u8));
+                assert_eq!(finish_len(&mut buf, at, reserved), body_len);
+                let mut expected = vec![0xEE];
+                encode_varint(body_len as u64, &mut expected);
+                expected.extend((0..body_len).map(|i| i as u8));
+                assert_eq!(buf, expected, "reserved {reserved}, body {body_len}");
+            }
+        }
+    }
+
+    #[test]
+    fn tags_are_field_number_and_wire_type() {
+        assert_eq!(tag(1, WIRE_LEN), 0x0A);
+        assert_eq!(tag(2, WIRE_I64), 0x11);
+        assert_eq!(tag(15, WIRE_VARINT), 0x78);
+    }
+}
