@@ -229,6 +229,7 @@ pub fn collect_reports(
         })
         .collect();
     let mut current: Option<usize> = None;
+    let mut in_failures_list = false;
     for line in console {
         if let Some(label) = line.strip_prefix("UE-BEGIN ") {
             current = reports.iter().position(|r| r.label == label.trim());
@@ -243,16 +244,30 @@ pub fn collect_reports(
         };
         if let Some((_, measure)) = line.split_once(MEASURE_MARKER) {
             if let Some((key, value)) = measure.trim().split_once('=') {
-                report
-                    .measures
-                    .push((key.trim().to_string(), value.trim().to_string()));
+                let measure = (key.trim().to_string(), value.trim().to_string());
+                // Tests print each value to stdout and stderr; both reach the console.
+                if !report.measures.contains(&measure) {
+                    report.measures.push(measure);
+                }
             }
         }
-        if let Some(name) = line
-            .strip_prefix("test ")
-            .and_then(|rest| rest.strip_suffix(" ... FAILED"))
-        {
-            report.failed_tests.push(name.to_string());
+        // libtest ends a failed run with "failures:", one indented test name per line, a blank
+        // line. (A "failures:" block with captured output comes first without --nocapture;
+        // its "---- name stdout ----" lines are not indented names.)
+        if line == "failures:" {
+            in_failures_list = true;
+            continue;
+        }
+        if in_failures_list {
+            match line.strip_prefix("    ") {
+                Some(name) if !name.contains(' ') && !name.is_empty() => {
+                    if !report.failed_tests.iter().any(|n| n == name) {
+                        report.failed_tests.push(name.to_string());
+                    }
+                    continue;
+                }
+                _ => in_failures_list = false,
+            }
         }
         if let Some(counts) = parse_test_result(line) {
             report.result_lines += 1;
@@ -354,22 +369,28 @@ struct Summary<'a> {
 impl Summary<'_> {
     fn render(&self) -> String {
         let mut text = String::from("\n==> e2e summary\n");
-        let booted = guest::reported_seconds(&self.outcome.results, "UE-BOOTED");
-        let finished = guest::reported_seconds(&self.outcome.results, "UE-FINISHED");
+        let booted = self.outcome.boot_time.map(|t| t.as_secs_f64());
         text.push_str(&format!(
             "  build (kernel from cache + static binaries): {:.1} s\n",
             self.build_time.as_secs_f64()
         ));
         text.push_str(&format!(
-            "  VM: {} (CPUs {} online), initramfs {:.1} MB, init started {} s after kernel start, \
-             programs done at {} s, qemu ran {:.1} s wall\n",
+            "  VM: {} (CPUs {} online), initramfs {:.1} MB, boot to /init {} s, qemu ran {:.1} s \
+             in all (wall clock)\n",
             if qemu::use_kvm() { "KVM" } else { "qemu TCG" },
             self.outcome_cpus(),
             self.initramfs_bytes as f64 / 1e6,
-            booted.map_or("?".into(), |s| format!("{s:.2}")),
-            finished.map_or("?".into(), |s| format!("{s:.2}")),
+            booted.map_or("?".into(), |s| format!("{s:.1}")),
             self.outcome.elapsed.as_secs_f64()
         ));
+        let width = self
+            .reports
+            .iter()
+            .map(|r| r.label.len())
+            .chain(["total (kernel tests)".len()])
+            .max()
+            .unwrap_or(0);
+        text.push_str("  in the guest:\n");
         let (mut passed, mut failed, mut ignored) = (0, 0, 0);
         for (program, report) in self.programs.iter().zip(self.reports) {
             let exit = report
@@ -377,22 +398,19 @@ impl Summary<'_> {
                 .map_or("no exit code".to_string(), |c| format!("exit {c}"));
             if program.is_test {
                 text.push_str(&format!(
-                    "  {:<24} {:>4} passed, {:>3} failed, {:>3} ignored ({exit})\n",
-                    format!("{} (kernel tests)", report.label),
-                    report.passed,
-                    report.failed,
-                    report.ignored
+                    "    {:<width$}  {:>4} passed, {:>3} failed, {:>3} ignored  ({exit})\n",
+                    report.label, report.passed, report.failed, report.ignored
                 ));
                 passed += report.passed;
                 failed += report.failed;
                 ignored += report.ignored;
             } else {
-                text.push_str(&format!("  {:<24} {exit}\n", report.label));
+                text.push_str(&format!("    {:<width$}  {exit}\n", report.label));
             }
         }
         text.push_str(&format!(
-            "  {:<24} {passed:>4} passed, {failed:>3} failed, {ignored:>3} ignored (in the guest)\n",
-            "total"
+            "    {:<width$}  {passed:>4} passed, {failed:>3} failed, {ignored:>3} ignored\n",
+            "total (kernel tests)"
         ));
         let measures: Vec<_> = self
             .reports
@@ -400,7 +418,7 @@ impl Summary<'_> {
             .flat_map(|r| r.measures.iter().map(move |(k, v)| (&r.label, k, v)))
             .collect();
         if !measures.is_empty() {
-            text.push_str("  measured in the guest:\n");
+            text.push_str("  measured in the guest (UE-MEASURE):\n");
             for (label, key, value) in measures {
                 text.push_str(&format!("    {label}: {key} = {value}\n"));
             }
@@ -547,8 +565,17 @@ mod tests {
             "UE-END check-kernel 0",
             "UE-BEGIN sys",
             "test a ... UE-MEASURE perf_max=8184",
+            "UE-MEASURE perf_max=8184",
             "ok",
-            "test b ... FAILED",
+            "test b ... ",
+            "thread 'b' panicked at x.rs:1:1:",
+            "FAILED",
+            "",
+            "failures:",
+            "",
+            "failures:",
+            "    b",
+            "",
             "test result: ok. 5 passed; 1 failed; 0 ignored; 0 measured",
             "UE-END sys 101",
             "UE-MEASURE outside=1",

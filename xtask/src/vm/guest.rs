@@ -99,13 +99,6 @@ pub fn exit_codes(results: &[String]) -> Vec<(String, i32)> {
         .collect()
 }
 
-/// A number the guest reported on the results port as `<marker> <seconds>` (e.g. `UE-BOOTED`).
-pub fn reported_seconds(results: &[String], marker: &str) -> Option<f64> {
-    results
-        .iter()
-        .find_map(|line| line.strip_prefix(marker)?.trim().parse().ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,7 +128,7 @@ mod tests {
     }
 
     #[test]
-    fn exit_codes_and_times_are_parsed_from_results() {
+    fn exit_codes_are_parsed_from_results() {
         let results: Vec<String> = ["UE-BOOTED 0.52", "UE-EXIT run 3", "noise", "UE-EXIT b 0"]
             .iter()
             .map(|s| s.to_string())
@@ -144,6 +137,5 @@ mod tests {
             exit_codes(&results),
             vec![("run".to_string(), 3), ("b".to_string(), 0)]
         );
-        assert_eq!(reported_seconds(&results, "UE-BOOTED"), Some(0.52));
     }
 }

@@ -61,6 +61,8 @@ pub struct BootOutcome {
     pub dmesg: Vec<String>,
     /// Wall time from starting qemu to its exit.
     pub elapsed: Duration,
+    /// Wall time from starting qemu until `/init` reported itself (`UE-BOOTED` on the console).
+    pub boot_time: Option<Duration>,
     /// True when the guest was killed at the time limit.
     pub timed_out: bool,
     /// Kernel problems found (panics, oopses, unexpected warnings), each with some context.
@@ -124,6 +126,25 @@ pub fn use_kvm() -> bool {
     }
 }
 
+/// The guest kernel's command line, plus `$UE_VM_APPEND` if set.
+///
+/// - `panic=-1` with qemu's `-no-reboot`: a panicking guest ends qemu at once.
+/// - `loglevel=5`: no boot chatter on the console, but warnings (level 4) and worse.
+/// - `tsc=unstable`: under TCG on a busy host the kernel's TSC calibration against the PIT can
+///   come out several times too low (seen: 751 MHz instead of 2595), which makes guest time run
+///   3.5x too fast; marking the TSC unstable makes the kernel keep time with the HPET.
+pub fn kernel_command_line() -> String {
+    let mut line = String::from("console=ttyS0 panic=-1 oops=panic loglevel=5");
+    if !use_kvm() {
+        line.push_str(" tsc=unstable");
+    }
+    if let Ok(extra) = std::env::var("UE_VM_APPEND") {
+        line.push(' ');
+        line.push_str(&extra);
+    }
+    line
+}
+
 /// Boots `bzimage` with `initramfs`; `results_file` receives the guest's ttyS1.
 pub fn boot(
     bzimage: &Path,
@@ -155,9 +176,8 @@ pub fn boot(
         .arg(bzimage)
         .arg("-initrd")
         .arg(initramfs)
-        // panic=-1 with -no-reboot: a panicking guest ends qemu at once. loglevel=5 keeps the
-        // boot chatter off the console but shows warnings (level 4) and worse.
-        .args(["-append", "console=ttyS0 panic=-1 oops=panic loglevel=5"])
+        .arg("-append")
+        .arg(kernel_command_line())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -194,6 +214,9 @@ pub fn boot(
         let remaining = deadline.saturating_duration_since(Instant::now());
         match receiver.recv_timeout(remaining) {
             Ok(line) => {
+                if outcome.boot_time.is_none() && line.starts_with("UE-BOOTED") {
+                    outcome.boot_time = Some(started.elapsed());
+                }
                 if options.stream {
                     if line.is_empty() {
                         held_blank_lines += 1;
