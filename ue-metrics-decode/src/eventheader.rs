@@ -27,6 +27,7 @@ pub fn find_buffer<'a>(
     tracepoint_name: &str,
     event_data: &'a [u8],
 ) -> Result<Option<(&'a [u8], usize)>, DecodeError> {
+    check_metadata(event_data)?;
     let mut e = context
         .enumerate_with_name_and_data(tracepoint_name, event_data, MOVE_NEXT_LIMIT)
         .map_err(|err| DecodeError::EventHeader {
@@ -89,6 +90,79 @@ pub fn find_buffer<'a>(
         });
     }
     Ok(found)
+}
+
+/// Rejects field metadata that `tracepoint_decode` 0.5.0 does not handle gracefully: an
+/// encoding byte with both array flags (`CArray | VArray`) trips a debug assertion in its
+/// enumerator (found by fuzzing). Everything else is left to the enumerator.
+fn check_metadata(event_data: &[u8]) -> Result<(), DecodeError> {
+    const HEADER: usize = 8;
+    const FLAG_EXTENSION: u8 = 0x04;
+    const KIND_METADATA: u16 = 1;
+    const KIND_CHAIN: u16 = 0x8000;
+    const ARRAY_FLAGS: u8 = 0x60;
+    const C_ARRAY: u8 = 0x20;
+    const CHAIN: u8 = 0x80;
+    let bad = |offset: usize, reason: &str| DecodeError::EventHeader {
+        offset,
+        reason: reason.to_owned(),
+    };
+    let Some(&flags) = event_data.first() else {
+        return Ok(()); // the enumerator reports short events
+    };
+    if flags & FLAG_EXTENSION == 0 {
+        return Ok(());
+    }
+    let u16_at = |pos: usize| -> Option<u16> {
+        Some(u16::from_le_bytes(
+            event_data.get(pos..pos + 2)?.try_into().ok()?,
+        ))
+    };
+    let mut pos = HEADER;
+    loop {
+        let (Some(size), Some(kind)) = (u16_at(pos), u16_at(pos + 2)) else {
+            return Ok(());
+        };
+        let start = pos + 4;
+        let end = start + usize::from(size);
+        if kind & !KIND_CHAIN == KIND_METADATA {
+            let meta = event_data
+                .get(start..end.min(event_data.len()))
+                .unwrap_or(&[]);
+            // Event name, then per field: name, encoding [, format [, tag]] [, count].
+            let mut i = match meta.iter().position(|&b| b == 0) {
+                Some(nul) => nul + 1,
+                None => return Ok(()),
+            };
+            while i < meta.len() {
+                let Some(nul) = meta[i..].iter().position(|&b| b == 0) else {
+                    return Ok(());
+                };
+                i += nul + 1;
+                let Some(&encoding) = meta.get(i) else {
+                    return Ok(());
+                };
+                if encoding & ARRAY_FLAGS == ARRAY_FLAGS {
+                    return Err(bad(start + i, "field encoding has both array flags set"));
+                }
+                i += 1;
+                if encoding & CHAIN != 0 {
+                    let format = meta.get(i).copied().unwrap_or(0);
+                    i += 1;
+                    if format & CHAIN != 0 {
+                        i += 2; // tag
+                    }
+                }
+                if encoding & C_ARRAY != 0 {
+                    i += 2; // element count
+                }
+            }
+        }
+        if kind & KIND_CHAIN == 0 {
+            return Ok(());
+        }
+        pos = end;
+    }
 }
 
 /// Builds an EventHeader event's user data (little-endian, 64-bit) with the given fields, for

@@ -13,6 +13,12 @@ use crate::payload::{decode_payload, PAYLOAD_FIXED_BYTES};
 use crate::record::{DecodeStats, Record, SampleMeta};
 use crate::DecodeError;
 
+/// Largest OTLP buffer whose ftrace text line comes out complete, with room for the longest
+/// task name and pid: the kernel formats a line into an 8 KiB `trace_seq` (measured on 6.12
+/// in the VM: a longer line stops at 8,155 bytes, ending in `,`) at 3 characters per buffer
+/// byte, after a prefix of up to about 120 bytes. Larger buffers must be read through perf.
+pub const TEXT_BUFFER_LIMIT: usize = 2_650;
+
 /// One line of our event read from ftrace text output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceLine {
@@ -78,6 +84,17 @@ pub fn parse_trace_line(line: &str, event_name: &str) -> Result<Option<TraceLine
         return Err(text_error(
             start,
             "the kernel printed <OVERFLOW>: the buffer location points outside the record".into(),
+        ));
+    }
+    if hex.ends_with(',') || hex.rsplit(',').next().is_some_and(|last| last.len() == 1) {
+        return Err(text_error(
+            line.len() - body_start,
+            format!(
+                "the kernel cut this line short at {} bytes: ftrace text holds about 8 KiB per \
+                 line, so buffers over about {TEXT_BUFFER_LIMIT} bytes cannot be read back from \
+                 trace/trace_pipe (read them with perf: `live` or `perf-data`)",
+                line.len()
+            ),
         ));
     }
     let mut payload = Vec::with_capacity(PAYLOAD_FIXED_BYTES + hex.len() / 3 + 1);
@@ -242,6 +259,16 @@ mod tests {
             parsed.to_record().result,
             Err(DecodeError::EmptyBuffer { offset: 16 })
         );
+    }
+
+    #[test]
+    fn lines_cut_by_the_kernel_are_reported_as_such() {
+        let payload = encode_payload(&[0xab; 4000]);
+        let line = format_trace_line(PREFIX, "otlp_metrics", &payload).unwrap();
+        for cut in [8159, 8160] {
+            let err = parse_trace_line(&line[..cut], "otlp_metrics").unwrap_err();
+            assert!(err.to_string().contains("cut this line short"), "{err}");
+        }
     }
 
     #[test]

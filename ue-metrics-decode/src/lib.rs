@@ -20,6 +20,8 @@ pub mod eventheader;
 pub mod format;
 pub mod forward;
 pub mod ftrace;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod json;
 pub mod live;
 pub mod merge;

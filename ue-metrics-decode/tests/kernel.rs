@@ -1,1 +1,279 @@
-//! Kernel tests (filled in later).
+//! Kernel tests (feature `kernel-tests`, run in the VM by `cargo xtask e2e`): a real producer
+//! writes real requests; they are read back live through perf and through ftrace text, and must
+//! come back identical.
+
+use std::io::IoSlice;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
+use ue_metrics_decode::eventheader::{binary_field, encode_event};
+use ue_metrics_decode::live::{self, LiveError, LiveOptions, LiveSource, EVENT_FIELDS};
+use ue_metrics_decode::payload::encode_payload;
+use ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use ue_metrics_decode::proto::common::v1::{any_value, AnyValue, KeyValue};
+use ue_metrics_decode::proto::metrics::v1::{
+    metric, number_data_point, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+};
+use ue_metrics_decode::proto::resource::v1::Resource;
+use ue_metrics_decode::{ftrace, DecodeStats, Record, RecordFormat};
+use user_events_sys::{DataFile, Event, RegisterOptions, Tracefs};
+
+fn measure(key: &str, value: impl std::fmt::Display) {
+    println!("UE-MEASURE {key}={value}");
+    eprintln!("UE-MEASURE {key}={value}");
+}
+
+/// A counter request with `points` points; about 60 bytes per point.
+fn request(service: &str, points: usize) -> ExportMetricsServiceRequest {
+    let kv = |k: &str, v: String| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v)),
+        }),
+        key_strindex: 0,
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", service.into())],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "kernel.test.requests".into(),
+                    data: Some(metric::Data::Sum(Sum {
+                        data_points: (0..points)
+                            .map(|i| NumberDataPoint {
+                                attributes: vec![kv("route", format!("/route/{i:04}"))],
+                                start_time_unix_nano: 1,
+                                time_unix_nano: 2,
+                                value: Some(number_data_point::Value::AsInt(i as i64)),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        aggregation_temporality: 2,
+                        is_monotonic: true,
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Requests of growing size, the last just under the ftrace limit (4048-byte buffer).
+fn requests() -> Vec<ExportMetricsServiceRequest> {
+    let mut out: Vec<_> = [1, 5, 20]
+        .iter()
+        .map(|&n| request("kernel-test", n))
+        .collect();
+    let mut n = 20;
+    while request("kernel-test", n + 1).encoded_len() <= 4048 {
+        n += 1;
+    }
+    out.push(request("kernel-test", n));
+    out
+}
+
+fn tracefs() -> Tracefs {
+    Tracefs::discover().expect("tracefs with user_events")
+}
+
+fn register(data: &Arc<DataFile>, name_args: &str) -> Event {
+    data.register(name_args, RegisterOptions::default())
+        .unwrap_or_else(|e| panic!("register {name_args}: {e}"))
+}
+
+fn trace_path(tracefs: &Tracefs) -> PathBuf {
+    tracefs.root().join("trace")
+}
+
+/// Polls the live source until `count` records arrived or 10 s passed.
+fn collect(source: &mut LiveSource, count: usize) -> Vec<Record> {
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while records.len() < count && Instant::now() < deadline {
+        source
+            .poll(Duration::from_millis(100), |r| records.push(r))
+            .expect("poll");
+    }
+    records
+}
+
+#[test]
+fn real_requests_read_back_identically_through_perf_and_ftrace() {
+    let tracefs = tracefs();
+    let data = DataFile::open(&tracefs).unwrap();
+    let event = register(&data, &format!("otlp_metrics {EVENT_FIELDS}"));
+
+    // The kernel's format file parses and locates the three fields.
+    let text = tracefs.event_format("user_events", "otlp_metrics").unwrap();
+    let format = RecordFormat::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let buffer = format.field("buffer").unwrap();
+    assert_eq!((buffer.size, buffer.offset), (4, 20), "{text}");
+    eprintln!("format as the kernel shows it:\n{text}");
+
+    // Listeners: perf (live source) and ftrace.
+    let mut source = LiveSource::open(&tracefs, &LiveOptions::default()).unwrap();
+    std::fs::write(trace_path(&tracefs), "").unwrap(); // clear the ftrace buffer
+    tracefs
+        .set_event_enabled("user_events", "otlp_metrics", true)
+        .unwrap();
+    assert!(event.enabled());
+
+    let requests = requests();
+    for r in &requests {
+        let payload = encode_payload(&r.encode_to_vec());
+        event.write(&[IoSlice::new(&payload)]).unwrap();
+    }
+    let largest = requests.last().unwrap().encoded_len();
+    measure("decode_largest_buffer_bytes", largest);
+
+    // Through perf: same requests, with this process's pid.
+    let records = collect(&mut source, requests.len());
+    assert_eq!(
+        records.len(),
+        requests.len(),
+        "perf delivered {} of {}",
+        records.len(),
+        requests.len()
+    );
+    for (record, expected) in records.iter().zip(&requests) {
+        assert_eq!(record.result.as_ref().unwrap(), expected);
+        assert_eq!(record.meta.pid, Some(std::process::id()));
+        assert!(record.meta.time.is_some() && record.meta.cpu.is_some());
+    }
+    assert_eq!(source.stats().lost, 0);
+    measure("decode_perf_records", records.len());
+
+    // Through ftrace text.
+    tracefs
+        .set_event_enabled("user_events", "otlp_metrics", false)
+        .unwrap();
+    let trace = std::fs::read_to_string(trace_path(&tracefs)).unwrap();
+    let mut stats = DecodeStats::default();
+    let mut from_trace = Vec::new();
+    ftrace::read_trace(trace.as_bytes(), "otlp_metrics", &mut stats, |r| {
+        from_trace.push(r)
+    })
+    .unwrap();
+    assert_eq!(from_trace.len(), requests.len(), "trace:\n{trace}");
+    let longest_line = trace.lines().map(str::len).max().unwrap_or(0);
+    measure("decode_ftrace_longest_line_bytes", longest_line);
+    for line in trace.lines().filter(|l| l.len() == longest_line) {
+        eprintln!(
+            "longest line ends with {:?}",
+            &line[line.len().saturating_sub(12)..]
+        );
+    }
+    for (record, expected) in from_trace.iter().zip(&requests) {
+        if expected.encoded_len() <= ftrace::TEXT_BUFFER_LIMIT {
+            assert_eq!(record.result.as_ref().unwrap(), expected);
+            assert!(record.meta.tid.is_some());
+        } else {
+            // The kernel cuts long text lines; the decoder must say so, not misdecode.
+            let err = record.result.as_ref().unwrap_err();
+            assert!(err.to_string().contains("cut this line short"), "{err}");
+        }
+    }
+    measure("decode_ftrace_records", from_trace.len());
+}
+
+#[test]
+fn bad_records_are_counted_and_skipped_live() {
+    let tracefs = tracefs();
+    let data = DataFile::open(&tracefs).unwrap();
+    let event = register(&data, &format!("otlp_metrics {EVENT_FIELDS}"));
+    let mut source = LiveSource::open(&tracefs, &LiveOptions::default()).unwrap();
+    let good = encode_payload(&request("ok", 2).encode_to_vec());
+    let mut bad_protocol = good.clone();
+    bad_protocol[0] = 3;
+    let not_protobuf = encode_payload(&[0xff, 0xff, 0xff]);
+    for p in [&good, &bad_protocol, &not_protobuf, &good] {
+        event.write(&[IoSlice::new(p)]).unwrap();
+    }
+    let records = collect(&mut source, 4);
+    let ok = records.iter().filter(|r| r.result.is_ok()).count();
+    assert_eq!((records.len(), ok), (4, 2));
+    let stats = source.stats();
+    assert_eq!(stats.errors.get("unknown-protocol"), Some(&1));
+    assert_eq!(stats.errors.get("protobuf"), Some(&1));
+}
+
+#[test]
+fn missing_event_is_explained_and_preregistration_works() {
+    let tracefs = tracefs();
+    let options = LiveOptions {
+        event: "ue_decode_not_there".into(),
+        ..LiveOptions::default()
+    };
+    let err = LiveSource::open(&tracefs, &options).unwrap_err();
+    assert!(matches!(err, LiveError::NotRegistered { .. }), "{err}");
+    assert!(err.to_string().contains("--register"), "{err}");
+    assert!(!live::wait_for_event(
+        &tracefs,
+        "user_events",
+        "ue_decode_not_there",
+        Duration::from_millis(300)
+    ));
+
+    // Pre-register like perf-collect: the event exists without a producer and can be opened.
+    live::preregister(&tracefs, "ue_decode_prereg").unwrap();
+    assert!(live::wait_for_event(
+        &tracefs,
+        "user_events",
+        "ue_decode_prereg",
+        Duration::from_secs(1)
+    ));
+    let options = LiveOptions {
+        event: "ue_decode_prereg".into(),
+        ..LiveOptions::default()
+    };
+    let source = LiveSource::open(&tracefs, &options).unwrap();
+    drop(source);
+    // A producer registering the same fields gets the same event.
+    let data = DataFile::open(&tracefs).unwrap();
+    let event = register(&data, &format!("ue_decode_prereg {EVENT_FIELDS}"));
+    drop(event);
+    drop(data);
+    // Clean up: delete once nothing references it any more.
+    let deleter = DataFile::open(&tracefs).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while deleter.delete("ue_decode_prereg").is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!tracefs.event_exists("user_events", "ue_decode_prereg"));
+}
+
+#[test]
+fn eventheader_buffer_field_reads_back_live() {
+    let tracefs = tracefs();
+    let data = DataFile::open(&tracefs).unwrap();
+    let name = "UeDecodeTest_L4K1";
+    let event = register(
+        &data,
+        &format!("{name} u8 eventheader_flags;u8 version;u16 id;u16 tag;u8 opcode;u8 level"),
+    );
+    let options = LiveOptions {
+        event: name.into(),
+        ..LiveOptions::default()
+    };
+    let mut source = LiveSource::open(&tracefs, &options).unwrap();
+    let expected = request("eventheader", 10);
+    let bytes = encode_event(
+        "otlp_metrics",
+        &[(
+            "buffer",
+            13,
+            &binary_field(&expected.encode_to_vec()).unwrap(),
+        )],
+    );
+    event.write(&[IoSlice::new(&bytes)]).unwrap();
+    let records = collect(&mut source, 1);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].result.as_ref().unwrap(), &expected);
+}
