@@ -1,0 +1,204 @@
+//! Typed errors: each names what happened and, where there is one, the remedy.
+
+use crate::sink::SinkError;
+
+/// Why `build` refused the options (or, with `require_user_events`, the kernel).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The event name cannot be registered as a tracepoint.
+    #[error("invalid event name {name:?}: {reason}")]
+    InvalidEventName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The EventHeader provider name cannot be used.
+    #[error("invalid EventHeader provider name {name:?}: {reason}")]
+    InvalidProviderName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The protocol version is not exactly 8 printable ASCII bytes.
+    #[error(
+        "invalid protocol version {version:?}: it must be exactly 8 printable ASCII bytes, \
+         like \"v0.19.00\""
+    )]
+    InvalidProtocolVersion {
+        /// The version given.
+        version: String,
+    },
+    /// The event size is larger than what perf listeners receive.
+    #[error(
+        "max event bytes {requested} is above {limit}, the largest payload a perf listener \
+         receives: bigger events are dropped by the kernel without an error; use at most \
+         {limit} (or the default, which also reaches ftrace listeners)"
+    )]
+    MaxEventBytesTooLarge {
+        /// The size given.
+        requested: usize,
+        /// The largest accepted size.
+        limit: usize,
+    },
+    /// The event size leaves no room for data.
+    #[error("max event bytes {requested} is too small: use at least {min}")]
+    MaxEventBytesTooSmall {
+        /// The size given.
+        requested: usize,
+        /// The smallest accepted size.
+        min: usize,
+    },
+    /// `user_events` cannot be used and `require_user_events(true)` was set.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+/// What keeps the exporter from writing to `user_events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UnavailableKind {
+    /// No tracefs is mounted (or visible to this process).
+    NoTracefs,
+    /// The kernel has no `user_events` (`CONFIG_USER_EVENTS` off, or older than 6.4).
+    NoUserEvents,
+    /// This process may not open `user_events_data` or register events.
+    PermissionDenied,
+    /// An event of the same name is registered with a different field list.
+    FormatConflict,
+    /// Anything else the kernel refused; the detail says what.
+    Other,
+}
+
+impl UnavailableKind {
+    /// What to do about it, in one sentence.
+    pub fn remedy(self) -> &'static str {
+        match self {
+            UnavailableKind::NoTracefs => {
+                "mount tracefs: `mount -t tracefs nodev /sys/kernel/tracing`"
+            }
+            UnavailableKind::NoUserEvents => {
+                "run a kernel built with CONFIG_USER_EVENTS=y (Linux 6.4 or newer)"
+            }
+            UnavailableKind::PermissionDenied => {
+                "give this user write access to <tracefs>/user_events_data (it is 0640 root; \
+                 e.g. a group with `chgrp`), or run with the needed capability"
+            }
+            UnavailableKind::FormatConflict => {
+                "pick another event name with `with_event_name`, or remove the old event \
+                 (`echo '-:<name>' >> <tracefs>/dynamic_events`) once nobody uses it"
+            }
+            UnavailableKind::Other => "see the detail",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            UnavailableKind::NoTracefs => "no tracefs mounted",
+            UnavailableKind::NoUserEvents => "the kernel has no user_events",
+            UnavailableKind::PermissionDenied => "permission denied",
+            UnavailableKind::FormatConflict => {
+                "an event of this name exists with another field list"
+            }
+            UnavailableKind::Other => "the kernel refused the registration",
+        }
+    }
+}
+
+/// Why the exporter cannot write: the kind, the underlying error's text and the remedy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("user_events unavailable: {}: {detail}; remedy: {}", kind.describe(), kind.remedy())]
+pub struct Unavailable {
+    kind: UnavailableKind,
+    detail: String,
+}
+
+impl Unavailable {
+    /// Creates one; `detail` is the underlying error's text.
+    pub fn new(kind: UnavailableKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// What kind of problem it is.
+    pub fn kind(&self) -> UnavailableKind {
+        self.kind
+    }
+
+    /// The underlying error's text.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+/// What went wrong in one export (from [`crate::MetricsExporter::export_metrics`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// `shutdown` was called before.
+    #[error("the exporter is shut down")]
+    Shutdown,
+    /// The kernel offers no `user_events` to this process; nothing was encoded.
+    #[error(transparent)]
+    Unavailable(Unavailable),
+    /// Another export of the same exporter was still running; this one was skipped rather
+    /// than wait.
+    #[error("another export of this exporter is still running: this one was skipped")]
+    Busy,
+    /// Some data points were each larger than the event budget and were dropped; all the
+    /// others were written.
+    #[error(
+        "{count} data point(s) dropped: each is larger than the {limit}-byte OTLP budget of one \
+         event (first: metric {metric:?}, {point_bytes} bytes); {events_written} event(s) \
+         written. Reduce attributes or histogram buckets, or raise max event bytes"
+    )]
+    OversizedPoints {
+        /// How many points were dropped.
+        count: usize,
+        /// The first dropped point's metric name.
+        metric: String,
+        /// The first dropped point's encoded size.
+        point_bytes: usize,
+        /// The OTLP buffer budget per event.
+        limit: usize,
+        /// Events written in this export.
+        events_written: usize,
+    },
+    /// The SDK could not collect (e.g. the reader is not registered with a provider yet, or
+    /// the provider is shut down).
+    #[error("collecting metrics failed: {0}")]
+    CollectFailed(#[source] opentelemetry_sdk::error::OTelSdkError),
+    /// Writing an event failed; the export stopped there.
+    #[error(
+        "writing event {failed_event} failed ({source}); {events_written} event(s) of this \
+         export were written before"
+    )]
+    WriteFailed {
+        /// 1-based number of the event that failed in this export.
+        failed_event: usize,
+        /// Events written in this export before the failure.
+        events_written: usize,
+        /// What the kernel (or sink) said.
+        #[source]
+        source: SinkError,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_names_the_problem_and_the_remedy() {
+        let u = Unavailable::new(UnavailableKind::NoTracefs, "not in /proc/mounts");
+        let text = u.to_string();
+        assert!(text.contains("no tracefs mounted"), "{text}");
+        assert!(text.contains("not in /proc/mounts"), "{text}");
+        assert!(text.contains("mount -t tracefs"), "{text}");
+        assert_eq!(u.kind(), UnavailableKind::NoTracefs);
+    }
+}

@@ -1,0 +1,106 @@
+//! EventHeader mode: the OTLP buffer as the binary field `buffer` of an EventHeader event
+//! under the user's provider name (tracepoint `<provider>_L4K1`), via `eventheader_dynamic`.
+
+use std::io::IoSlice;
+use std::sync::{Arc, Mutex};
+
+use eventheader_dynamic::{EventBuilder, EventSet, FieldFormat, Level, Provider};
+
+use crate::error::{Unavailable, UnavailableKind};
+use crate::sink::{Sink, SinkError};
+
+/// Longest accepted provider name (`eventheader_dynamic` panics at 234 with the suffix).
+pub(crate) const MAX_PROVIDER_NAME_LEN: usize = 200;
+
+/// Name of the field holding the OTLP buffer (what the decoder looks for).
+pub(crate) const BUFFER_FIELD: &str = "buffer";
+
+/// Keyword of the event set: the `K1` in `<provider>_L4K1`.
+const KEYWORD: u64 = 1;
+
+const EBADF: i32 = 9;
+
+/// Payload bytes around an OTLP buffer in one EventHeader event named `event_name`:
+/// the 8-byte header, the 4-byte metadata extension header, the metadata (event name, NUL,
+/// field name, NUL, one encoding byte) and the field's u16 length.
+pub(crate) fn overhead(event_name: &str) -> usize {
+    8 + 4 + (event_name.len() + 1) + (BUFFER_FIELD.len() + 1 + 1) + 2
+}
+
+/// Writes EventHeader events with one binary field.
+pub(crate) struct EventHeaderSink {
+    provider: Mutex<Provider>,
+    set: Arc<EventSet>,
+    builder: Mutex<EventBuilder>,
+    event_name: String,
+}
+
+impl EventHeaderSink {
+    /// Registers `<provider>_L4K1` (level 4 = informational, keyword 1).
+    pub(crate) fn register(provider_name: &str, event_name: &str) -> Result<Self, Unavailable> {
+        // eventheader_dynamic reports only an errno: find out first what is missing.
+        let tracefs = user_events_sys::Tracefs::discover()
+            .map_err(|e| Unavailable::new(UnavailableKind::NoTracefs, e.to_string()))?;
+        if !tracefs.root().join("user_events_data").exists() {
+            return Err(Unavailable::new(
+                UnavailableKind::NoUserEvents,
+                format!("{} has no user_events_data", tracefs.root().display()),
+            ));
+        }
+        let mut provider = Provider::new(provider_name, &Provider::new_options());
+        let set = provider.register_set(Level::Informational, KEYWORD);
+        match set.errno() {
+            0 => Ok(Self {
+                provider: Mutex::new(provider),
+                set,
+                builder: Mutex::new(EventBuilder::new()),
+                event_name: event_name.to_owned(),
+            }),
+            errno => Err(unavailable_from_errno(provider_name, errno)),
+        }
+    }
+}
+
+fn unavailable_from_errno(provider_name: &str, errno: i32) -> Unavailable {
+    let error = std::io::Error::from_raw_os_error(errno);
+    let kind = match error.kind() {
+        std::io::ErrorKind::PermissionDenied => UnavailableKind::PermissionDenied,
+        std::io::ErrorKind::NotFound => UnavailableKind::NoUserEvents,
+        std::io::ErrorKind::AddrInUse => UnavailableKind::FormatConflict,
+        _ => UnavailableKind::Other,
+    };
+    Unavailable::new(
+        kind,
+        format!("registering EventHeader tracepoint {provider_name}_L4K1: {error}"),
+    )
+}
+
+impl Sink for EventHeaderSink {
+    fn enabled(&self) -> bool {
+        self.set.enabled()
+    }
+
+    fn write(&self, parts: &[IoSlice<'_>]) -> Result<(), SinkError> {
+        let mut builder = self.builder.lock().unwrap_or_else(|p| p.into_inner());
+        builder.reset(&self.event_name, 0);
+        // The exporter hands us the OTLP buffer alone (framing by the sink).
+        let buffer: &[u8] = parts.first().map_or(&[], |p| p);
+        builder.add_binary(BUFFER_FIELD, buffer, FieldFormat::Default, 0);
+        match builder.write(&self.set, None, None) {
+            0 => Ok(()),
+            EBADF => Err(SinkError::NoListener),
+            errno => Err(SinkError::Custom(format!(
+                "EventHeader write failed: {}",
+                std::io::Error::from_raw_os_error(errno)
+            ))),
+        }
+    }
+
+    fn close(&self) -> Result<(), SinkError> {
+        self.provider
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unregister();
+        Ok(())
+    }
+}

@@ -1,0 +1,504 @@
+//! The exporter: enable bit first, then encode into size-bounded chunks, one event each.
+
+use std::fmt;
+use std::io::IoSlice;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::Duration;
+
+use opentelemetry::{otel_debug, otel_info, otel_warn};
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::Temporality;
+use otlp_metrics_encode::MetricsEncoder;
+
+use crate::builder::{MetricsExporterBuilder, PAYLOAD_HEADER_BYTES};
+use crate::error::{ExportError, Unavailable};
+use crate::sink::{Sink, SinkError};
+use crate::stats::{ExporterStats, Stats};
+
+/// Protocol id of protobuf-encoded OTLP in the `protocol` field.
+const PROTOCOL_PROTOBUF: u32 = 0;
+
+/// Exports OpenTelemetry metrics as OTLP protobuf events to Linux `user_events`.
+///
+/// Cheap to clone: clones share the registration, the encoder and the counters, so keep one
+/// to read [`Self::stats`] after handing the exporter to the SDK.
+#[derive(Clone)]
+pub struct MetricsExporter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    event_name: String,
+    temporality: Temporality,
+    max_request_bytes: usize,
+    framing: Framing,
+    target: Target,
+    /// Reused protobuf buffers; `try_lock`ed so an export never waits for another.
+    encoder: Mutex<MetricsEncoder>,
+    stats: Stats,
+    shut_down: AtomicBool,
+    log: LogState,
+}
+
+/// Where events go.
+enum Target {
+    Sink(Box<dyn Sink>),
+    Unavailable(Unavailable),
+}
+
+/// How the OTLP buffer is wrapped into an event payload.
+#[derive(Clone, Copy)]
+enum Framing {
+    /// `u32 protocol, char[8] version` (this prefix) then `u32 rel_loc` then the buffer.
+    Plain { prefix: [u8; 12] },
+    /// The sink frames the buffer itself (EventHeader).
+    #[cfg_attr(not(feature = "eventheader"), allow(dead_code))]
+    BySink,
+}
+
+/// What one export did when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExportReport {
+    /// Nobody listened: nothing was encoded or written.
+    NoListener,
+    /// Every chunk was written.
+    Written {
+        /// Events written.
+        events: usize,
+        /// Payload bytes written (fixed fields included).
+        bytes: usize,
+        /// Data points encoded.
+        points: usize,
+    },
+    /// The last listener detached during the export: the remaining chunks were not written.
+    ListenerLeft {
+        /// Events written before the listener left.
+        events: usize,
+        /// Payload bytes of those events.
+        bytes: usize,
+    },
+}
+
+/// Why the chunk loop stopped early.
+enum Stop {
+    ListenerLeft,
+    Write(SinkError),
+}
+
+/// Which conditions were last logged, so logs come on changes, not every cycle.
+#[derive(Default)]
+struct LogState {
+    /// 0 = not known yet, 1 = a listener is attached, 2 = nobody listens.
+    listening: AtomicU8,
+    writes_failing: AtomicBool,
+    dropping_oversized: AtomicBool,
+}
+
+const LISTENING: u8 = 1;
+const IDLE: u8 = 2;
+
+impl MetricsExporter {
+    /// Starts configuring an exporter; every option has a working default.
+    pub fn builder() -> MetricsExporterBuilder {
+        MetricsExporterBuilder::default()
+    }
+
+    pub(crate) fn new(config: MetricsExporterBuilder, sink: Box<dyn Sink>) -> Self {
+        otel_debug!(
+            name: "UserEventsMetricsExporter.Registered",
+            event_name = config.event_name.clone(),
+            max_request_bytes = config.max_request_bytes()
+        );
+        Self::with_target(config, Target::Sink(sink))
+    }
+
+    pub(crate) fn new_unavailable(
+        config: MetricsExporterBuilder,
+        unavailable: Unavailable,
+    ) -> Self {
+        otel_warn!(
+            name: "UserEventsMetricsExporter.Unavailable",
+            message = format!(
+                "metrics will not be exported to user_events event {:?}: {unavailable}",
+                config.event_name
+            )
+        );
+        Self::with_target(config, Target::Unavailable(unavailable))
+    }
+
+    fn with_target(config: MetricsExporterBuilder, target: Target) -> Self {
+        let framing = if uses_eventheader(&config) {
+            Framing::BySink
+        } else {
+            let mut prefix = [0u8; 12];
+            prefix[..4].copy_from_slice(&PROTOCOL_PROTOBUF.to_le_bytes());
+            prefix[4..].copy_from_slice(config.protocol_version.as_bytes());
+            Framing::Plain { prefix }
+        };
+        Self {
+            inner: Arc::new(Inner {
+                max_request_bytes: config.max_request_bytes(),
+                event_name: config.event_name,
+                temporality: config.temporality,
+                framing,
+                target,
+                encoder: Mutex::new(MetricsEncoder::new()),
+                stats: Stats::default(),
+                shut_down: AtomicBool::new(false),
+                log: LogState::default(),
+            }),
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> ExporterStats {
+        self.inner.stats.snapshot()
+    }
+
+    /// Why this exporter cannot write, if it cannot (decided once, at `build`).
+    pub fn unavailable(&self) -> Option<&Unavailable> {
+        match &self.inner.target {
+            Target::Unavailable(u) => Some(u),
+            Target::Sink(_) => None,
+        }
+    }
+
+    /// True when at least one listener is attached right now (one relaxed load).
+    pub fn listener_attached(&self) -> bool {
+        match &self.inner.target {
+            Target::Sink(sink) => sink.enabled() && !self.inner.shut_down.load(Ordering::Relaxed),
+            Target::Unavailable(_) => false,
+        }
+    }
+
+    /// The largest OTLP buffer written in one event.
+    pub fn max_request_bytes(&self) -> usize {
+        self.inner.max_request_bytes
+    }
+
+    /// The registered event name.
+    pub fn event_name(&self) -> &str {
+        &self.inner.event_name
+    }
+
+    pub(crate) fn stats_counters(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// Exports `metrics` now and says exactly what happened.
+    ///
+    /// This is what [`PushMetricExporter::export`] runs; the SDK only sees its errors as
+    /// text, and it treats [`ExportError::Unavailable`] as success (see the crate docs).
+    pub fn export_metrics(&self, metrics: &ResourceMetrics) -> Result<ExportReport, ExportError> {
+        self.inner.export(metrics)
+    }
+
+    /// Unregisters the event (idempotent). Later exports return [`ExportError::Shutdown`].
+    pub fn shutdown_now(&self) -> Result<(), SinkError> {
+        self.inner.shutdown()
+    }
+}
+
+#[cfg(feature = "eventheader")]
+fn uses_eventheader(config: &MetricsExporterBuilder) -> bool {
+    config.eventheader_provider.is_some()
+}
+
+#[cfg(not(feature = "eventheader"))]
+fn uses_eventheader(_config: &MetricsExporterBuilder) -> bool {
+    false
+}
+
+impl Inner {
+    fn export(&self, metrics: &ResourceMetrics) -> Result<ExportReport, ExportError> {
+        if self.shut_down.load(Ordering::Relaxed) {
+            return Err(ExportError::Shutdown);
+        }
+        let sink = match &self.target {
+            Target::Sink(sink) => sink,
+            Target::Unavailable(unavailable) => {
+                self.stats.export_skipped_unavailable();
+                return Err(ExportError::Unavailable(unavailable.clone()));
+            }
+        };
+        // The cheap check first: nobody listening means nothing to encode.
+        if !sink.enabled() {
+            self.stats.export_skipped_no_listener();
+            self.log.listening(false, &self.event_name);
+            return Ok(ExportReport::NoListener);
+        }
+        self.stats.export_with_listener();
+        self.log.listening(true, &self.event_name);
+        let mut encoder = match self.encoder.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                self.stats.export_failed();
+                return Err(ExportError::Busy);
+            }
+        };
+        // Shutdown may have closed the sink while we waited for nothing (try_lock) but after
+        // the first check: it takes the same lock, so checking again under it is exact.
+        if self.shut_down.load(Ordering::Relaxed) {
+            return Err(ExportError::Shutdown);
+        }
+        self.write_chunks(&mut encoder, sink.as_ref(), metrics)
+    }
+
+    fn write_chunks(
+        &self,
+        encoder: &mut MutexGuard<'_, MetricsEncoder>,
+        sink: &dyn Sink,
+        metrics: &ResourceMetrics,
+    ) -> Result<ExportReport, ExportError> {
+        let mut events = 0usize;
+        let mut bytes = 0usize;
+        let framing = self.framing;
+        let result = encoder.encode_chunks(metrics, self.max_request_bytes, |chunk| {
+            // A listener can leave mid-export: stop writing (and encoding) when it does.
+            if events > 0 && !sink.enabled() {
+                return Err(Stop::ListenerLeft);
+            }
+            let written = match framing {
+                Framing::Plain { prefix } => {
+                    let header = plain_header(&prefix, chunk.len());
+                    sink.write(&[IoSlice::new(&header), IoSlice::new(chunk)])
+                        .map(|()| PAYLOAD_HEADER_BYTES + chunk.len())
+                }
+                Framing::BySink => sink.write(&[IoSlice::new(chunk)]).map(|()| chunk.len()),
+            };
+            match written {
+                Ok(n) => {
+                    events += 1;
+                    bytes += n;
+                    Ok(())
+                }
+                Err(SinkError::NoListener) => Err(Stop::ListenerLeft),
+                Err(e) => Err(Stop::Write(e)),
+            }
+        });
+        self.stats.events(events as u64, bytes as u64);
+        match result {
+            Ok(summary) => {
+                self.log.writes_ok(&self.event_name);
+                self.stats
+                    .points(summary.points as u64, summary.oversized_points as u64);
+                match summary.first_oversized {
+                    Some(first) if summary.oversized_points > 0 => {
+                        self.stats.export_failed();
+                        self.log.oversized(true, &first.metric, first.point_bytes);
+                        Err(ExportError::OversizedPoints {
+                            count: summary.oversized_points,
+                            metric: first.metric,
+                            point_bytes: first.point_bytes,
+                            limit: first.limit,
+                            events_written: events,
+                        })
+                    }
+                    _ => {
+                        self.log.oversized(false, "", 0);
+                        Ok(ExportReport::Written {
+                            events,
+                            bytes,
+                            points: summary.points,
+                        })
+                    }
+                }
+            }
+            Err(Stop::ListenerLeft) => {
+                self.stats.export_interrupted();
+                self.log.listening(false, &self.event_name);
+                Ok(ExportReport::ListenerLeft { events, bytes })
+            }
+            Err(Stop::Write(source)) => {
+                self.stats.write_error();
+                self.stats.export_failed();
+                self.log.writes_failed(&self.event_name, &source);
+                Err(ExportError::WriteFailed {
+                    failed_event: events + 1,
+                    events_written: events,
+                    source,
+                })
+            }
+        }
+    }
+
+    fn shutdown(&self) -> Result<(), SinkError> {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // Wait for a running export to finish its writes before unregistering.
+        let _encoder = self.encoder.lock().unwrap_or_else(|p| p.into_inner());
+        match &self.target {
+            Target::Sink(sink) => sink.close(),
+            Target::Unavailable(_) => Ok(()),
+        }
+    }
+}
+
+/// The 16 fixed bytes: protocol and version from `prefix`, then `rel_loc = len << 16`
+/// (offset 0: the buffer starts right after the loc field).
+fn plain_header(prefix: &[u8; 12], len: usize) -> [u8; 16] {
+    let mut header = [0u8; 16];
+    header[..12].copy_from_slice(prefix);
+    // `len` < 65536: the builder caps events at the perf limit (8 KiB).
+    let rel_loc = (len as u32) << 16;
+    header[12..].copy_from_slice(&rel_loc.to_le_bytes());
+    header
+}
+
+impl LogState {
+    fn listening(&self, now: bool, event_name: &str) {
+        let state = if now { LISTENING } else { IDLE };
+        if self.listening.load(Ordering::Relaxed) == state
+            || self.listening.swap(state, Ordering::Relaxed) == state
+        {
+            return;
+        }
+        if now {
+            otel_info!(
+                name: "UserEventsMetricsExporter.ListenerAttached",
+                event_name = event_name.to_owned()
+            );
+        } else {
+            otel_info!(
+                name: "UserEventsMetricsExporter.NoListener",
+                event_name = event_name.to_owned(),
+                message = "exports are skipped until a listener attaches"
+            );
+        }
+    }
+
+    fn writes_failed(&self, event_name: &str, error: &SinkError) {
+        if !self.writes_failing.swap(true, Ordering::Relaxed) {
+            otel_warn!(
+                name: "UserEventsMetricsExporter.WriteFailed",
+                event_name = event_name.to_owned(),
+                error = error.to_string()
+            );
+        }
+    }
+
+    fn writes_ok(&self, event_name: &str) {
+        if self.writes_failing.load(Ordering::Relaxed)
+            && self.writes_failing.swap(false, Ordering::Relaxed)
+        {
+            otel_info!(
+                name: "UserEventsMetricsExporter.WritesRecovered",
+                event_name = event_name.to_owned()
+            );
+        }
+    }
+
+    fn oversized(&self, now: bool, metric: &str, point_bytes: usize) {
+        if self.dropping_oversized.load(Ordering::Relaxed) == now
+            || self.dropping_oversized.swap(now, Ordering::Relaxed) == now
+        {
+            return;
+        }
+        if now {
+            otel_warn!(
+                name: "UserEventsMetricsExporter.OversizedPoints",
+                metric = metric.to_owned(),
+                point_bytes = point_bytes,
+                message = "data points larger than one event are dropped"
+            );
+        } else {
+            otel_info!(name: "UserEventsMetricsExporter.OversizedPointsStopped");
+        }
+    }
+}
+
+impl PushMetricExporter for MetricsExporter {
+    /// Runs [`MetricsExporter::export_metrics`] before returning a ready future.
+    ///
+    /// `Unavailable` becomes `Ok(())` (counted in `exports_skipped_unavailable`) so the SDK
+    /// does not log an error every interval for a condition logged once at `build`.
+    fn export(
+        &self,
+        metrics: &ResourceMetrics,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        let result = match self.export_metrics(metrics) {
+            Ok(_) | Err(ExportError::Unavailable(_)) => Ok(()),
+            Err(ExportError::Shutdown) => Err(OTelSdkError::AlreadyShutdown),
+            Err(error) => Err(OTelSdkError::InternalFailure(error.to_string())),
+        };
+        std::future::ready(result)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        self.shutdown_now()
+            .map_err(|e| OTelSdkError::InternalFailure(format!("unregistering failed: {e}")))
+    }
+
+    fn temporality(&self) -> Temporality {
+        self.inner.temporality
+    }
+}
+
+impl fmt::Debug for MetricsExporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsExporter")
+            .field("event_name", &self.inner.event_name)
+            .field("temporality", &self.inner.temporality)
+            .field("max_request_bytes", &self.inner.max_request_bytes)
+            .field("unavailable", &self.unavailable())
+            .field("shut_down", &self.inner.shut_down.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::CaptureSink;
+
+    fn exporter(sink: &CaptureSink) -> MetricsExporter {
+        MetricsExporter::builder()
+            .build_with_sink(sink.clone())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_disabled_path_never_touches_the_encoder() {
+        let sink = CaptureSink::new();
+        sink.set_enabled(false);
+        let exporter = exporter(&sink);
+        // Hold the encoder: an export that wanted to encode would report Busy.
+        let _held = exporter.inner.encoder.lock().unwrap();
+        let report = exporter.export_metrics(&ResourceMetrics::default());
+        assert_eq!(report.unwrap(), ExportReport::NoListener);
+    }
+
+    #[test]
+    fn a_concurrent_export_is_skipped_as_busy_instead_of_waiting() {
+        let sink = CaptureSink::new();
+        let exporter = exporter(&sink);
+        let held = exporter.inner.encoder.lock().unwrap();
+        let err = exporter
+            .export_metrics(&ResourceMetrics::default())
+            .unwrap_err();
+        assert!(matches!(err, ExportError::Busy), "{err:?}");
+        drop(held);
+        assert_eq!(exporter.stats().exports_failed, 1);
+        assert!(exporter.export_metrics(&ResourceMetrics::default()).is_ok());
+    }
+
+    #[test]
+    fn the_header_is_protocol_version_and_rel_loc() {
+        let mut prefix = [0u8; 12];
+        prefix[4..].copy_from_slice(b"v0.19.00");
+        let header = plain_header(&prefix, 0x0fd0);
+        assert_eq!(&header[..4], &[0, 0, 0, 0]);
+        assert_eq!(&header[4..12], b"v0.19.00");
+        assert_eq!(&header[12..], &[0, 0, 0xd0, 0x0f]);
+    }
+}

@@ -1,0 +1,246 @@
+//! Where events go: the kernel (`user_events`), or a test double.
+//!
+//! The exporter frames each event itself and hands the sink the payload as parts (the
+//! 16 fixed bytes, then the encoder's buffer, not copied), so tests see the exact bytes the
+//! kernel would get.
+
+use std::io::IoSlice;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, TryLockError};
+
+use user_events_sys::{DataFile, Event, RegisterOptions, Tracefs};
+
+use crate::error::{Unavailable, UnavailableKind};
+
+/// Receives events from a [`crate::MetricsExporter`].
+pub trait Sink: Send + Sync + 'static {
+    /// True when someone listens; called before encoding and between events, so it must be
+    /// cheap (the `user_events` sink does one relaxed load).
+    fn enabled(&self) -> bool;
+
+    /// Writes one event whose payload is the concatenation of `parts`.
+    ///
+    /// Return [`SinkError::NoListener`] when the last listener left just before the write:
+    /// the exporter then stops the export without counting an error.
+    fn write(&self, parts: &[IoSlice<'_>]) -> Result<(), SinkError>;
+
+    /// Stops writing and releases kernel resources. Called once by the exporter's shutdown.
+    fn close(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// A failed event write.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// Nobody listens any more (the kernel said `EBADF`).
+    #[error("no listener is attached any more")]
+    NoListener,
+    /// The kernel refused the write or the unregistration.
+    #[error(transparent)]
+    UserEvents(user_events_sys::Error),
+    /// A custom sink's failure.
+    #[error("{0}")]
+    Custom(String),
+}
+
+/// Writes events to a registered `user_events` tracepoint.
+///
+/// The event sits behind a read-write lock only because `Event::unregister` needs `&mut`:
+/// `enabled` and `write` take the (uncontended) read side, `close` the write side.
+pub struct UserEventsSink {
+    event: RwLock<Event>,
+}
+
+impl UserEventsSink {
+    /// Opens `user_events_data` under the tracefs at `tracefs_root` (discovered when `None`)
+    /// and registers `registration` (`"<name> <fields>"`).
+    pub fn register(tracefs_root: Option<&Path>, registration: &str) -> Result<Self, Unavailable> {
+        let tracefs = match tracefs_root {
+            Some(root) => Tracefs::at(root),
+            None => Tracefs::discover().map_err(classify)?,
+        };
+        let data = DataFile::open(&tracefs).map_err(classify)?;
+        let event = data
+            .register(registration, RegisterOptions::default())
+            .map_err(classify)?;
+        Ok(Self {
+            event: RwLock::new(event),
+        })
+    }
+}
+
+impl Sink for UserEventsSink {
+    fn enabled(&self) -> bool {
+        match self.event.try_read() {
+            Ok(event) => event.enabled(),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().enabled(),
+            // Being closed right now.
+            Err(TryLockError::WouldBlock) => false,
+        }
+    }
+
+    fn write(&self, parts: &[IoSlice<'_>]) -> Result<(), SinkError> {
+        let event = self.event.read().unwrap_or_else(|p| p.into_inner());
+        match event.write(parts) {
+            Ok(_) => Ok(()),
+            Err(e) if is_no_listener(&e) => Err(SinkError::NoListener),
+            Err(e) => Err(SinkError::UserEvents(e)),
+        }
+    }
+
+    fn close(&self) -> Result<(), SinkError> {
+        // Idempotent: unregistering twice does nothing.
+        let mut event = self.event.write().unwrap_or_else(|p| p.into_inner());
+        event.unregister().map_err(SinkError::UserEvents)
+    }
+}
+
+/// Maps a `user_events-sys` error to what the user can do about it.
+fn classify(error: user_events_sys::Error) -> Unavailable {
+    let kind = unavailable_kind(&error);
+    Unavailable::new(kind, error.to_string())
+}
+
+fn unavailable_kind(error: &user_events_sys::Error) -> UnavailableKind {
+    use user_events_sys::Error as E;
+    match error {
+        E::TracefsNotMounted => UnavailableKind::NoTracefs,
+        E::UserEventsUnavailable { .. } | E::Unsupported { .. } => UnavailableKind::NoUserEvents,
+        E::PermissionDenied { .. } | E::NeedsCapPerfmon { .. } => UnavailableKind::PermissionDenied,
+        E::FormatMismatch { .. } => UnavailableKind::FormatConflict,
+        _ => UnavailableKind::Other,
+    }
+}
+
+fn is_no_listener(error: &user_events_sys::Error) -> bool {
+    matches!(error, user_events_sys::Error::NoListener { .. })
+}
+
+/// Keeps every event in memory, for tests: a clonable handle; clones share the events.
+///
+/// Listening is on at first; [`Self::set_enabled`] switches it, [`Self::disable_after`] makes
+/// the listener leave after a number of writes, and [`Self::fail_write`] makes one write fail.
+#[derive(Clone, Default)]
+pub struct CaptureSink {
+    shared: Arc<CaptureShared>,
+}
+
+#[derive(Default)]
+struct CaptureShared {
+    disabled: AtomicBool,
+    events: Mutex<Vec<Vec<u8>>>,
+    enabled_checks: AtomicU64,
+    /// Writes left before the listener leaves (0 = never).
+    disable_after: AtomicUsize,
+    /// 1-based write number that fails (0 = none).
+    fail_write: AtomicUsize,
+    writes: AtomicUsize,
+    closed: AtomicUsize,
+}
+
+impl CaptureSink {
+    /// An enabled sink with no events.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Attaches (`true`) or detaches (`false`) the pretend listener.
+    pub fn set_enabled(&self, enabled: bool) {
+        self.shared.disabled.store(!enabled, Ordering::Relaxed);
+    }
+
+    /// The listener detaches after `writes` more successful writes.
+    pub fn disable_after(&self, writes: usize) {
+        self.shared.disable_after.store(writes, Ordering::Relaxed);
+    }
+
+    /// The `nth` write from now (1-based) fails with [`SinkError::Custom`].
+    pub fn fail_write(&self, nth: usize) {
+        let done = self.shared.writes.load(Ordering::Relaxed);
+        self.shared.fail_write.store(done + nth, Ordering::Relaxed);
+    }
+
+    /// Takes the payloads captured so far.
+    pub fn take(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.lock_events())
+    }
+
+    /// How many times `enabled` was asked.
+    pub fn enabled_checks(&self) -> u64 {
+        self.shared.enabled_checks.load(Ordering::Relaxed)
+    }
+
+    /// How many times `close` was called.
+    pub fn close_calls(&self) -> usize {
+        self.shared.closed.load(Ordering::Relaxed)
+    }
+
+    fn lock_events(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        self.shared.events.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Sink for CaptureSink {
+    fn enabled(&self) -> bool {
+        self.shared.enabled_checks.fetch_add(1, Ordering::Relaxed);
+        !self.shared.disabled.load(Ordering::Relaxed)
+    }
+
+    fn write(&self, parts: &[IoSlice<'_>]) -> Result<(), SinkError> {
+        if self.shared.disabled.load(Ordering::Relaxed) {
+            return Err(SinkError::NoListener);
+        }
+        let n = self.shared.writes.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.shared.fail_write.load(Ordering::Relaxed) == n {
+            return Err(SinkError::Custom(format!("write {n} refused by the test")));
+        }
+        let payload = parts.iter().flat_map(|p| p.iter().copied()).collect();
+        self.lock_events().push(payload);
+        let left = self.shared.disable_after.load(Ordering::Relaxed);
+        if left > 0 {
+            self.shared.disable_after.store(left - 1, Ordering::Relaxed);
+            if left == 1 {
+                self.set_enabled(false);
+            }
+        }
+        Ok(())
+    }
+
+    fn close(&self) -> Result<(), SinkError> {
+        self.shared.closed.fetch_add(1, Ordering::Relaxed);
+        self.set_enabled(false);
+        Ok(())
+    }
+}
+
+/// Always listening, throws every event away: for benchmarks of the exporter alone.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DiscardSink;
+
+impl Sink for DiscardSink {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    fn write(&self, parts: &[IoSlice<'_>]) -> Result<(), SinkError> {
+        std::hint::black_box(parts);
+        Ok(())
+    }
+}
+
+/// Never listening: for measuring the disabled path.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoListenerSink;
+
+impl Sink for NoListenerSink {
+    fn enabled(&self) -> bool {
+        false
+    }
+
+    fn write(&self, _parts: &[IoSlice<'_>]) -> Result<(), SinkError> {
+        Err(SinkError::NoListener)
+    }
+}
