@@ -14,9 +14,10 @@ use tracepoint_perf::{
 
 pub const SAMPLE_ID: u64 = 77;
 
-/// A unique temporary path for one test.
+/// A unique temporary path for one test (under cargo's per-target temporary directory).
 pub fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ue-metrics-decode-tests-{}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ue-metrics-decode-tests-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
