@@ -59,6 +59,20 @@ pub(crate) struct OpenChunk {
     pub used: bool,
 }
 
+impl OpenChunk {
+    /// Adds `bytes` of points to the open metric if it is `metric`; false otherwise.
+    #[inline(always)]
+    pub(crate) fn extend_open_metric(&mut self, metric: usize, bytes: usize) -> bool {
+        match self.metric.as_mut() {
+            Some((open, points)) if *open == metric => {
+                *points += bytes;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Layout {
     /// Size of a `Metric` field (key, length, body) carrying `points` bytes of points.
     #[inline]

@@ -54,6 +54,7 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 
 use chunk::{Assembler, OpenChunk, NO_METRIC};
 use encode::Layout;
+use wire::varint_len;
 
 /// The request size budget that reaches every kind of `user_events` listener: the 4064-byte
 /// payload an ftrace listener receives, minus the 16 fixed payload bytes (protocol, version,
@@ -133,6 +134,7 @@ impl MetricsEncoder {
             assembler: &mut self.assembler,
             limit: max_request_bytes,
             chunk: OpenChunk::default(),
+            bound: 0,
             summary: ChunkSummary::default(),
             first_oversized: None,
         };
@@ -183,6 +185,8 @@ struct Packer<'a> {
     assembler: &'a mut Assembler,
     limit: usize,
     chunk: OpenChunk,
+    /// An upper bound of the size of `chunk` (its exact size after every exact computation).
+    bound: usize,
     summary: ChunkSummary,
     /// (metric index, alone size) of the first oversized point.
     first_oversized: Option<(usize, usize)>,
@@ -200,20 +204,33 @@ impl Packer<'_> {
         is_point: bool,
         sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
-        let layout = self.layout;
-        let next = layout.chunk_with(&self.chunk, scope, metric, bytes.len());
-        if layout.chunk_size(&next) > self.limit {
-            let alone = layout.chunk_with(&OpenChunk::default(), scope, metric, bytes.len());
-            let alone_size = layout.chunk_size(&alone);
-            if alone_size > self.limit {
-                self.summary.oversized_points += 1;
-                self.first_oversized.get_or_insert((metric, alone_size));
-                return Ok(());
-            }
-            self.flush(sink)?;
-            self.chunk = alone;
+        let len = bytes.len();
+        // Fast path: another point of the open metric that fits even if each of the four
+        // enclosing length prefixes (data, Metric, ScopeMetrics, ResourceMetrics) grows by the
+        // most it can, varint_len(len) + 1 bytes. Only near the limit is the size computed
+        // exactly, so every decision is the exact one.
+        let bound = self.bound + len + 4 * (varint_len(len as u64) + 1);
+        if bound <= self.limit && self.chunk.extend_open_metric(metric, len) {
+            self.bound = bound;
         } else {
-            self.chunk = next;
+            let layout = self.layout;
+            let next = layout.chunk_with(&self.chunk, scope, metric, len);
+            let next_size = layout.chunk_size(&next);
+            if next_size <= self.limit {
+                self.chunk = next;
+                self.bound = next_size;
+            } else {
+                let alone = layout.chunk_with(&OpenChunk::default(), scope, metric, len);
+                let alone_size = layout.chunk_size(&alone);
+                if alone_size > self.limit {
+                    self.summary.oversized_points += 1;
+                    self.first_oversized.get_or_insert((metric, alone_size));
+                    return Ok(());
+                }
+                self.flush(sink)?;
+                self.chunk = alone;
+                self.bound = alone_size;
+            }
         }
         self.assembler
             .push_run(scope, metric, bytes.start, bytes.end);
@@ -232,6 +249,7 @@ impl Packer<'_> {
         self.summary.bytes += request.len();
         self.assembler.runs.clear();
         self.chunk = OpenChunk::default();
+        self.bound = 0;
         Ok(())
     }
 }

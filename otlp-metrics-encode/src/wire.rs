@@ -62,33 +62,113 @@ pub(crate) const fn str_field_size(len: usize) -> usize {
     }
 }
 
-/// Appends `value` as a varint.
-#[inline]
-pub(crate) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
+/// Appends `value` as a varint. The one-byte case is inlined everywhere; longer varints take
+/// an out-of-line path.
+#[inline(always)]
+pub(crate) fn put_varint(buf: &mut Vec<u8>, value: u64) {
     if value < 0x80 {
         buf.push(value as u8);
-        return;
+    } else {
+        put_long_varint(buf, value);
     }
-    let mut bytes = [0u8; 10];
-    let mut n = 0;
-    while value >= 0x80 {
-        bytes[n] = (value as u8) | 0x80;
-        value >>= 7;
-        n += 1;
+}
+
+#[inline(never)]
+fn put_long_varint(buf: &mut Vec<u8>, value: u64) {
+    let mut tail = Tail::open(buf);
+    tail.varint(value);
+    tail.close();
+}
+
+/// Longest byte string [`Tail::short_bytes`] copies.
+pub(crate) const SHORT: usize = 32;
+
+/// A few bytes written straight into the end of a buffer: room for [`Tail::ROOM`] bytes is
+/// made with one fixed-size resize, bytes are stored at indices (no capacity check per byte,
+/// no stack copy that the CPU would have to forward), and [`Tail::close`] cuts the unused room.
+pub(crate) struct Tail<'a> {
+    buf: &'a mut Vec<u8>,
+    len: usize,
+}
+
+impl<'a> Tail<'a> {
+    /// Room for a key, two 10-byte varints and a fixed64 value, with margin.
+    pub(crate) const ROOM: usize = 32;
+
+    /// Makes [`Tail::ROOM`] bytes of room.
+    #[inline(always)]
+    pub(crate) fn open(buf: &'a mut Vec<u8>) -> Self {
+        Self::open_with(buf, Self::ROOM)
     }
-    bytes[n] = value as u8;
-    buf.extend_from_slice(&bytes[..=n]);
+
+    /// Makes `room` bytes of room: the caller writes at most that many.
+    #[inline(always)]
+    pub(crate) fn open_with(buf: &'a mut Vec<u8>, room: usize) -> Self {
+        let len = buf.len();
+        buf.resize(len + room, 0);
+        Tail { buf, len }
+    }
+
+    /// Copies up to [`SHORT`] bytes with at most two overlapping fixed-size copies, inlined,
+    /// instead of a call to `memcpy` (most attribute keys and values are this short).
+    #[inline(always)]
+    pub(crate) fn short_bytes(&mut self, src: &[u8]) {
+        let n = src.len();
+        debug_assert!(n <= SHORT);
+        let dst = &mut self.buf[self.len..self.len + SHORT];
+        if n >= 16 {
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[n - 16..n].copy_from_slice(&src[n - 16..]);
+        } else if n >= 8 {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..n].copy_from_slice(&src[n - 8..]);
+        } else if n >= 4 {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..n].copy_from_slice(&src[n - 4..]);
+        } else {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = *s;
+            }
+        }
+        self.len += n;
+    }
+
+    #[inline(always)]
+    pub(crate) fn byte(&mut self, byte: u8) {
+        self.buf[self.len] = byte;
+        self.len += 1;
+    }
+
+    #[inline(always)]
+    pub(crate) fn varint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.byte((value as u8) | 0x80);
+            value >>= 7;
+        }
+        self.byte(value as u8);
+    }
+
+    #[inline(always)]
+    pub(crate) fn fixed64(&mut self, value: u64) {
+        self.buf[self.len..self.len + 8].copy_from_slice(&value.to_le_bytes());
+        self.len += 8;
+    }
+
+    #[inline(always)]
+    pub(crate) fn close(self) {
+        self.buf.truncate(self.len);
+    }
 }
 
 /// Appends a key and a varint value.
-#[inline]
+#[inline(always)]
 pub(crate) fn put_varint_field(buf: &mut Vec<u8>, field: u8, value: u64) {
     buf.push(tag(field, WIRE_VARINT));
     put_varint(buf, value);
 }
 
 /// Appends a key and an 8-byte little-endian value (fixed64, sfixed64 or double bits).
-#[inline]
+#[inline(always)]
 pub(crate) fn put_fixed64_field(buf: &mut Vec<u8>, field: u8, value: u64) {
     let mut bytes = [0u8; 9];
     bytes[0] = tag(field, WIRE_I64);
@@ -96,11 +176,37 @@ pub(crate) fn put_fixed64_field(buf: &mut Vec<u8>, field: u8, value: u64) {
     buf.extend_from_slice(&bytes);
 }
 
-/// Appends a key and a length prefix for a length-delimited body of `len` bytes.
+/// Appends a packed repeated fixed64/double field holding `n` values (`n` counted by the
+/// caller; the length prefix is written before the values). Nothing when `n` is 0.
 #[inline]
+pub(crate) fn put_packed_fixed64(
+    buf: &mut Vec<u8>,
+    field: u8,
+    n: usize,
+    values: impl Iterator<Item = u64>,
+) {
+    if n == 0 {
+        return;
+    }
+    put_len_key(buf, field, n * 8);
+    let start = buf.len();
+    buf.resize(start + n * 8, 0);
+    for (slot, value) in buf[start..].chunks_exact_mut(8).zip(values) {
+        slot.copy_from_slice(&value.to_le_bytes());
+    }
+}
+
+/// Appends a key and a length prefix for a length-delimited body of `len` bytes.
+#[inline(always)]
 pub(crate) fn put_len_key(buf: &mut Vec<u8>, field: u8, len: usize) {
-    buf.push(tag(field, WIRE_LEN));
-    put_varint(buf, len as u64);
+    if len < 0x80 {
+        buf.extend_from_slice(&[tag(field, WIRE_LEN), len as u8]);
+    } else {
+        let mut tail = Tail::open(buf);
+        tail.byte(tag(field, WIRE_LEN));
+        tail.varint(len as u64);
+        tail.close();
+    }
 }
 
 /// Appends a string/bytes field, always (for oneof members and fields with presence).
@@ -126,20 +232,38 @@ pub(crate) const fn zigzag32(value: i32) -> u64 {
 
 /// Reserves `reserved` bytes for a length prefix at the end of `buf` and returns where the
 /// prefix starts; write the body, then call [`finish_len`] with the same values.
-#[inline]
+#[inline(always)]
 pub(crate) fn reserve_len(buf: &mut Vec<u8>, reserved: usize) -> usize {
     let at = buf.len();
-    buf.resize(at + reserved, 0);
+    match reserved {
+        1 => buf.push(0),
+        2 => buf.extend_from_slice(&[0, 0]),
+        _ => buf.resize(at + reserved, 0),
+    }
     at
 }
 
 /// Writes the length prefix reserved by [`reserve_len`] for the body that follows it. When the
 /// real length needs a different number of bytes than reserved, the body moves once (the only
 /// copy, and rare when the guess comes from the previous sibling). Returns the body length.
-#[inline]
+#[inline(always)]
 pub(crate) fn finish_len(buf: &mut Vec<u8>, at: usize, reserved: usize) -> usize {
+    let body_len = buf.len() - (at + reserved);
+    match (reserved, body_len) {
+        (1, 0..=0x7F) => buf[at] = body_len as u8,
+        (2, 0x80..=0x3FFF) => {
+            buf[at] = (body_len as u8) | 0x80;
+            buf[at + 1] = (body_len >> 7) as u8;
+        }
+        _ => fix_len(buf, at, reserved, body_len),
+    }
+    body_len
+}
+
+/// [`finish_len`] when the reserved prefix has the wrong size, or is longer than 2 bytes.
+#[inline(never)]
+fn fix_len(buf: &mut Vec<u8>, at: usize, reserved: usize, body_len: usize) {
     let body_start = at + reserved;
-    let body_len = buf.len() - body_start;
     let needed = varint_len(body_len as u64);
     if needed > reserved {
         let grow = needed - reserved;
@@ -155,7 +279,6 @@ pub(crate) fn finish_len(buf: &mut Vec<u8>, at: usize, reserved: usize) -> usize
         value >>= 7;
     }
     buf[at + needed - 1] = value as u8;
-    body_len
 }
 
 #[cfg(test)]

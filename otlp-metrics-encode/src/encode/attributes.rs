@@ -4,8 +4,8 @@
 use opentelemetry::{Array, KeyValue, Value};
 
 use crate::wire::{
-    len_field_size, put_fixed64_field, put_len_key, put_str_field, put_varint_field,
-    str_field_size, tag, varint_len, WIRE_LEN,
+    len_field_size, put_fixed64_field, put_len_key, put_varint_field, str_field_size, tag,
+    varint_len, Tail, SHORT, WIRE_I64, WIRE_LEN, WIRE_VARINT,
 };
 
 // AnyValue fields.
@@ -52,24 +52,6 @@ fn array_value_len(array: &Array) -> usize {
     }
 }
 
-/// Writes an AnyValue body (no key, no length).
-fn put_any_value_body(buf: &mut Vec<u8>, value: &Value) {
-    match value {
-        Value::Bool(v) => put_varint_field(buf, ANY_BOOL, u64::from(*v)),
-        Value::I64(v) => put_varint_field(buf, ANY_INT, *v as u64),
-        Value::F64(v) => put_fixed64_field(buf, ANY_DOUBLE, v.to_bits()),
-        Value::String(s) => {
-            put_len_key(buf, ANY_STRING, s.as_str().len());
-            buf.extend_from_slice(s.as_str().as_bytes());
-        }
-        Value::Array(array) => {
-            put_len_key(buf, ANY_ARRAY, array_value_len(array));
-            put_array_value_body(buf, array);
-        }
-        _ => {}
-    }
-}
-
 fn put_array_value_body(buf: &mut Vec<u8>, array: &Array) {
     const ELEMENT_KEY: u8 = tag(ARRAY_VALUES, WIRE_LEN);
     match array {
@@ -106,15 +88,109 @@ fn put_array_value_body(buf: &mut Vec<u8>, array: &Array) {
 /// present (as opentelemetry-proto's transform sets it), the key only when non-empty (proto3).
 #[inline]
 pub(crate) fn put_key_value(buf: &mut Vec<u8>, field: u8, key: &str, value: &Value) {
+    let key = key.as_bytes();
+    let short_value = match value {
+        Value::String(s) => s.as_str().len() <= SHORT,
+        Value::Array(_) => false,
+        _ => true,
+    };
+    if key.len() <= SHORT && short_value {
+        put_short_key_value(buf, field, key, value);
+    } else {
+        put_long_key_value(buf, field, key, value);
+    }
+}
+
+/// Room a short KeyValue needs: key + length (1 + 1 + 1 + 1) + key (32) + value key and
+/// length (1 + 1) + AnyValue (string: 1 + 1 + 32; i64: 1 + 10), rounded up.
+const SHORT_KEY_VALUE_ROOM: usize = 80;
+
+/// The common case: key and string value of at most [`SHORT`] bytes, every length one byte,
+/// all written through one [`Tail`] with inlined copies.
+#[inline(always)]
+fn put_short_key_value(buf: &mut Vec<u8>, field: u8, key: &[u8], value: &Value) {
     let value_len = any_value_len(value);
-    put_len_key(
-        buf,
-        field,
-        str_field_size(key.len()) + len_field_size(value_len),
-    );
-    put_str_field(buf, KV_KEY, key);
-    put_len_key(buf, KV_VALUE, value_len);
-    put_any_value_body(buf, value);
+    let mut t = Tail::open_with(buf, SHORT_KEY_VALUE_ROOM);
+    t.byte(tag(field, WIRE_LEN));
+    t.varint((str_field_size(key.len()) + len_field_size(value_len)) as u64);
+    if !key.is_empty() {
+        t.byte(tag(KV_KEY, WIRE_LEN));
+        t.byte(key.len() as u8);
+        t.short_bytes(key);
+    }
+    t.byte(tag(KV_VALUE, WIRE_LEN));
+    t.byte(value_len as u8);
+    match value {
+        Value::Bool(b) => {
+            t.byte(tag(ANY_BOOL, WIRE_VARINT));
+            t.byte(u8::from(*b));
+        }
+        Value::I64(i) => {
+            t.byte(tag(ANY_INT, WIRE_VARINT));
+            t.varint(*i as u64);
+        }
+        Value::F64(f) => {
+            t.byte(tag(ANY_DOUBLE, WIRE_I64));
+            t.fixed64(f.to_bits());
+        }
+        Value::String(s) => {
+            let s = s.as_str().as_bytes();
+            t.byte(tag(ANY_STRING, WIRE_LEN));
+            t.byte(s.len() as u8);
+            t.short_bytes(s);
+        }
+        _ => {}
+    }
+    t.close();
+}
+
+/// Any KeyValue: long keys or strings, arrays.
+#[inline(never)]
+fn put_long_key_value(buf: &mut Vec<u8>, field: u8, key: &[u8], value: &Value) {
+    let value_len = any_value_len(value);
+    let mut head = Tail::open(buf);
+    head.byte(tag(field, WIRE_LEN));
+    head.varint((str_field_size(key.len()) + len_field_size(value_len)) as u64);
+    if !key.is_empty() {
+        head.byte(tag(KV_KEY, WIRE_LEN));
+        head.varint(key.len() as u64);
+    }
+    head.close();
+    buf.extend_from_slice(key);
+
+    let mut v = Tail::open(buf);
+    v.byte(tag(KV_VALUE, WIRE_LEN));
+    v.varint(value_len as u64);
+    match value {
+        Value::Bool(b) => {
+            v.byte(tag(ANY_BOOL, WIRE_VARINT));
+            v.byte(u8::from(*b));
+        }
+        Value::I64(i) => {
+            v.byte(tag(ANY_INT, WIRE_VARINT));
+            v.varint(*i as u64);
+        }
+        Value::F64(f) => {
+            v.byte(tag(ANY_DOUBLE, WIRE_I64));
+            v.fixed64(f.to_bits());
+        }
+        Value::String(s) => {
+            let s = s.as_str();
+            v.byte(tag(ANY_STRING, WIRE_LEN));
+            v.varint(s.len() as u64);
+            v.close();
+            buf.extend_from_slice(s.as_bytes());
+            return;
+        }
+        Value::Array(array) => {
+            v.close();
+            put_len_key(buf, ANY_ARRAY, array_value_len(array));
+            put_array_value_body(buf, array);
+            return;
+        }
+        _ => {}
+    }
+    v.close();
 }
 
 /// Writes every attribute as a repeated `KeyValue` field `field`.

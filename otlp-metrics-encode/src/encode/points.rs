@@ -11,8 +11,8 @@ use opentelemetry_sdk::metrics::data::{
 
 use super::attributes::put_attributes;
 use crate::wire::{
-    finish_len, put_fixed64_field, put_len_key, put_varint, put_varint_field, reserve_len,
-    str_field_size, tag, varint_len, zigzag32, WIRE_I64,
+    finish_len, put_fixed64_field, put_len_key, put_packed_fixed64, put_varint, put_varint_field,
+    reserve_len, str_field_size, tag, varint_len, zigzag32, WIRE_I64,
 };
 
 /// Nanoseconds since the Unix epoch; times before the epoch become 0 (as in the reference
@@ -144,9 +144,12 @@ impl Times {
         Times { bytes, len }
     }
 
-    #[inline]
+    /// Appends the fields: one fixed-size copy, then the unused tail is cut off.
+    #[inline(always)]
     fn put(&self, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(&self.bytes[..self.len]);
+        let at = buf.len();
+        buf.extend_from_slice(&self.bytes);
+        buf.truncate(at + self.len);
     }
 }
 
@@ -210,20 +213,6 @@ pub(crate) fn put_histogram_point<T: Number>(
             put_fixed64_field(buf, 12, max.to_f64().to_bits());
         }
     });
-}
-
-/// A packed repeated fixed64/double field of the `n` values of `values` (`n` counted by the
-/// caller on a fresh iterator, so the length prefix is exact).
-#[inline]
-fn put_packed_fixed64(buf: &mut Vec<u8>, field: u8, n: usize, values: impl Iterator<Item = u64>) {
-    if n == 0 {
-        return;
-    }
-    put_len_key(buf, field, n * 8);
-    buf.reserve(n * 8);
-    for v in values {
-        buf.extend_from_slice(&v.to_le_bytes());
-    }
 }
 
 /// An `ExponentialHistogramDataPoint`. `positive` and `negative` are always written (possibly
