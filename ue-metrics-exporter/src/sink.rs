@@ -7,7 +7,7 @@
 use std::io::IoSlice;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, TryLockError};
+use std::sync::{Arc, Mutex};
 
 use user_events_sys::{DataFile, Event, RegisterOptions, Tracefs};
 
@@ -46,12 +46,10 @@ pub enum SinkError {
     Custom(String),
 }
 
-/// Writes events to a registered `user_events` tracepoint.
-///
-/// The event sits behind a read-write lock only because `Event::unregister` needs `&mut`:
-/// `enabled` and `write` take the (uncontended) read side, `close` the write side.
+/// Writes events to a registered `user_events` tracepoint. No lock: `Event::enabled` is one
+/// relaxed load and `Event::unregister` takes `&self`, so the disabled path stays a load.
 pub struct UserEventsSink {
-    event: RwLock<Event>,
+    event: Event,
 }
 
 impl UserEventsSink {
@@ -66,25 +64,19 @@ impl UserEventsSink {
         let event = data
             .register(registration, RegisterOptions::default())
             .map_err(classify)?;
-        Ok(Self {
-            event: RwLock::new(event),
-        })
+        Ok(Self { event })
     }
 }
 
 impl Sink for UserEventsSink {
+    #[inline]
     fn enabled(&self) -> bool {
-        match self.event.try_read() {
-            Ok(event) => event.enabled(),
-            Err(TryLockError::Poisoned(p)) => p.into_inner().enabled(),
-            // Being closed right now.
-            Err(TryLockError::WouldBlock) => false,
-        }
+        // The kernel clears the bit on unregister, so this is also false after `close`.
+        self.event.enabled()
     }
 
     fn write(&self, parts: &[IoSlice<'_>]) -> Result<(), SinkError> {
-        let event = self.event.read().unwrap_or_else(|p| p.into_inner());
-        match event.write(parts) {
+        match self.event.write(parts) {
             Ok(_) => Ok(()),
             Err(e) if is_no_listener(&e) => Err(SinkError::NoListener),
             Err(e) => Err(SinkError::UserEvents(e)),
@@ -93,8 +85,7 @@ impl Sink for UserEventsSink {
 
     fn close(&self) -> Result<(), SinkError> {
         // Idempotent: unregistering twice does nothing.
-        let mut event = self.event.write().unwrap_or_else(|p| p.into_inner());
-        event.unregister().map_err(SinkError::UserEvents)
+        self.event.unregister().map_err(SinkError::UserEvents)
     }
 }
 

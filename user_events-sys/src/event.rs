@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::abi::{
@@ -147,7 +147,7 @@ impl DataFile {
             enable_bit: options.enable_bit,
             write_index,
             flags,
-            registered: true,
+            registered: AtomicBool::new(true),
             name: event_name(name_args).into(),
         })
     }
@@ -216,7 +216,9 @@ pub struct Event {
     enable_bit: u8,
     write_index: u32,
     flags: u16,
-    registered: bool,
+    /// Cleared once by the first successful unregister; an atomic so that `unregister` takes
+    /// `&self` and export threads can keep calling `enabled` without a lock around the event.
+    registered: AtomicBool,
     name: Box<str>,
 }
 
@@ -260,7 +262,7 @@ impl Event {
 
     /// Whether this handle is still registered.
     pub fn is_registered(&self) -> bool {
-        self.registered
+        self.registered.load(Ordering::Acquire)
     }
 
     /// The file this event was registered on.
@@ -274,16 +276,22 @@ impl Event {
     /// A success does not mean every listener got the event: payloads above
     /// [`crate::MAX_PAYLOAD_ALL_LISTENERS`] are dropped by some listeners without an error.
     pub fn write(&self, payload: &[IoSlice<'_>]) -> Result<usize> {
-        if !self.registered {
+        if !self.is_registered() {
             return Err(Error::Unregistered);
         }
         write_indexed(&self.data, self.write_index, payload)
     }
 
     /// Removes the enabler (`DIAG_IOCSUNREG`): the kernel clears the bit and stops updating
-    /// the word. Doing it again does nothing.
-    pub fn unregister(&mut self) -> Result<()> {
-        if !self.registered {
+    /// the word. Doing it again does nothing. Takes `&self` so a shared event can be
+    /// unregistered while other threads check [`Event::enabled`]; of several concurrent calls
+    /// one does the ioctl, the others return `Ok` at once.
+    pub fn unregister(&self) -> Result<()> {
+        if self
+            .registered
+            .compare_exchange(true, false, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
             return Ok(());
         }
         let unreg = user_unreg {
@@ -293,10 +301,11 @@ impl Event {
             reserved2: 0,
             disable_addr: self.enable_word_addr(),
         };
-        os::unregister(self.data.file(), &unreg)
-            .map_err(|err| Error::from_unregister(&self.name, err))?;
-        self.registered = false;
-        Ok(())
+        os::unregister(self.data.file(), &unreg).map_err(|err| {
+            // Still registered as far as the kernel is concerned: let a later call retry.
+            self.registered.store(true, Ordering::Release);
+            Error::from_unregister(&self.name, err)
+        })
     }
 
     pub(crate) fn enable_word_addr(&self) -> u64 {

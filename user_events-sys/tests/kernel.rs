@@ -164,7 +164,7 @@ fn enable_bit_follows_ftrace_and_clears_on_unregister() {
     let data = open();
     for bit in [0u8, 31] {
         let name = format!("ue_t_enable{bit}");
-        let mut event = data
+        let event = data
             .register(
                 &format!("{name} u32 a"),
                 RegisterOptions {
@@ -340,7 +340,7 @@ fn delete_is_busy_while_referenced_then_works() {
     let tracefs = tracefs();
     let owner = open();
     let deleter = open();
-    let mut event = owner
+    let event = owner
         .register(
             "ue_t_del u32 a",
             RegisterOptions {
@@ -394,7 +394,7 @@ fn dropping_the_last_reference_removes_the_event() {
 #[test]
 fn fork_keeps_the_enabler() {
     let data = open();
-    let mut event = register(&data, "ue_t_fork u32 a");
+    let event = register(&data, "ue_t_fork u32 a");
     let child = testing::fork(|| {
         let deadline = Instant::now() + TIMEOUT;
         while Instant::now() < deadline {
