@@ -12,6 +12,7 @@
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use criterion::{Criterion, Throughput};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -85,25 +86,31 @@ fn criterion_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-/// Mean time per iteration in ns from criterion's `new/estimates.json`, if this run made one.
-fn mean_ns(group: &str, line: &str) -> Option<f64> {
+/// Time per iteration in ns from criterion's `new/estimates.json`, if this run (started at
+/// `since`) wrote one: the slope estimate criterion prints as "time", else the mean.
+fn estimate_ns(group: &str, line: &str, since: SystemTime) -> Option<f64> {
     criterion_dirs().into_iter().find_map(|dir| {
-        let text =
-            std::fs::read_to_string(dir.join(group).join(line).join("new/estimates.json")).ok()?;
-        // {"mean":{"confidence_interval":{...},"point_estimate":123.4,...},...}
-        let mean = &text[text.find("\"mean\"")?..];
-        let value = &mean[mean.find("\"point_estimate\":")? + 17..];
+        let path = dir.join(group).join(line).join("new/estimates.json");
+        if std::fs::metadata(&path).ok()?.modified().ok()? < since {
+            return None;
+        }
+        let text = std::fs::read_to_string(path).ok()?;
+        let object = ["\"slope\":{", "\"mean\":{"]
+            .iter()
+            .find_map(|key| text.find(key))?;
+        let rest = &text[object..];
+        let value = &rest[rest.find("\"point_estimate\":")? + 17..];
         let end = value.find([',', '}'])?;
         value[..end].trim().parse().ok()
     })
 }
 
-fn print_table(rows: &[Sizes]) {
+fn print_table(rows: &[Sizes], since: SystemTime) {
     println!();
     println!("| workload | points | line | ns/point | x faster | bytes | chunks |");
     println!("|---|---:|---|---:|---:|---:|---:|");
     for row in rows {
-        let per_point = |line| mean_ns(row.name, line).map(|ns| ns / row.points as f64);
+        let per_point = |line| estimate_ns(row.name, line, since).map(|ns| ns / row.points as f64);
         let reference = per_point(LINES[0]);
         let cells = [
             (LINES[0], row.reference_bytes, 1),
@@ -131,11 +138,12 @@ fn print_table(rows: &[Sizes]) {
 }
 
 fn main() {
+    let started = SystemTime::now();
     let mut criterion = Criterion::default().configure_from_args();
     let rows: Vec<Sizes> = workloads::all()
         .iter()
         .map(|w| bench_workload(&mut criterion, w))
         .collect();
     criterion.final_summary();
-    print_table(&rows);
+    print_table(&rows, started);
 }

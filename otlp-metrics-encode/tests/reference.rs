@@ -161,7 +161,9 @@ fn every_kind_and_value_type_matches_the_reference_transform_byte_for_byte() {
             "{temporality:?}: bytes differ"
         );
 
-        // The input really covers what it claims to.
+        // The input really covers what it claims to: 14 instruments x 3 attribute sets + 1.
+        let points = otlp_metrics_encode::check::flatten(ours.clone()).len();
+        assert_eq!(points, all_kinds().len() * 3 + 1, "{temporality:?}");
         let kinds = data_kinds(&ours);
         for expected in [
             "gauge",
@@ -269,4 +271,55 @@ fn an_empty_collection_is_one_resource_without_scopes() {
         .encode_chunks(&rm, 4048, |_| Err("no chunk expected"))
         .expect("an empty collection produces no chunk");
     assert_eq!(chunks.chunks, 0);
+}
+
+/// Bucket counts of 128 and more take multi-byte varints (exponential histograms) and large
+/// fixed64 counts; zero counts and negative buckets appear too.
+#[test]
+fn large_bucket_counts_match_the_reference_transform() {
+    let mut recipe = recipe(Temporality::Cumulative, &[]);
+    recipe.scopes.truncate(1);
+    let values: Vec<(f64, Vec<KeyValue>)> = (0..2000)
+        .map(|i| (f64::from(i % 7) * 3.5 - 7.0, vec![KeyValue::new("k", "v")]))
+        .collect();
+    recipe.scopes[0].instruments = [
+        Kind::F64ExponentialHistogram {
+            max_size: 160,
+            max_scale: 20,
+        },
+        Kind::U64ExponentialHistogram {
+            max_size: 8,
+            max_scale: 5,
+        },
+        Kind::F64Histogram {
+            bounds: None,
+            record_min_max: true,
+        },
+    ]
+    .into_iter()
+    .map(|kind| InstrumentRecipe {
+        kind,
+        name: "busy".to_owned(),
+        description: String::new(),
+        unit: String::new(),
+        measurements: values.clone(),
+    })
+    .collect();
+    let rm = collect(&recipe);
+    let mut encoder = MetricsEncoder::new();
+    let ours = roundtrip(&mut encoder, &rm);
+    assert_eq!(encoder.encode_request(&rm), reference(&rm));
+    let metrics = &ours.resource_metrics[0].scope_metrics[0].metrics;
+    let Some(Data::ExponentialHistogram(h)) = &metrics[0].data else {
+        panic!("an exponential histogram");
+    };
+    let point = &h.data_points[0];
+    let positive = point.positive.as_ref().expect("positive buckets");
+    let negative = point.negative.as_ref().expect("negative buckets");
+    assert!(
+        positive.bucket_counts.iter().any(|&c| c >= 128),
+        "{positive:?}"
+    );
+    assert!(!negative.bucket_counts.is_empty(), "{negative:?}");
+    assert!(point.zero_count >= 128, "zero count {}", point.zero_count);
 }
