@@ -1,5 +1,7 @@
-//! The guest's root filesystem: a `newc` cpio archive (gzip-compressed), written here directly so
-//! every entry is owned by root with exactly the mode we choose, without root rights on the host.
+//! The guest's root filesystem: a `newc` cpio archive, written here directly so every entry is
+//! owned by root with exactly the mode we choose, without root rights on the host. It is not
+//! compressed: under TCG the guest kernel needs ~5 s to gunzip 25 MB of test binaries, while
+//! the 80 MB uncompressed archive boots in under 2 s.
 //!
 //! [`Initramfs::base`] gives busybox (a shell init and the usual tools), `/etc/passwd` and
 //! `/etc/group` with the users the kernel tests need, and the mount points. Callers then add test
@@ -8,12 +10,11 @@
 //! ([`Initramfs::add_dynamic_program`], e.g. Debian's `perf`), and the `/init` script.
 
 use crate::error::{Error, Result};
-use crate::util::spawn_error;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Component, Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// The statically linked busybox from Debian's `busybox-static`.
 const BUSYBOX: &str = "/bin/busybox";
@@ -211,31 +212,15 @@ impl Initramfs {
         Ok(())
     }
 
-    /// Writes the archive, gzip-compressed, to `path`; returns the compressed size in bytes.
+    /// Writes the archive to `path`; returns its size in bytes.
     pub fn write(&self, path: &Path) -> Result<u64> {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
         }
         let file = fs::File::create(path).map_err(|e| Error::io("create", path, e))?;
-        let mut gzip = Command::new("gzip");
-        // -1: this archive lives for one boot; speed matters more than a few MB.
-        gzip.args(["-1", "-n", "-c"])
-            .stdin(Stdio::piped())
-            .stdout(file);
-        let mut child = gzip.spawn().map_err(|e| spawn_error(&gzip, e))?;
-        let stdin = child.stdin.take().expect("stdin is piped");
-        let mut writer = CpioWriter::new(BufWriter::with_capacity(1 << 20, stdin));
-        let written = self.write_entries(&mut writer);
-        // Close gzip's input before waiting, whatever happened.
-        drop(writer);
-        let status = child.wait().map_err(|e| Error::io("wait for", "gzip", e))?;
-        written?;
-        if !status.success() {
-            return Err(Error::Failed(format!("gzip failed ({status})")));
-        }
-        Ok(fs::metadata(path)
-            .map_err(|e| Error::io("stat", path, e))?
-            .len())
+        let mut writer = CpioWriter::new(BufWriter::with_capacity(1 << 20, file));
+        self.write_entries(&mut writer)?;
+        Ok(writer.offset)
     }
 
     fn write_entries<W: Write>(&self, writer: &mut CpioWriter<W>) -> Result<()> {

@@ -103,7 +103,7 @@ pub fn run(options: &RunOptions) -> Result<i32> {
     initramfs.add_file("/init", script.render(), 0o755);
 
     let dir = qemu::run_dir("run")?;
-    let image = dir.join("initramfs.cpio.gz");
+    let image = dir.join("initramfs.cpio");
     let size = initramfs.write(&image)?;
     eprintln!(
         "vm: booting {} (initramfs {:.1} MB, {} CPUs, time limit {} s)",
