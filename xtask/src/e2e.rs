@@ -324,7 +324,8 @@ pub fn e2e(options: &E2eOptions) -> Result<()> {
         script.run(&program.label, &argv);
     }
     initramfs.add_file("/init", script.render(), 0o755);
-    let dir = qemu::run_dir("e2e")?;
+    let run_dir = qemu::RunDir::create("e2e")?;
+    let dir = run_dir.path();
     let image = dir.join("initramfs.cpio");
     let size = initramfs.write(&image)?;
     eprintln!(

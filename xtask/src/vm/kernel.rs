@@ -167,8 +167,44 @@ impl Fnv1a {
     }
 }
 
+/// The programs the kernel build needs, and the Debian package of each.
+const BUILD_TOOLS: [(&str, &str); 8] = [
+    ("make", "make"),
+    ("gcc", "gcc"),
+    ("tar", "tar"),
+    ("xz", "xz-utils"),
+    ("flex", "flex"),
+    ("bison", "bison"),
+    ("bc", "bc"),
+    ("perl", "perl"),
+];
+
+/// Fails early (before the minute of unpacking) when a build tool or libelf's header is missing.
+fn check_build_tools() -> Result<()> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let on_path = |program: &str| std::env::split_paths(&path).any(|d| d.join(program).is_file());
+    let mut missing: Vec<&str> = BUILD_TOOLS
+        .iter()
+        .filter(|(program, _)| !on_path(program))
+        .map(|(_, package)| *package)
+        .collect();
+    // objtool (x86_64) includes gelf.h.
+    if !Path::new("/usr/include/gelf.h").exists() {
+        missing.push("libelf-dev");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!(
+            "the kernel build needs more packages: apt-get install {}",
+            missing.join(" ")
+        )))
+    }
+}
+
 /// Unpacks, configures and builds the kernel in `work`, then copies the results into `dir`.
 fn build(source: &Path, dir: &Path, work: &Path) -> Result<()> {
+    check_build_tools()?;
     let started = Instant::now();
     if work.exists() {
         // Left over from an interrupted build: start clean.

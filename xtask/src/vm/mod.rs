@@ -102,7 +102,8 @@ pub fn run(options: &RunOptions) -> Result<i32> {
     script.run("run", &argv);
     initramfs.add_file("/init", script.render(), 0o755);
 
-    let dir = qemu::run_dir("run")?;
+    let run_dir = qemu::RunDir::create("run")?;
+    let dir = run_dir.path();
     let image = dir.join("initramfs.cpio");
     let size = initramfs.write(&image)?;
     eprintln!(

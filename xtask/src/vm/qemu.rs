@@ -348,14 +348,45 @@ pub fn kernel_problems(console: &[String], dmesg: &[String]) -> Vec<String> {
     problems
 }
 
-/// The host directory for one boot's files (initramfs, results), under the workspace target dir.
-pub fn run_dir(name: &str) -> Result<PathBuf> {
-    let dir = crate::util::project_root()
-        .join("target")
-        .join("vm-run")
-        .join(name);
-    fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-    Ok(dir)
+/// The host directory for one boot's files (initramfs, results): private to this process while
+/// it runs (several `vm run`s may boot at once), then kept as `target/vm-run/<name>` for a look
+/// after the run.
+#[derive(Debug)]
+pub struct RunDir {
+    path: PathBuf,
+    last: PathBuf,
+}
+
+impl RunDir {
+    /// Creates `target/vm-run/<name>.<pid>`.
+    pub fn create(name: &str) -> Result<RunDir> {
+        let base = crate::util::project_root().join("target").join("vm-run");
+        let path = base.join(format!("{name}.{}", std::process::id()));
+        if path.exists() {
+            fs::remove_dir_all(&path).map_err(|e| Error::io("remove", &path, e))?;
+        }
+        fs::create_dir_all(&path).map_err(|e| Error::io("create", &path, e))?;
+        Ok(RunDir {
+            path,
+            last: base.join(name),
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for RunDir {
+    /// Replaces `target/vm-run/<name>` with this run's files; if another run got there at the
+    /// same moment, this run's files are dropped instead.
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.last);
+        if fs::rename(&self.path, &self.last).is_err() {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
 }
 
 #[cfg(test)]
