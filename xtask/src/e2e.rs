@@ -26,6 +26,9 @@ pub const MEASURE_MARKER: &str = "UE-MEASURE ";
 pub struct E2eOptions {
     /// How to boot (time limit, CPUs).
     pub boot: qemu::BootOptions,
+    /// Host programs to pack at their host paths (with their libraries), besides those the
+    /// crates ask for.
+    pub with: Vec<PathBuf>,
 }
 
 impl Default for E2eOptions {
@@ -35,6 +38,7 @@ impl Default for E2eOptions {
                 timeout: Duration::from_secs(600),
                 ..qemu::BootOptions::default()
             },
+            with: Vec::new(),
         }
     }
 }
@@ -73,8 +77,19 @@ pub struct ProgramReport {
     pub failed_tests: Vec<String>,
 }
 
-/// The crates with kernel tests: `(package name, manifest path)`.
-pub fn kernel_test_crates() -> Result<Vec<String>> {
+/// A crate whose kernel tests e2e runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelTestCrate {
+    /// The package name.
+    pub name: String,
+    /// Host programs its tests call in the guest, from its manifest:
+    /// `[package.metadata.ue-vm] host-programs = ["/usr/bin/perf"]`. Packed at the same paths,
+    /// with their libraries.
+    pub host_programs: Vec<PathBuf>,
+}
+
+/// The crates with kernel tests, sorted by name.
+pub fn kernel_test_crates() -> Result<Vec<KernelTestCrate>> {
     let mut command = cargo();
     command.args(["metadata", "--format-version", "1", "--no-deps"]);
     let text = crate::util::output(&mut command)?;
@@ -84,9 +99,9 @@ pub fn kernel_test_crates() -> Result<Vec<String>> {
 }
 
 /// Picks the packages with a `kernel-tests` feature and a `kernel` test target.
-pub fn crates_with_kernel_tests(metadata: &Value) -> Vec<String> {
+pub fn crates_with_kernel_tests(metadata: &Value) -> Vec<KernelTestCrate> {
     let packages = metadata.get("packages").map(Value::items).unwrap_or(&[]);
-    let mut names: Vec<String> = packages
+    let mut crates: Vec<KernelTestCrate> = packages
         .iter()
         .filter(|package| {
             let has_feature = package
@@ -105,10 +120,25 @@ pub fn crates_with_kernel_tests(metadata: &Value) -> Vec<String> {
                 });
             has_feature && has_target
         })
-        .filter_map(|package| package.get("name")?.as_str().map(str::to_string))
+        .filter_map(|package| {
+            let name = package.get("name")?.as_str()?.to_string();
+            let host_programs = package
+                .get("metadata")
+                .and_then(|m| m.get("ue-vm"))
+                .and_then(|m| m.get("host-programs"))
+                .map(Value::items)
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(|p| p.as_str().map(PathBuf::from))
+                .collect();
+            Some(KernelTestCrate {
+                name,
+                host_programs,
+            })
+        })
         .collect();
-    names.sort();
-    names
+    crates.sort_by(|a, b| a.name.cmp(&b.name));
+    crates
 }
 
 /// Builds statically into `target/vm-bins` with `args`; returns the executables cargo reported
@@ -172,8 +202,9 @@ pub fn executables(messages: &str) -> Vec<(String, Vec<String>, PathBuf)> {
         .collect()
 }
 
-/// Builds every crate's kernel test binary and a static xtask; returns the programs to run.
-pub fn build_programs() -> Result<Vec<GuestProgram>> {
+/// Builds every crate's kernel test binary and a static xtask; returns the programs to run and
+/// the host programs the crates asked for.
+pub fn build_programs() -> Result<(Vec<GuestProgram>, Vec<PathBuf>)> {
     let crates = kernel_test_crates()?;
     if crates.is_empty() {
         eprintln!("e2e: no crate has a `kernel-tests` feature and a `kernel` test target yet");
@@ -189,7 +220,13 @@ pub fn build_programs() -> Result<Vec<GuestProgram>> {
         args: vec!["check-kernel".into()],
         is_test: false,
     }];
-    for name in crates {
+    let mut host_programs = Vec::new();
+    for KernelTestCrate {
+        name,
+        host_programs: wanted,
+    } in crates
+    {
+        host_programs.extend(wanted);
         let built = build_static(&[
             "test",
             "--no-run",
@@ -214,7 +251,7 @@ pub fn build_programs() -> Result<Vec<GuestProgram>> {
             is_test: true,
         });
     }
-    Ok(programs)
+    Ok((programs, host_programs))
 }
 
 /// Reads the per-program results from the console and the exit codes from the results port.
@@ -312,10 +349,20 @@ pub fn parse_test_result(line: &str) -> Option<(u32, u32, u32)> {
 pub fn e2e(options: &E2eOptions) -> Result<()> {
     let started = Instant::now();
     let kernel = kernel::ensure_kernel()?;
-    let programs = build_programs()?;
+    let (programs, mut host_programs) = build_programs()?;
+    host_programs.extend(options.with.iter().cloned());
     let built = started.elapsed();
 
     let mut initramfs = Initramfs::base()?;
+    for program in &host_programs {
+        initramfs.add_host_program(program).map_err(|e| {
+            Error::Failed(format!(
+                "cannot pack {} for the guest ({e}); if it is /usr/bin/perf: apt-get install \
+                 linux-perf",
+                program.display()
+            ))
+        })?;
+    }
     let mut script = guest::Script::new();
     for program in &programs {
         let guest_path = initramfs.add_binary(&program.binary, &program.label)?;
@@ -515,7 +562,8 @@ mod tests {
         let metadata = json::parse(
             r#"{"packages": [
               {"name": "b", "features": {"kernel-tests": []},
-               "targets": [{"name": "kernel", "kind": ["test"]}]},
+               "targets": [{"name": "kernel", "kind": ["test"]}],
+               "metadata": {"ue-vm": {"host-programs": ["/usr/bin/perf"]}}},
               {"name": "a", "features": {"kernel-tests": []},
                "targets": [{"name": "kernel", "kind": ["test"]}, {"name": "a", "kind": ["lib"]}]},
               {"name": "no-feature", "features": {},
@@ -525,7 +573,11 @@ mod tests {
             ]}"#,
         )
         .unwrap();
-        assert_eq!(crates_with_kernel_tests(&metadata), ["a", "b"]);
+        let crates = crates_with_kernel_tests(&metadata);
+        let names: Vec<_> = crates.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(crates[0].host_programs.is_empty());
+        assert_eq!(crates[1].host_programs, [PathBuf::from("/usr/bin/perf")]);
     }
 
     #[test]

@@ -20,11 +20,13 @@ usage: cargo xtask <task>
 
 tasks:
   ci [--keep-going] [--skip-e2e]   fmt check, clippy -D warnings, workspace tests, e2e (stops at the first failure)
-  e2e [--timeout S] [--cpus N]     build every crate's kernel tests statically, run them all in one VM boot
+  e2e [--timeout S] [--cpus N] [--with PATH]...
+                                   build every crate's kernel tests statically, run them all in one VM boot
   check-kernel                     can an app export to user_events here? (exit 0 = yes)
   vm build                         build (once) and cache the user_events kernel; print its path
-  vm run [--timeout S] [--cpus N] <binary> [args...]
-                                   boot the VM, run <binary> as root, stream its output, exit with its code
+  vm run [--timeout S] [--cpus N] [--with PATH]... <binary> [args...]
+                                   boot the VM, run <binary> as root, stream its output, exit with its code;
+                                   --with packs a host program (e.g. /usr/bin/perf) with its libraries
   help                             this text";
 
 fn main() {
@@ -58,7 +60,7 @@ fn dispatch(args: &[String]) -> Result<i32> {
         }
         "e2e" => {
             let mut options = e2e::E2eOptions::default();
-            let rest = vm::parse_boot_flags(rest, &mut options.boot)?;
+            let rest = vm::parse_guest_flags(rest, &mut options.boot, &mut options.with)?;
             if let Some(extra) = rest.first() {
                 return Err(Error::Usage(format!("e2e: unexpected argument `{extra}`")));
             }

@@ -191,6 +191,20 @@ impl Initramfs {
         Ok(guest)
     }
 
+    /// Adds a host program at its own (absolute) path: with its libraries and loader when it is
+    /// dynamically linked. Returns the guest path.
+    pub fn add_host_program(&mut self, host: impl AsRef<Path>) -> Result<PathBuf> {
+        let host = host.as_ref();
+        let absolute = std::path::absolute(host).map_err(|e| Error::io("resolve", host, e))?;
+        let bytes = fs::read(&absolute).map_err(|e| Error::io("read", &absolute, e))?;
+        if is_dynamic_elf(&bytes) {
+            self.add_dynamic_program(&absolute)?;
+        } else {
+            self.add_host_file(&absolute, &absolute, 0o755)?;
+        }
+        Ok(absolute)
+    }
+
     /// Adds a dynamically linked host program at its own path, with every library `ldd` lists and
     /// the dynamic loader, all at their host paths (symlinks followed). Used for Debian's `perf`.
     pub fn add_dynamic_program(&mut self, host: impl AsRef<Path>) -> Result<()> {
@@ -357,9 +371,53 @@ impl<W: Write> CpioWriter<W> {
     }
 }
 
+/// True for an ELF file with a program interpreter (dynamically linked).
+pub fn is_dynamic_elf(bytes: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let u16_at = |at: usize| {
+        bytes
+            .get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
+    let u64_at = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    // Only 64-bit little-endian ELF (what we build and boot).
+    if bytes.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return false;
+    };
+    let Ok(phoff) = usize::try_from(phoff) else {
+        return false;
+    };
+    (0..phnum).any(|i| {
+        let at = phoff + i * phentsize;
+        bytes
+            .get(at..at + 4)
+            .is_some_and(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) == PT_INTERP)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dynamic_and_static_host_binaries_are_told_apart() {
+        // The host's own tools are dynamic; busybox-static is static.
+        let dynamic = std::fs::read("/bin/ls").unwrap();
+        assert!(is_dynamic_elf(&dynamic));
+        if let Ok(busybox) = std::fs::read("/bin/busybox") {
+            assert!(!is_dynamic_elf(&busybox));
+        }
+        assert!(!is_dynamic_elf(b"#!/bin/sh\n"));
+    }
 
     fn cpio_bytes(initramfs: &Initramfs) -> Vec<u8> {
         let mut writer = CpioWriter::new(Vec::new());

@@ -421,11 +421,13 @@ impl Progress {
         if self.terminal {
             const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
             self.frame = (self.frame + 1) % FRAMES.len();
-            let mut line = format!(
+            let line: String = format!(
                 "vm: {} {} {seconds:>4} s  {detail}",
                 FRAMES[self.frame], self.what
-            );
-            line.truncate(100);
+            )
+            .chars()
+            .take(100)
+            .collect();
             eprint!("\r\x1b[K{line}");
         } else if self.last_print.elapsed() >= Duration::from_secs(15) {
             self.last_print = Instant::now();

@@ -31,15 +31,18 @@ pub struct RunOptions {
     pub args: Vec<String>,
     /// How to boot.
     pub boot: qemu::BootOptions,
+    /// Host programs to pack at their host paths (with their libraries), e.g. `/usr/bin/perf`.
+    pub with: Vec<PathBuf>,
 }
 
-/// Parses `vm run [--timeout SECS] [--cpus N] <binary> [args...]`.
+/// Parses `vm run [--timeout SECS] [--cpus N] [--with PATH]... <binary> [args...]`.
 pub fn parse_run_args(args: &[String]) -> Result<RunOptions> {
     let mut boot = qemu::BootOptions {
         timeout: Duration::from_secs(120),
         ..qemu::BootOptions::default()
     };
-    let rest = parse_boot_flags(args, &mut boot)?;
+    let mut with = Vec::new();
+    let rest = parse_guest_flags(args, &mut boot, &mut with)?;
     let Some((binary, args)) = rest.split_first() else {
         return Err(Error::Usage("vm run: no binary given".into()));
     };
@@ -50,13 +53,16 @@ pub fn parse_run_args(args: &[String]) -> Result<RunOptions> {
         binary: PathBuf::from(binary),
         args: args.to_vec(),
         boot,
+        with,
     })
 }
 
-/// Applies leading `--timeout SECS` / `--cpus N` flags to `boot`; returns the arguments after them.
-pub fn parse_boot_flags<'a>(
+/// Applies leading `--timeout SECS`, `--cpus N` and `--with PATH` flags; returns the arguments
+/// after them.
+pub fn parse_guest_flags<'a>(
     args: &'a [String],
     boot: &mut qemu::BootOptions,
+    with: &mut Vec<PathBuf>,
 ) -> Result<&'a [String]> {
     let mut rest = args;
     while let Some((flag, tail)) = rest.split_first() {
@@ -67,6 +73,10 @@ pub fn parse_boot_flags<'a>(
         };
         match flag.as_str() {
             "--timeout" => boot.timeout = Duration::from_secs(number("seconds")?),
+            "--with" => with
+                .push(PathBuf::from(tail.first().ok_or_else(|| {
+                    Error::Usage("--with needs a host program path".into())
+                })?)),
             "--cpus" => {
                 boot.cpus = u32::try_from(number("a CPU count")?)
                     .map_err(|_| Error::Usage("--cpus is too large".into()))?
@@ -85,14 +95,15 @@ pub fn run(options: &RunOptions) -> Result<i32> {
     let bytes = std::fs::read(binary).map_err(|e| Error::io("read", binary, e))?;
     let kernel = kernel::ensure_kernel()?;
     let mut initramfs = initramfs::Initramfs::base()?;
+    for program in &options.with {
+        initramfs.add_host_program(program)?;
+    }
     let name = binary
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "program".into());
-    let guest_path = if is_dynamic_elf(&bytes) {
-        let absolute = std::path::absolute(binary).map_err(|e| Error::io("resolve", binary, e))?;
-        initramfs.add_dynamic_program(&absolute)?;
-        absolute
+    let guest_path = if initramfs::is_dynamic_elf(&bytes) {
+        initramfs.add_host_program(binary)?
     } else {
         initramfs.add_binary(binary, &name)?
     };
@@ -138,39 +149,6 @@ pub fn run(options: &RunOptions) -> Result<i32> {
     Ok(code)
 }
 
-/// True for an ELF file with a program interpreter (dynamically linked).
-pub fn is_dynamic_elf(bytes: &[u8]) -> bool {
-    const PT_INTERP: u32 = 3;
-    let u16_at = |at: usize| {
-        bytes
-            .get(at..at + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-    };
-    let u64_at = |at: usize| {
-        bytes
-            .get(at..at + 8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
-    };
-    // Only 64-bit little-endian ELF (what we build and boot).
-    if bytes.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) {
-        return false;
-    }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
-    else {
-        return false;
-    };
-    let Ok(phoff) = usize::try_from(phoff) else {
-        return false;
-    };
-    (0..phnum).any(|i| {
-        let at = phoff + i * phentsize;
-        bytes
-            .get(at..at + 4)
-            .is_some_and(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) == PT_INTERP)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,24 +159,22 @@ mod tests {
 
     #[test]
     fn run_args_take_flags_before_the_binary_only() {
-        let options =
-            parse_run_args(&strings(&["--timeout", "30", "t", "--timeout", "x"])).unwrap();
+        let options = parse_run_args(&strings(&[
+            "--timeout",
+            "30",
+            "--with",
+            "/usr/bin/perf",
+            "t",
+            "--timeout",
+            "x",
+        ]))
+        .unwrap();
         assert_eq!(options.boot.timeout, Duration::from_secs(30));
+        assert_eq!(options.with, [PathBuf::from("/usr/bin/perf")]);
         assert_eq!(options.binary, PathBuf::from("t"));
         assert_eq!(options.args, strings(&["--timeout", "x"]));
         assert!(parse_run_args(&[]).is_err());
         assert!(parse_run_args(&strings(&["--bogus", "t"])).is_err());
         assert!(parse_run_args(&strings(&["--cpus"])).is_err());
-    }
-
-    #[test]
-    fn dynamic_and_static_host_binaries_are_told_apart() {
-        // The host's own tools are dynamic; busybox-static is static.
-        let dynamic = std::fs::read("/bin/ls").unwrap();
-        assert!(is_dynamic_elf(&dynamic));
-        if let Ok(busybox) = std::fs::read("/bin/busybox") {
-            assert!(!is_dynamic_elf(&busybox));
-        }
-        assert!(!is_dynamic_elf(b"#!/bin/sh\n"));
     }
 }
