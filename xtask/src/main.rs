@@ -67,7 +67,12 @@ fn dispatch(args: &[String]) -> Result<i32> {
             e2e::e2e(&options)?;
             Ok(0)
         }
-        "check-kernel" if rest.is_empty() => check_kernel::check_kernel(),
+        "check-kernel" => match rest.first() {
+            None => check_kernel::check_kernel(),
+            Some(extra) => Err(Error::Usage(format!(
+                "check-kernel: unexpected argument `{extra}`"
+            ))),
+        },
         "vm" => match rest.first().map(String::as_str) {
             Some("build") if rest.len() == 1 => {
                 vm::build()?;

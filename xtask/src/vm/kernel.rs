@@ -272,14 +272,18 @@ fn build(source: &Path, dir: &Path, work: &Path) -> Result<()> {
 
     fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
     let image = out.join("arch/x86/boot/bzImage");
-    // Copy the config first: the bzImage's presence marks a finished cache entry.
+    // The bzImage's presence marks a finished cache entry: it comes last, renamed into place
+    // so that an interrupted copy never looks finished.
     for (from, to) in [
         (&config_path, dir.join("config")),
         (&log_path, dir.join("build.log")),
-        (&image, dir.join("bzImage")),
+        (&image, dir.join("bzImage.partial")),
     ] {
         fs::copy(from, &to).map_err(|e| Error::io("copy to", &to, e))?;
     }
+    let bzimage = dir.join("bzImage");
+    fs::rename(dir.join("bzImage.partial"), &bzimage)
+        .map_err(|e| Error::io("rename into place", &bzimage, e))?;
     // The unpacked source is 1.7 GB and the objects ~130 MB: only the image is needed.
     fs::remove_dir_all(work).map_err(|e| Error::io("remove", work, e))?;
     eprintln!(
