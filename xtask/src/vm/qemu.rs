@@ -375,6 +375,7 @@ impl RunDir {
     /// Creates `target/vm-run/<name>.<pid>`.
     pub fn create(name: &str) -> Result<RunDir> {
         let base = crate::util::project_root().join("target").join("vm-run");
+        remove_abandoned_run_dirs(&base);
         let path = base.join(format!("{name}.{}", std::process::id()));
         if path.exists() {
             fs::remove_dir_all(&path).map_err(|e| Error::io("remove", &path, e))?;
@@ -389,6 +390,22 @@ impl RunDir {
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Removes `<name>.<pid>` directories of processes that died without cleaning up (Ctrl-C).
+fn remove_abandoned_run_dirs(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some((_, pid)) = file_name.to_str().and_then(|n| n.rsplit_once('.')) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
     }
 }
 
