@@ -92,9 +92,10 @@ pub fn find_buffer<'a>(
     Ok(found)
 }
 
-/// Rejects field metadata that `tracepoint_decode` 0.5.0 does not handle gracefully: an
-/// encoding byte with both array flags (`CArray | VArray`) trips a debug assertion in its
-/// enumerator (found by fuzzing). Everything else is left to the enumerator.
+/// Rejects field metadata that `tracepoint_decode` 0.5.0 does not handle gracefully (found by
+/// fuzzing; each trips a debug assertion in its enumerator): an encoding byte with both array
+/// flags (`CArray | VArray`), and a struct with zero fields. Everything else is left to the
+/// enumerator.
 fn check_metadata(event_data: &[u8]) -> Result<(), DecodeError> {
     const HEADER: usize = 8;
     const FLAG_EXTENSION: u8 = 0x04;
@@ -103,6 +104,8 @@ fn check_metadata(event_data: &[u8]) -> Result<(), DecodeError> {
     const ARRAY_FLAGS: u8 = 0x60;
     const C_ARRAY: u8 = 0x20;
     const CHAIN: u8 = 0x80;
+    const ENCODING_MASK: u8 = 0x1F;
+    const STRUCT: u8 = 1;
     let bad = |offset: usize, reason: &str| DecodeError::EventHeader {
         offset,
         reason: reason.to_owned(),
@@ -146,12 +149,17 @@ fn check_metadata(event_data: &[u8]) -> Result<(), DecodeError> {
                     return Err(bad(start + i, "field encoding has both array flags set"));
                 }
                 i += 1;
+                let mut format = 0;
                 if encoding & CHAIN != 0 {
-                    let format = meta.get(i).copied().unwrap_or(0);
+                    format = meta.get(i).copied().unwrap_or(0);
                     i += 1;
                     if format & CHAIN != 0 {
                         i += 2; // tag
                     }
+                }
+                // For a struct the format byte is its field count: zero trips an assertion.
+                if encoding & ENCODING_MASK == STRUCT && format & !CHAIN == 0 {
+                    return Err(bad(start + i, "struct field with no fields"));
                 }
                 if encoding & C_ARRAY != 0 {
                     i += 2; // element count

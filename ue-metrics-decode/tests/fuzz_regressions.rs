@@ -4,6 +4,7 @@
 //!
 //! - `raw_sample/crash-eventheader-both-array-flags`: an EventHeader field encoding with both
 //!   array flags tripped a debug assertion inside `tracepoint_decode` 0.5.0; now rejected first.
+//! - `raw_sample/crash-eventheader-empty-struct`: a struct field with zero fields, same.
 
 use std::path::Path;
 
@@ -43,7 +44,7 @@ fn trace_line_inputs() {
 }
 
 #[test]
-fn the_eventheader_crash_is_an_error_now() {
+fn the_eventheader_crashes_are_errors_now() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fuzz_regressions/raw_sample/crash-eventheader-both-array-flags");
     let data = std::fs::read(path).unwrap();
@@ -55,4 +56,9 @@ fn the_eventheader_crash_is_an_error_now() {
     let mut context = tracepoint_decode::EventHeaderEnumeratorContext::new();
     let err = decoder.decode(&mut context, &data[1..]).unwrap_err();
     assert!(err.to_string().contains("both array flags"), "{err}");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz_regressions/raw_sample/crash-eventheader-empty-struct");
+    let data = std::fs::read(path).unwrap();
+    let err = decoder.decode(&mut context, &data[1..]).unwrap_err();
+    assert!(err.to_string().contains("no fields"), "{err}");
 }
