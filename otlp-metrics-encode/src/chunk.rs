@@ -10,7 +10,7 @@
 //! exact size of a request before writing a byte of it, and never has to undo a write.
 
 use crate::encode::Layout;
-use crate::wire::{len_field_size, put_len_key};
+use crate::wire::{len_field_size, put_len_key, Buf};
 
 /// `Run::metric` of a scope with no metrics (the SDK never produces one, but the type allows it).
 pub(crate) const NO_METRIC: usize = usize::MAX;
@@ -43,7 +43,7 @@ pub(crate) enum Section {
 pub(crate) struct Assembler {
     pub runs: Vec<Run>,
     sections: Vec<Section>,
-    pub out: Vec<u8>,
+    pub out: Buf,
 }
 
 /// What was left open while planning a chunk: sizes of closed parts, and the open scope and

@@ -37,6 +37,115 @@ pub(crate) const fn tag(field: u8, wire_type: u8) -> u8 {
     (field << 3) | wire_type
 }
 
+/// A reusable output buffer. Unlike `Vec<u8>`, its backing storage stays initialized to its
+/// full size, so making room for a write costs one comparison: no zero-filling of room that is
+/// about to be overwritten, no length update per byte. It only allocates when it grows, which
+/// after the first export of a given shape does not happen again.
+#[derive(Debug, Default)]
+pub(crate) struct Buf {
+    /// Backing storage; `bytes.len()` is the capacity in use, every byte initialized.
+    bytes: Vec<u8>,
+    /// Length of the written part.
+    len: usize,
+}
+
+impl Buf {
+    /// Number of bytes written.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Forgets the written bytes, keeping the storage.
+    #[inline(always)]
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Cuts the written part to `len` bytes (no-op if already shorter).
+    #[inline(always)]
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// The written bytes.
+    #[inline(always)]
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// Makes sure `extra` more bytes fit without growing.
+    #[inline(always)]
+    pub(crate) fn reserve(&mut self, extra: usize) {
+        if self.bytes.len() - self.len < extra {
+            self.grow(extra);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, extra: usize) {
+        let wanted = (self.len + extra).max(self.bytes.len() * 2).max(256);
+        self.bytes.resize(wanted, 0);
+    }
+
+    /// Appends one byte.
+    #[inline(always)]
+    pub(crate) fn push(&mut self, byte: u8) {
+        self.reserve(1);
+        self.bytes[self.len] = byte;
+        self.len += 1;
+    }
+
+    /// Appends `bytes`.
+    #[inline(always)]
+    pub(crate) fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.len());
+        self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// Appends `n` bytes of unspecified content that the caller overwrites, and returns them.
+    #[inline(always)]
+    pub(crate) fn append(&mut self, n: usize) -> &mut [u8] {
+        self.reserve(n);
+        let at = self.len;
+        self.len += n;
+        &mut self.bytes[at..at + n]
+    }
+
+    /// `n` bytes of room after the written part, not yet counted as written: write into them,
+    /// then [`Buf::advance`] by what was used.
+    #[inline(always)]
+    pub(crate) fn spare(&mut self, n: usize) -> &mut [u8] {
+        self.reserve(n);
+        &mut self.bytes[self.len..self.len + n]
+    }
+
+    /// Counts `n` bytes written into [`Buf::spare`] room.
+    #[inline(always)]
+    pub(crate) fn advance(&mut self, n: usize) {
+        debug_assert!(self.len + n <= self.bytes.len());
+        self.len += n;
+    }
+}
+
+impl std::ops::Deref for Buf {
+    type Target = [u8];
+
+    #[inline(always)]
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl std::ops::DerefMut for Buf {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[..self.len]
+    }
+}
+
 /// Number of bytes `value` takes as a varint (1 to 10).
 #[inline]
 pub(crate) const fn varint_len(value: u64) -> usize {
@@ -65,7 +174,7 @@ pub(crate) const fn str_field_size(len: usize) -> usize {
 /// Appends `value` as a varint. The one-byte case is inlined everywhere; longer varints take
 /// an out-of-line path.
 #[inline(always)]
-pub(crate) fn put_varint(buf: &mut Vec<u8>, value: u64) {
+pub(crate) fn put_varint(buf: &mut Buf, value: u64) {
     if value < 0x80 {
         buf.push(value as u8);
     } else {
@@ -74,7 +183,7 @@ pub(crate) fn put_varint(buf: &mut Vec<u8>, value: u64) {
 }
 
 #[inline(never)]
-fn put_long_varint(buf: &mut Vec<u8>, value: u64) {
+fn put_long_varint(buf: &mut Buf, value: u64) {
     let mut tail = Tail::open(buf);
     tail.varint(value);
     tail.close();
@@ -83,11 +192,16 @@ fn put_long_varint(buf: &mut Vec<u8>, value: u64) {
 /// Longest byte string [`Tail::short_bytes`] copies.
 pub(crate) const SHORT: usize = 32;
 
-/// A few bytes written straight into the end of a buffer: room for [`Tail::ROOM`] bytes is
-/// made with one fixed-size resize, bytes are stored at indices (no capacity check per byte,
-/// no stack copy that the CPU would have to forward), and [`Tail::close`] cuts the unused room.
+/// A few bytes written straight into the room after a buffer's written part: room for
+/// [`Tail::ROOM`] bytes is checked once, bytes are stored at indices (no capacity check per
+/// byte, no stack copy that the CPU would have to forward), and [`Tail::close`] counts what was
+/// written.
 pub(crate) struct Tail<'a> {
-    buf: &'a mut Vec<u8>,
+    /// The room, borrowed apart from the buffer's length so the compiler keeps both in
+    /// registers instead of reloading the length after every byte store.
+    room: &'a mut [u8],
+    /// The buffer's length, advanced by [`Tail::close`].
+    written: &'a mut usize,
     len: usize,
 }
 
@@ -97,16 +211,21 @@ impl<'a> Tail<'a> {
 
     /// Makes [`Tail::ROOM`] bytes of room.
     #[inline(always)]
-    pub(crate) fn open(buf: &'a mut Vec<u8>) -> Self {
+    pub(crate) fn open(buf: &'a mut Buf) -> Self {
         Self::open_with(buf, Self::ROOM)
     }
 
     /// Makes `room` bytes of room: the caller writes at most that many.
     #[inline(always)]
-    pub(crate) fn open_with(buf: &'a mut Vec<u8>, room: usize) -> Self {
-        let len = buf.len();
-        buf.resize(len + room, 0);
-        Tail { buf, len }
+    pub(crate) fn open_with(buf: &'a mut Buf, room: usize) -> Self {
+        buf.reserve(room);
+        let Buf { bytes, len } = buf;
+        let at = *len;
+        Tail {
+            room: &mut bytes[at..at + room],
+            written: len,
+            len: 0,
+        }
     }
 
     /// Copies up to [`SHORT`] bytes with at most two overlapping fixed-size copies, inlined,
@@ -115,7 +234,7 @@ impl<'a> Tail<'a> {
     pub(crate) fn short_bytes(&mut self, src: &[u8]) {
         let n = src.len();
         debug_assert!(n <= SHORT);
-        let dst = &mut self.buf[self.len..self.len + SHORT];
+        let dst = &mut self.room[self.len..self.len + SHORT];
         if n >= 16 {
             dst[..16].copy_from_slice(&src[..16]);
             dst[n - 16..n].copy_from_slice(&src[n - 16..]);
@@ -135,7 +254,7 @@ impl<'a> Tail<'a> {
 
     #[inline(always)]
     pub(crate) fn byte(&mut self, byte: u8) {
-        self.buf[self.len] = byte;
+        self.room[self.len] = byte;
         self.len += 1;
     }
 
@@ -150,26 +269,26 @@ impl<'a> Tail<'a> {
 
     #[inline(always)]
     pub(crate) fn fixed64(&mut self, value: u64) {
-        self.buf[self.len..self.len + 8].copy_from_slice(&value.to_le_bytes());
+        self.room[self.len..self.len + 8].copy_from_slice(&value.to_le_bytes());
         self.len += 8;
     }
 
     #[inline(always)]
     pub(crate) fn close(self) {
-        self.buf.truncate(self.len);
+        *self.written += self.len;
     }
 }
 
 /// Appends a key and a varint value.
 #[inline(always)]
-pub(crate) fn put_varint_field(buf: &mut Vec<u8>, field: u8, value: u64) {
+pub(crate) fn put_varint_field(buf: &mut Buf, field: u8, value: u64) {
     buf.push(tag(field, WIRE_VARINT));
     put_varint(buf, value);
 }
 
 /// Appends a key and an 8-byte little-endian value (fixed64, sfixed64 or double bits).
 #[inline(always)]
-pub(crate) fn put_fixed64_field(buf: &mut Vec<u8>, field: u8, value: u64) {
+pub(crate) fn put_fixed64_field(buf: &mut Buf, field: u8, value: u64) {
     let mut bytes = [0u8; 9];
     bytes[0] = tag(field, WIRE_I64);
     bytes[1..].copy_from_slice(&value.to_le_bytes());
@@ -180,7 +299,7 @@ pub(crate) fn put_fixed64_field(buf: &mut Vec<u8>, field: u8, value: u64) {
 /// caller; the length prefix is written before the values). Nothing when `n` is 0.
 #[inline]
 pub(crate) fn put_packed_fixed64(
-    buf: &mut Vec<u8>,
+    buf: &mut Buf,
     field: u8,
     n: usize,
     values: impl Iterator<Item = u64>,
@@ -189,16 +308,14 @@ pub(crate) fn put_packed_fixed64(
         return;
     }
     put_len_key(buf, field, n * 8);
-    let start = buf.len();
-    buf.resize(start + n * 8, 0);
-    for (slot, value) in buf[start..].chunks_exact_mut(8).zip(values) {
+    for (slot, value) in buf.append(n * 8).chunks_exact_mut(8).zip(values) {
         slot.copy_from_slice(&value.to_le_bytes());
     }
 }
 
 /// Appends a key and a length prefix for a length-delimited body of `len` bytes.
 #[inline(always)]
-pub(crate) fn put_len_key(buf: &mut Vec<u8>, field: u8, len: usize) {
+pub(crate) fn put_len_key(buf: &mut Buf, field: u8, len: usize) {
     if len < 0x80 {
         buf.extend_from_slice(&[tag(field, WIRE_LEN), len as u8]);
     } else {
@@ -211,14 +328,14 @@ pub(crate) fn put_len_key(buf: &mut Vec<u8>, field: u8, len: usize) {
 
 /// Appends a string/bytes field, always (for oneof members and fields with presence).
 #[inline]
-pub(crate) fn put_bytes_field(buf: &mut Vec<u8>, field: u8, bytes: &[u8]) {
+pub(crate) fn put_bytes_field(buf: &mut Buf, field: u8, bytes: &[u8]) {
     put_len_key(buf, field, bytes.len());
     buf.extend_from_slice(bytes);
 }
 
 /// Appends a string/bytes field unless it is empty (proto3 default, as prost does).
 #[inline]
-pub(crate) fn put_str_field(buf: &mut Vec<u8>, field: u8, s: &str) {
+pub(crate) fn put_str_field(buf: &mut Buf, field: u8, s: &str) {
     if !s.is_empty() {
         put_bytes_field(buf, field, s.as_bytes());
     }
@@ -233,13 +350,9 @@ pub(crate) const fn zigzag32(value: i32) -> u64 {
 /// Reserves `reserved` bytes for a length prefix at the end of `buf` and returns where the
 /// prefix starts; write the body, then call [`finish_len`] with the same values.
 #[inline(always)]
-pub(crate) fn reserve_len(buf: &mut Vec<u8>, reserved: usize) -> usize {
+pub(crate) fn reserve_len(buf: &mut Buf, reserved: usize) -> usize {
     let at = buf.len();
-    match reserved {
-        1 => buf.push(0),
-        2 => buf.extend_from_slice(&[0, 0]),
-        _ => buf.resize(at + reserved, 0),
-    }
+    buf.append(reserved);
     at
 }
 
@@ -247,7 +360,7 @@ pub(crate) fn reserve_len(buf: &mut Vec<u8>, reserved: usize) -> usize {
 /// real length needs a different number of bytes than reserved, the body moves once (the only
 /// copy, and rare when the guess comes from the previous sibling). Returns the body length.
 #[inline(always)]
-pub(crate) fn finish_len(buf: &mut Vec<u8>, at: usize, reserved: usize) -> usize {
+pub(crate) fn finish_len(buf: &mut Buf, at: usize, reserved: usize) -> usize {
     let body_len = buf.len() - (at + reserved);
     match (reserved, body_len) {
         (1, 0..=0x7F) => buf[at] = body_len as u8,
@@ -262,12 +375,12 @@ pub(crate) fn finish_len(buf: &mut Vec<u8>, at: usize, reserved: usize) -> usize
 
 /// [`finish_len`] when the reserved prefix has the wrong size, or is longer than 2 bytes.
 #[inline(never)]
-fn fix_len(buf: &mut Vec<u8>, at: usize, reserved: usize, body_len: usize) {
+fn fix_len(buf: &mut Buf, at: usize, reserved: usize, body_len: usize) {
     let body_start = at + reserved;
     let needed = varint_len(body_len as u64);
     if needed > reserved {
         let grow = needed - reserved;
-        buf.resize(buf.len() + grow, 0);
+        buf.append(grow);
         buf.copy_within(body_start..body_start + body_len, body_start + grow);
     } else if needed < reserved {
         buf.copy_within(body_start..body_start + body_len, at + needed);
@@ -304,11 +417,11 @@ mod tests {
     #[test]
     fn varint_matches_prost_at_every_length_edge() {
         for value in EDGES {
-            let mut ours = Vec::new();
+            let mut ours = Buf::default();
             put_varint(&mut ours, value);
             let mut theirs = Vec::new();
             encode_varint(value, &mut theirs);
-            assert_eq!(ours, theirs, "value {value}");
+            assert_eq!(ours.as_slice(), theirs, "value {value}");
             assert_eq!(
                 varint_len(value),
                 encoded_len_varint(value),
@@ -329,18 +442,49 @@ mod tests {
 
     #[test]
     fn finish_len_fixes_wrong_guesses_in_both_directions() {
+        let mut buf = Buf::default();
         for reserved in 1..=3 {
             for body_len in [0usize, 5, 127, 128, 300, 20_000] {
-                let mut buf = vec![0xEE];
+                // Stale bytes from an earlier use must never show through.
+                buf.clear();
+                buf.extend_from_slice(&[0xFF; 40_000]);
+                buf.clear();
+                buf.push(0xEE);
                 let at = reserve_len(&mut buf, reserved);
-                buf.extend((0..body_len).map(|i| i as u8));
+                let body: Vec<u8> = (0..body_len).map(|i| i as u8).collect();
+                buf.extend_from_slice(&body);
                 assert_eq!(finish_len(&mut buf, at, reserved), body_len);
                 let mut expected = vec![0xEE];
                 encode_varint(body_len as u64, &mut expected);
-                expected.extend((0..body_len).map(|i| i as u8));
-                assert_eq!(buf, expected, "reserved {reserved}, body {body_len}");
+                expected.extend_from_slice(&body);
+                assert_eq!(
+                    buf.as_slice(),
+                    expected,
+                    "reserved {reserved}, body {body_len}"
+                );
             }
         }
+    }
+
+    #[test]
+    fn buf_grows_keeps_written_bytes_and_hides_stale_ones() {
+        let mut buf = Buf::default();
+        for i in 0..1000u32 {
+            buf.extend_from_slice(&i.to_le_bytes());
+        }
+        assert_eq!(buf.len(), 4000);
+        assert!(buf
+            .chunks(4)
+            .enumerate()
+            .all(|(i, c)| c == (i as u32).to_le_bytes()));
+        buf.clear();
+        buf.push(7);
+        buf.append(2).copy_from_slice(&[8, 9]);
+        buf.spare(16)[..3].copy_from_slice(&[1, 2, 3]);
+        buf.advance(1);
+        assert_eq!(buf.as_slice(), [7, 8, 9, 1]);
+        buf.truncate(2);
+        assert_eq!(&buf[..], [7, 8]);
     }
 
     #[test]

@@ -132,3 +132,30 @@ fn the_fuzz_entry_accepts_any_bytes() {
         fuzz_one(seed);
     }
 }
+
+#[test]
+fn a_reused_encoder_gives_the_same_bytes_as_a_fresh_one() {
+    // Largest first, so every later export runs over stale bytes of a bigger one.
+    let mut shapes = workloads::all();
+    shapes.reverse();
+    let mut reused = MetricsEncoder::new();
+    for w in &shapes {
+        let fresh = MetricsEncoder::new().encode_request(&w.metrics).to_vec();
+        assert_eq!(reused.encode_request(&w.metrics), fresh, "{}", w.name);
+        let mut fresh_chunks = Vec::new();
+        MetricsEncoder::new()
+            .encode_chunks(&w.metrics, 1000, |c| {
+                fresh_chunks.push(c.to_vec());
+                Ok::<(), Infallible>(())
+            })
+            .unwrap_or_else(|never| match never {});
+        let mut reused_chunks = Vec::new();
+        reused
+            .encode_chunks(&w.metrics, 1000, |c| {
+                reused_chunks.push(c.to_vec());
+                Ok::<(), Infallible>(())
+            })
+            .unwrap_or_else(|never| match never {});
+        assert_eq!(reused_chunks, fresh_chunks, "{}", w.name);
+    }
+}

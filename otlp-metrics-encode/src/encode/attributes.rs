@@ -5,7 +5,7 @@ use opentelemetry::{Array, KeyValue, Value};
 
 use crate::wire::{
     len_field_size, put_fixed64_field, put_len_key, put_varint_field, str_field_size, tag,
-    varint_len, Tail, SHORT, WIRE_I64, WIRE_LEN, WIRE_VARINT,
+    varint_len, Buf, Tail, SHORT, WIRE_I64, WIRE_LEN, WIRE_VARINT,
 };
 
 // AnyValue fields.
@@ -52,7 +52,7 @@ fn array_value_len(array: &Array) -> usize {
     }
 }
 
-fn put_array_value_body(buf: &mut Vec<u8>, array: &Array) {
+fn put_array_value_body(buf: &mut Buf, array: &Array) {
     const ELEMENT_KEY: u8 = tag(ARRAY_VALUES, WIRE_LEN);
     match array {
         Array::Bool(values) => {
@@ -87,7 +87,7 @@ fn put_array_value_body(buf: &mut Vec<u8>, array: &Array) {
 /// Writes one `KeyValue` as field `field` of the enclosing message. The `value` field is always
 /// present (as opentelemetry-proto's transform sets it), the key only when non-empty (proto3).
 #[inline]
-pub(crate) fn put_key_value(buf: &mut Vec<u8>, field: u8, key: &str, value: &Value) {
+pub(crate) fn put_key_value(buf: &mut Buf, field: u8, key: &str, value: &Value) {
     let key = key.as_bytes();
     let short_value = match value {
         Value::String(s) => s.as_str().len() <= SHORT,
@@ -108,7 +108,7 @@ const SHORT_KEY_VALUE_ROOM: usize = 80;
 /// The common case: key and string value of at most [`SHORT`] bytes, every length one byte,
 /// all written through one [`Tail`] with inlined copies.
 #[inline(always)]
-fn put_short_key_value(buf: &mut Vec<u8>, field: u8, key: &[u8], value: &Value) {
+fn put_short_key_value(buf: &mut Buf, field: u8, key: &[u8], value: &Value) {
     let value_len = any_value_len(value);
     let mut t = Tail::open_with(buf, SHORT_KEY_VALUE_ROOM);
     t.byte(tag(field, WIRE_LEN));
@@ -146,7 +146,7 @@ fn put_short_key_value(buf: &mut Vec<u8>, field: u8, key: &[u8], value: &Value) 
 
 /// Any KeyValue: long keys or strings, arrays.
 #[inline(never)]
-fn put_long_key_value(buf: &mut Vec<u8>, field: u8, key: &[u8], value: &Value) {
+fn put_long_key_value(buf: &mut Buf, field: u8, key: &[u8], value: &Value) {
     let value_len = any_value_len(value);
     let mut head = Tail::open(buf);
     head.byte(tag(field, WIRE_LEN));
@@ -196,7 +196,7 @@ fn put_long_key_value(buf: &mut Vec<u8>, field: u8, key: &[u8], value: &Value) {
 /// Writes every attribute as a repeated `KeyValue` field `field`.
 #[inline]
 pub(crate) fn put_attributes<'a>(
-    buf: &mut Vec<u8>,
+    buf: &mut Buf,
     field: u8,
     attributes: impl Iterator<Item = &'a KeyValue>,
 ) {

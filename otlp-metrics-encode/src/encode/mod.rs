@@ -12,7 +12,7 @@ use std::ops::Range;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::Temporality;
 
-use crate::wire::{finish_len, put_str_field, put_varint_field, reserve_len, tag, WIRE_LEN};
+use crate::wire::{finish_len, put_str_field, put_varint_field, reserve_len, tag, Buf, WIRE_LEN};
 use attributes::{put_attributes, put_key_value};
 use points::{
     put_exponential_histogram_point, put_histogram_point, put_number_point, to_nanos, Number, Times,
@@ -52,8 +52,8 @@ pub(crate) struct MetricLayout {
 /// export of the same shape as a previous one allocates nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Layout {
-    pub meta: Vec<u8>,
-    pub points: Vec<u8>,
+    pub meta: Buf,
+    pub points: Buf,
     /// End offset in `points` of every point, in input order.
     pub point_ends: Vec<usize>,
     /// `ResourceMetrics.resource` (field 1) with key and length, in `meta`.
@@ -235,7 +235,7 @@ impl Layout {
 /// into 0, "unspecified"). `LowMemory` is a reader preference the SDK resolves to Delta or
 /// Cumulative before data exists; if it ever reaches data it is written as Cumulative, like
 /// the reference transform does with unknown values.
-fn put_temporality(buf: &mut Vec<u8>, temporality: Temporality) {
+fn put_temporality(buf: &mut Buf, temporality: Temporality) {
     let value = match temporality {
         Temporality::Delta => 1,
         _ => 2,

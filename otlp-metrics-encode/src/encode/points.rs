@@ -12,7 +12,7 @@ use opentelemetry_sdk::metrics::data::{
 use super::attributes::put_attributes;
 use crate::wire::{
     finish_len, put_fixed64_field, put_len_key, put_packed_fixed64, put_varint_field, reserve_len,
-    str_field_size, tag, varint_len, zigzag32, WIRE_I64,
+    str_field_size, tag, varint_len, zigzag32, Buf, WIRE_I64,
 };
 
 /// Nanoseconds since the Unix epoch; times before the epoch become 0 (as in the reference
@@ -27,14 +27,14 @@ pub(crate) fn to_nanos(time: SystemTime) -> u64 {
 /// The SDK's three value types, as OTLP stores them.
 pub(crate) trait Number: Copy {
     /// Writes the value as the `as_double` or `as_int` member of a oneof.
-    fn put_value(self, buf: &mut Vec<u8>, double_field: u8, int_field: u8);
+    fn put_value(self, buf: &mut Buf, double_field: u8, int_field: u8);
     /// The value as a double (histogram sum, min and max are doubles in OTLP).
     fn to_f64(self) -> f64;
 }
 
 impl Number for f64 {
     #[inline]
-    fn put_value(self, buf: &mut Vec<u8>, double_field: u8, _int_field: u8) {
+    fn put_value(self, buf: &mut Buf, double_field: u8, _int_field: u8) {
         put_fixed64_field(buf, double_field, self.to_bits());
     }
     #[inline]
@@ -45,7 +45,7 @@ impl Number for f64 {
 
 impl Number for i64 {
     #[inline]
-    fn put_value(self, buf: &mut Vec<u8>, _double_field: u8, int_field: u8) {
+    fn put_value(self, buf: &mut Buf, _double_field: u8, int_field: u8) {
         put_fixed64_field(buf, int_field, self as u64);
     }
     #[inline]
@@ -58,7 +58,7 @@ impl Number for u64 {
     /// OTLP has no unsigned integer: values above `i64::MAX` are clamped to `i64::MAX` (the
     /// reference transform writes 0 for them, which breaks monotonic counters).
     #[inline]
-    fn put_value(self, buf: &mut Vec<u8>, _double_field: u8, int_field: u8) {
+    fn put_value(self, buf: &mut Buf, _double_field: u8, int_field: u8) {
         put_fixed64_field(buf, int_field, self.min(i64::MAX as u64));
     }
     #[inline]
@@ -98,7 +98,7 @@ impl<T: Number> ExemplarSource<T> for Exemplar<T> {
 
 /// Writes one exemplar as field `field`. All-zero span and trace ids mean "no span" in the SDK
 /// and are omitted, as the OTLP spec asks (the reference transform writes the zero bytes).
-pub(crate) fn put_exemplar<T: Number>(buf: &mut Vec<u8>, field: u8, ex: &impl ExemplarSource<T>) {
+pub(crate) fn put_exemplar<T: Number>(buf: &mut Buf, field: u8, ex: &impl ExemplarSource<T>) {
     const TIME: u8 = 2;
     const AS_DOUBLE: u8 = 3;
     const SPAN_ID: u8 = 4;
@@ -146,17 +146,16 @@ impl Times {
 
     /// Appends the fields: one fixed-size copy, then the unused tail is cut off.
     #[inline(always)]
-    fn put(&self, buf: &mut Vec<u8>) {
-        let at = buf.len();
-        buf.extend_from_slice(&self.bytes);
-        buf.truncate(at + self.len);
+    fn put(&self, buf: &mut Buf) {
+        buf.spare(self.bytes.len()).copy_from_slice(&self.bytes);
+        buf.advance(self.len);
     }
 }
 
 /// Writes one point as field 1 (`data_points`) of its Gauge/Sum/Histogram message, reserving
 /// `*guess` bytes for its length and updating the guess from the real length.
 #[inline]
-fn put_point(buf: &mut Vec<u8>, guess: &mut usize, body: impl FnOnce(&mut Vec<u8>)) {
+fn put_point(buf: &mut Buf, guess: &mut usize, body: impl FnOnce(&mut Buf)) {
     const DATA_POINTS: u8 = 1;
     buf.push(tag(DATA_POINTS, crate::wire::WIRE_LEN));
     let at = reserve_len(buf, *guess);
@@ -168,7 +167,7 @@ fn put_point(buf: &mut Vec<u8>, guess: &mut usize, body: impl FnOnce(&mut Vec<u8
 /// A `NumberDataPoint` (Gauge and Sum).
 #[inline]
 pub(crate) fn put_number_point<'a, T: Number + 'a>(
-    buf: &mut Vec<u8>,
+    buf: &mut Buf,
     guess: &mut usize,
     times: &Times,
     value: T,
@@ -187,7 +186,7 @@ pub(crate) fn put_number_point<'a, T: Number + 'a>(
 
 /// A `HistogramDataPoint`.
 pub(crate) fn put_histogram_point<T: Number>(
-    buf: &mut Vec<u8>,
+    buf: &mut Buf,
     guess: &mut usize,
     times: &Times,
     point: &HistogramDataPoint<T>,
@@ -218,7 +217,7 @@ pub(crate) fn put_histogram_point<T: Number>(
 /// An `ExponentialHistogramDataPoint`. `positive` and `negative` are always written (possibly
 /// empty), as the reference transform sets both.
 pub(crate) fn put_exponential_histogram_point<T: Number>(
-    buf: &mut Vec<u8>,
+    buf: &mut Buf,
     guess: &mut usize,
     times: &Times,
     point: &ExponentialHistogramDataPoint<T>,
@@ -257,7 +256,7 @@ pub(crate) fn put_exponential_histogram_point<T: Number>(
 /// When every count is below 128 (one byte each: the common case, and cheap to check with a
 /// vectorized OR of all counts) the counts are narrowed in one pass; otherwise the packed size is summed
 /// first and the varints stored into room made in one step.
-fn put_buckets(buf: &mut Vec<u8>, field: u8, bucket: &ExponentialBucket) {
+fn put_buckets(buf: &mut Buf, field: u8, bucket: &ExponentialBucket) {
     let offset = zigzag32(bucket.offset());
     let offset_size = if offset == 0 {
         0
@@ -278,9 +277,7 @@ fn put_buckets(buf: &mut Vec<u8>, field: u8, bucket: &ExponentialBucket) {
         return;
     }
     put_len_key(buf, 2, packed);
-    let start = buf.len();
-    buf.resize(start + packed, 0);
-    let out = &mut buf[start..];
+    let out = buf.append(packed);
     if one_byte_each {
         for (slot, count) in out.iter_mut().zip(bucket.counts()) {
             *slot = count as u8;
@@ -339,12 +336,12 @@ mod tests {
 
     /// Encodes the exemplars as field 5 of a NumberDataPoint and decodes them back.
     fn roundtrip<T: Number>(exemplars: &[TestExemplar<T>]) -> Vec<PbExemplar> {
-        let mut buf = Vec::new();
+        let mut buf = Buf::default();
         for ex in exemplars {
             put_exemplar(&mut buf, 5, ex);
         }
         let point = NumberDataPoint::decode(buf.as_slice()).expect("valid NumberDataPoint");
-        assert_eq!(point.encode_to_vec(), buf, "canonical encoding");
+        assert_eq!(point.encode_to_vec(), buf.as_slice(), "canonical encoding");
         point.exemplars
     }
 
