@@ -144,30 +144,6 @@ impl Layout {
         }
         next
     }
-
-    /// The runs of a request holding everything (mode a): one run per metric.
-    pub(crate) fn all_runs(&self, runs: &mut Vec<Run>) {
-        runs.clear();
-        for (scope, s) in self.scopes.iter().enumerate() {
-            if s.metrics.is_empty() {
-                runs.push(Run {
-                    scope,
-                    metric: NO_METRIC,
-                    start: 0,
-                    end: 0,
-                });
-            }
-            for metric in s.metrics.clone() {
-                let bytes = self.metric_points_bytes(&self.metrics[metric]);
-                runs.push(Run {
-                    scope,
-                    metric,
-                    start: bytes.start,
-                    end: bytes.end,
-                });
-            }
-        }
-    }
 }
 
 impl Assembler {

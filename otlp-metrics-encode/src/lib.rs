@@ -53,7 +53,7 @@ use std::ops::Range;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 
 use chunk::{Assembler, OpenChunk, NO_METRIC};
-use encode::Layout;
+use encode::{Layout, RequestWriter};
 use wire::varint_len;
 
 /// The request size budget that reaches every kind of `user_events` listener: the 4064-byte
@@ -65,7 +65,11 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4048;
 /// Encodes SDK metrics as OTLP protobuf, reusing its buffers across calls.
 #[derive(Debug, Default)]
 pub struct MetricsEncoder {
+    /// Mode (a): length prefix widths of the previous request.
+    request: RequestWriter,
+    /// Mode (b): the leaves of the last export.
     layout: Layout,
+    /// Mode (b) scratch, and the output buffer of both modes.
     assembler: Assembler,
 }
 
@@ -111,9 +115,8 @@ impl MetricsEncoder {
     /// Mode (a): one `ExportMetricsServiceRequest` with everything in `metrics`. The returned
     /// bytes live in the encoder until the next call.
     pub fn encode_request(&mut self, metrics: &ResourceMetrics) -> &[u8] {
-        self.layout.build(metrics);
-        self.layout.all_runs(&mut self.assembler.runs);
-        self.assembler.assemble(&self.layout)
+        self.request.write(&mut self.assembler.out, metrics);
+        self.assembler.out.as_slice()
     }
 
     /// Mode (b): hands `sink` a sequence of complete `ExportMetricsServiceRequest`s, each at
@@ -127,10 +130,9 @@ impl MetricsEncoder {
         max_request_bytes: usize,
         mut sink: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<ChunkSummary, E> {
-        self.layout.build(metrics);
-        let layout = &self.layout;
+        let layout = &mut self.layout;
+        layout.begin(metrics);
         let mut packer = Packer {
-            layout,
             assembler: &mut self.assembler,
             limit: max_request_bytes,
             chunk: OpenChunk::default(),
@@ -139,23 +141,42 @@ impl MetricsEncoder {
             first_oversized: None,
         };
         packer.assembler.runs.clear();
-        for (scope, s) in layout.scopes.iter().enumerate() {
-            if s.metrics.is_empty() {
-                packer.place(scope, NO_METRIC, 0..0, false, &mut sink)?;
+        // Metric by metric: encode, place its points (sending every request that fills up),
+        // then drop the bytes already sent, so the leaves stay small and in cache.
+        for sm in metrics.scope_metrics() {
+            let scope = layout.push_scope(sm);
+            let mut empty_scope = true;
+            for metric in sm.metrics() {
+                empty_scope = false;
+                let (metric, points) = layout.push_metric(metric);
+                if points == 0 {
+                    let at = layout.points_end();
+                    packer.place(layout, scope, metric, at..at, false, &mut sink)?;
+                }
+                for point in 0..points {
+                    let bytes = layout.point_range(point);
+                    packer.place(layout, scope, metric, bytes, true, &mut sink)?;
+                }
+                let keep_from = packer
+                    .assembler
+                    .runs
+                    .first()
+                    .map_or(layout.points_end(), |r| r.start);
+                let moved = layout.compact(keep_from);
+                if moved > 0 {
+                    for run in &mut packer.assembler.runs {
+                        run.start -= moved;
+                        run.end -= moved;
+                    }
+                }
             }
-            for metric in s.metrics.clone() {
-                let m = &layout.metrics[metric];
-                if m.points.is_empty() {
-                    let at = layout.metric_points_bytes(m).start;
-                    packer.place(scope, metric, at..at, false, &mut sink)?;
-                }
-                for point in m.points.clone() {
-                    packer.place(scope, metric, layout.point_range(point), true, &mut sink)?;
-                }
+            if empty_scope {
+                let at = layout.points_end();
+                packer.place(layout, scope, NO_METRIC, at..at, false, &mut sink)?;
             }
         }
         if packer.chunk.used {
-            packer.flush(&mut sink)?;
+            packer.flush(layout, &mut sink)?;
         }
         let mut summary = packer.summary;
         if let Some((metric, point_bytes)) = packer.first_oversized {
@@ -181,7 +202,6 @@ fn metric_name(metrics: &ResourceMetrics, index: usize) -> String {
 
 /// The greedy packing state of one `encode_chunks` call.
 struct Packer<'a> {
-    layout: &'a Layout,
     assembler: &'a mut Assembler,
     limit: usize,
     chunk: OpenChunk,
@@ -198,6 +218,7 @@ impl Packer<'_> {
     #[inline]
     fn place<E>(
         &mut self,
+        layout: &Layout,
         scope: usize,
         metric: usize,
         bytes: Range<usize>,
@@ -213,7 +234,6 @@ impl Packer<'_> {
         if bound <= self.limit && self.chunk.extend_open_metric(metric, len) {
             self.bound = bound;
         } else {
-            let layout = self.layout;
             let next = layout.chunk_with(&self.chunk, scope, metric, len);
             let next_size = layout.chunk_size(&next);
             if next_size <= self.limit {
@@ -227,7 +247,7 @@ impl Packer<'_> {
                     self.first_oversized.get_or_insert((metric, alone_size));
                     return Ok(());
                 }
-                self.flush(sink)?;
+                self.flush(layout, sink)?;
                 self.chunk = alone;
                 self.bound = alone_size;
             }
@@ -239,9 +259,13 @@ impl Packer<'_> {
     }
 
     /// Writes the current chunk and hands it to the sink.
-    fn flush<E>(&mut self, sink: &mut impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
-        let planned = self.layout.chunk_size(&self.chunk);
-        let request = self.assembler.assemble(self.layout);
+    fn flush<E>(
+        &mut self,
+        layout: &Layout,
+        sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let planned = layout.chunk_size(&self.chunk);
+        let request = self.assembler.assemble(layout);
         debug_assert_eq!(request.len(), planned, "planned and written sizes agree");
         debug_assert!(request.len() <= self.limit);
         sink(request)?;

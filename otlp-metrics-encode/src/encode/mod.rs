@@ -1,28 +1,24 @@
-//! First stage: every leaf of the request encoded once, from the SDK's data, into two reusable
-//! buffers. `meta` holds the per-request, per-scope and per-metric fields (resource, scope,
-//! metric name/description/unit, temporality); `points` holds every data point, complete with
-//! its `data_points` key and length, back to back in input order. The second stage
-//! (`chunk.rs`) assembles one or more requests from these byte ranges.
+//! First stage of the size-bounded mode: every leaf of the request encoded once, from the SDK's
+//! data, into two reusable buffers. `meta` holds the per-request, per-scope and per-metric
+//! fields (resource, scope, metric name/description/unit, temporality); `points` holds every
+//! data point, complete with its `data_points` key and length, back to back in input order.
+//! The second stage (`chunk.rs`) assembles requests from these byte ranges. A single request
+//! (mode a) is written in place by `request.rs` instead.
 
 mod attributes;
+mod messages;
 mod points;
+mod request;
 
 use std::ops::Range;
 
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
-use opentelemetry_sdk::metrics::Temporality;
+use opentelemetry_sdk::metrics::data::{Metric, ResourceMetrics, ScopeMetrics};
 
-use crate::wire::{finish_len, put_str_field, put_varint_field, reserve_len, tag, Buf, WIRE_LEN};
-use attributes::{put_attributes, put_key_value};
-use points::{
-    put_exponential_histogram_point, put_histogram_point, put_number_point, to_nanos, Number, Times,
+use crate::wire::Buf;
+use messages::{
+    data_field, put_data_tail, put_metric_head, put_points, put_resource, put_schema_url, put_scope,
 };
-
-/// Field numbers of `Metric.data` members.
-pub(crate) const METRIC_GAUGE: u8 = 5;
-pub(crate) const METRIC_SUM: u8 = 7;
-pub(crate) const METRIC_HISTOGRAM: u8 = 9;
-pub(crate) const METRIC_EXPONENTIAL_HISTOGRAM: u8 = 10;
+pub(crate) use request::RequestWriter;
 
 /// One scope of the input.
 #[derive(Debug, Clone)]
@@ -31,8 +27,6 @@ pub(crate) struct ScopeLayout {
     pub scope: Range<usize>,
     /// `ScopeMetrics.schema_url` (field 3) with key and length, in `meta`; empty when unset.
     pub schema_url: Range<usize>,
-    /// Indices into [`Layout::metrics`].
-    pub metrics: Range<usize>,
 }
 
 /// One metric of the input.
@@ -44,18 +38,22 @@ pub(crate) struct MetricLayout {
     pub data_field: u8,
     /// The fields after `data_points` in the data message (temporality, monotonic), in `meta`.
     pub tail: Range<usize>,
-    /// Indices of this metric's points (see [`Layout::point_range`]).
-    pub points: Range<usize>,
 }
 
-/// The encoded leaves of one `ResourceMetrics`. All buffers are kept between exports, so an
-/// export of the same shape as a previous one allocates nothing.
+/// The encoded leaves of one `ResourceMetrics`, built scope by scope and metric by metric so
+/// the size-bounded mode can place each metric's points and send full requests while the
+/// bytes are still in cache. All buffers are kept between exports, so an export of the same
+/// shape as a previous one allocates nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Layout {
+    /// Resource, scope and metric fields of the whole export (small).
     pub meta: Buf,
+    /// Data points, each a complete `data_points` field; bytes that were sent are dropped by
+    /// [`Layout::compact`].
     pub points: Buf,
-    /// End offset in `points` of every point, in input order.
-    pub point_ends: Vec<usize>,
+    /// Where the last metric's points start in `points`, and where each one ends.
+    last_points_start: usize,
+    last_point_ends: Vec<usize>,
     /// `ResourceMetrics.resource` (field 1) with key and length, in `meta`.
     pub resource: Range<usize>,
     /// `ResourceMetrics.schema_url` (field 3) with key and length, in `meta`; empty when unset.
@@ -64,181 +62,81 @@ pub(crate) struct Layout {
     pub metrics: Vec<MetricLayout>,
 }
 
+/// Points bytes kept before [`Layout::compact`] moves the unsent ones to the front: large
+/// enough that the move is rare, small enough to stay in the L2 cache.
+const COMPACT_AT: usize = 32 * 1024;
+
 impl Layout {
-    /// Byte range in `points` of point `index` (key and length included).
-    #[inline]
-    pub fn point_range(&self, index: usize) -> Range<usize> {
-        let start = if index == 0 {
-            0
-        } else {
-            self.point_ends[index - 1]
-        };
-        start..self.point_ends[index]
-    }
-
-    /// Byte range in `points` of all points of `metric`.
-    #[inline]
-    pub fn metric_points_bytes(&self, metric: &MetricLayout) -> Range<usize> {
-        if metric.points.is_empty() {
-            let at = if metric.points.start == 0 {
-                0
-            } else {
-                self.point_ends[metric.points.start - 1]
-            };
-            return at..at;
-        }
-        self.point_range(metric.points.start).start..self.point_ends[metric.points.end - 1]
-    }
-
-    /// Encodes every leaf of `rm`, replacing what the buffers held.
-    pub fn build(&mut self, rm: &ResourceMetrics) {
+    /// Starts a new export: forgets everything and encodes the resource.
+    pub fn begin(&mut self, rm: &ResourceMetrics) {
         self.meta.clear();
         self.points.clear();
-        self.point_ends.clear();
+        self.last_point_ends.clear();
         self.scopes.clear();
         self.metrics.clear();
-
-        // ResourceMetrics.resource (1): Resource { attributes (1) }.
         let start = self.meta.len();
-        self.meta.push(tag(1, WIRE_LEN));
-        let at = reserve_len(&mut self.meta, 2);
-        for (key, value) in rm.resource().iter() {
-            put_key_value(&mut self.meta, 1, key.as_str(), value);
-        }
-        finish_len(&mut self.meta, at, 2);
+        put_resource(&mut self.meta, rm);
         self.resource = start..self.meta.len();
-        self.resource_schema_url = self.put_schema_url(rm.resource().schema_url());
-
-        for sm in rm.scope_metrics() {
-            let scope = sm.scope();
-            // ScopeMetrics.scope (1): InstrumentationScope { name 1, version 2, attributes 3 }.
-            let start = self.meta.len();
-            self.meta.push(tag(1, WIRE_LEN));
-            let at = reserve_len(&mut self.meta, 1);
-            put_str_field(&mut self.meta, 1, scope.name());
-            put_str_field(&mut self.meta, 2, scope.version().unwrap_or_default());
-            put_attributes(&mut self.meta, 3, scope.attributes());
-            finish_len(&mut self.meta, at, 1);
-            let scope_field = start..self.meta.len();
-            let schema_url = self.put_schema_url(scope.schema_url());
-
-            let first_metric = self.metrics.len();
-            for metric in sm.metrics() {
-                self.put_metric(metric);
-            }
-            self.scopes.push(ScopeLayout {
-                scope: scope_field,
-                schema_url,
-                metrics: first_metric..self.metrics.len(),
-            });
-        }
+        put_schema_url(&mut self.meta, rm.resource().schema_url());
+        self.resource_schema_url = self.resource.end..self.meta.len();
     }
 
-    /// `schema_url` (field 3 of both ResourceMetrics and ScopeMetrics), omitted when unset or
-    /// empty.
-    fn put_schema_url(&mut self, url: Option<&str>) -> Range<usize> {
+    /// Encodes the fields of one scope; returns its index.
+    pub fn push_scope(&mut self, sm: &ScopeMetrics) -> usize {
         let start = self.meta.len();
-        put_str_field(&mut self.meta, 3, url.unwrap_or_default());
-        start..self.meta.len()
+        put_scope(&mut self.meta, sm.scope());
+        let scope = start..self.meta.len();
+        put_schema_url(&mut self.meta, sm.scope().schema_url());
+        let schema_url = scope.end..self.meta.len();
+        self.scopes.push(ScopeLayout { scope, schema_url });
+        self.scopes.len() - 1
     }
 
-    fn put_metric(&mut self, metric: &Metric) {
+    /// Encodes one metric: its fields into `meta`, its points into `points`. Returns its index
+    /// and the number of points; [`Layout::point_range`] gives their bytes until the next call.
+    pub fn push_metric(&mut self, metric: &Metric) -> (usize, usize) {
         let start = self.meta.len();
-        put_str_field(&mut self.meta, 1, metric.name());
-        put_str_field(&mut self.meta, 2, metric.description());
-        put_str_field(&mut self.meta, 3, metric.unit());
+        put_metric_head(&mut self.meta, metric);
         let head = start..self.meta.len();
-        let first_point = self.point_ends.len();
-        let data_field = match metric.data() {
-            AggregatedMetrics::F64(data) => self.put_data(data),
-            AggregatedMetrics::U64(data) => self.put_data(data),
-            AggregatedMetrics::I64(data) => self.put_data(data),
-        };
-        let tail_start = head.end;
+        put_data_tail(&mut self.meta, metric);
+        let tail = head.end..self.meta.len();
         self.metrics.push(MetricLayout {
             head,
-            data_field,
-            tail: tail_start..self.meta.len(),
-            points: first_point..self.point_ends.len(),
+            data_field: data_field(metric),
+            tail,
         });
+        self.last_points_start = self.points.len();
+        self.last_point_ends.clear();
+        let ends = &mut self.last_point_ends;
+        put_points(&mut self.points, metric, |end| ends.push(end));
+        (self.metrics.len() - 1, self.last_point_ends.len())
     }
 
-    /// Writes the points of one metric into `points` and the data message's trailing fields
-    /// into `meta`; returns the `Metric.data` field number.
-    fn put_data<T: Number>(&mut self, data: &MetricData<T>) -> u8 {
-        let buf = &mut self.points;
-        let ends = &mut self.point_ends;
-        match data {
-            MetricData::Gauge(gauge) => {
-                let start = gauge.start_time().map(to_nanos).unwrap_or(0);
-                let times = Times::new(start, to_nanos(gauge.time()));
-                let mut guess = 1;
-                for p in gauge.data_points() {
-                    put_number_point(
-                        buf,
-                        &mut guess,
-                        &times,
-                        p.value(),
-                        p.attributes(),
-                        p.exemplars(),
-                    );
-                    ends.push(buf.len());
-                }
-                METRIC_GAUGE
-            }
-            MetricData::Sum(sum) => {
-                let times = Times::new(to_nanos(sum.start_time()), to_nanos(sum.time()));
-                let mut guess = 1;
-                for p in sum.data_points() {
-                    put_number_point(
-                        buf,
-                        &mut guess,
-                        &times,
-                        p.value(),
-                        p.attributes(),
-                        p.exemplars(),
-                    );
-                    ends.push(buf.len());
-                }
-                put_temporality(&mut self.meta, sum.temporality());
-                if sum.is_monotonic() {
-                    put_varint_field(&mut self.meta, 3, 1);
-                }
-                METRIC_SUM
-            }
-            MetricData::Histogram(hist) => {
-                let times = Times::new(to_nanos(hist.start_time()), to_nanos(hist.time()));
-                let mut guess = 2;
-                for p in hist.data_points() {
-                    put_histogram_point(buf, &mut guess, &times, p);
-                    ends.push(buf.len());
-                }
-                put_temporality(&mut self.meta, hist.temporality());
-                METRIC_HISTOGRAM
-            }
-            MetricData::ExponentialHistogram(hist) => {
-                let times = Times::new(to_nanos(hist.start_time()), to_nanos(hist.time()));
-                let mut guess = 2;
-                for p in hist.data_points() {
-                    put_exponential_histogram_point(buf, &mut guess, &times, p);
-                    ends.push(buf.len());
-                }
-                put_temporality(&mut self.meta, hist.temporality());
-                METRIC_EXPONENTIAL_HISTOGRAM
-            }
+    /// Byte range in `points` of point `index` of the last metric (key and length included).
+    #[inline]
+    pub fn point_range(&self, index: usize) -> Range<usize> {
+        let start = match index {
+            0 => self.last_points_start,
+            _ => self.last_point_ends[index - 1],
+        };
+        start..self.last_point_ends[index]
+    }
+
+    /// Where the next metric's points will start (for a metric without points).
+    #[inline]
+    pub fn points_end(&self) -> usize {
+        self.points.len()
+    }
+
+    /// Drops the points bytes before `keep_from` (already sent) once there are enough of them,
+    /// moving the rest to the front; returns by how much offsets moved down (0 if nothing).
+    pub fn compact(&mut self, keep_from: usize) -> usize {
+        if keep_from < COMPACT_AT {
+            return 0;
         }
+        let len = self.points.len();
+        self.points.copy_within(keep_from..len, 0);
+        self.points.truncate(len - keep_from);
+        keep_from
     }
-}
-
-/// `aggregation_temporality` (field 2 of Sum, Histogram, ExponentialHistogram) as the OTLP enum
-/// value: DELTA = 1, CUMULATIVE = 2. Never the SDK enum's position (which would turn Cumulative
-/// into 0, "unspecified"). `LowMemory` is a reader preference the SDK resolves to Delta or
-/// Cumulative before data exists; if it ever reaches data it is written as Cumulative, like
-/// the reference transform does with unknown values.
-fn put_temporality(buf: &mut Buf, temporality: Temporality) {
-    let value = match temporality {
-        Temporality::Delta => 1,
-        _ => 2,
-    };
-    put_varint_field(buf, 2, value);
 }
