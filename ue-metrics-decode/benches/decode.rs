@@ -81,5 +81,35 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// The decoder's own work without the protobuf decode: validating the fixed fields and
+/// locating the buffer (what it adds on top of prost), per record.
+fn locate_only(c: &mut Criterion) {
+    let buffers = event_buffers(&workloads::w2());
+    let payloads: Vec<Vec<u8>> = buffers.iter().map(|b| encode_payload(b)).collect();
+    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
+    let raws: Vec<Vec<u8>> = buffers
+        .iter()
+        .map(|b| encode_raw_sample(&format, 1535, 1, b).unwrap())
+        .collect();
+    let decoder = SampleDecoder::new(&format).unwrap();
+    let mut group = c.benchmark_group("locate_only");
+    group.throughput(Throughput::Elements(buffers.len() as u64));
+    group.bench_function("decode_payload", |b| {
+        b.iter(|| {
+            for p in &payloads {
+                std::hint::black_box(decode_payload(std::hint::black_box(p)).unwrap());
+            }
+        })
+    });
+    group.bench_function("decode_raw_sample", |b| {
+        b.iter(|| {
+            for raw in &raws {
+                std::hint::black_box(decoder.decode(std::hint::black_box(raw)).unwrap());
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, locate_only);
 criterion_main!(benches);
