@@ -1,4 +1,4 @@
-//! Second stage: requests assembled from the encoded leaves of a [`Layout`].
+//! Size-bounded requests assembled from the encoded leaves of a [`Layout`].
 //!
 //! A request is described by a list of [`Run`]s: byte ranges of consecutive points of one
 //! metric. Consecutive runs of the same metric form one `Metric`, consecutive metrics of the
@@ -10,7 +10,7 @@
 //! exact size of a request before writing a byte of it, and never has to undo a write.
 
 use crate::encode::Layout;
-use crate::wire::{len_field_size, put_len_key, Buf};
+use crate::wire::{len_field_size, put_len_key, varint_len, Buf};
 
 /// `Run::metric` of a scope with no metrics (the SDK never produces one, but the type allows it).
 pub(crate) const NO_METRIC: usize = usize::MAX;
@@ -92,6 +92,35 @@ impl Layout {
     #[inline]
     fn resource_metrics_body(&self, scopes: usize) -> usize {
         self.resource.len() + scopes + self.resource_schema_url.len()
+    }
+
+    /// Size of the request `chunk` describes, and its headroom: how many more bytes of points
+    /// of the open metric can be added before any of the four enclosing length prefixes (data
+    /// message, Metric, ScopeMetrics, ResourceMetrics) needs one more byte. Below it, the size
+    /// grows exactly by the bytes added. 0 when no metric is open.
+    #[inline]
+    pub(crate) fn chunk_size_and_headroom(&self, chunk: &OpenChunk) -> (usize, usize) {
+        /// Bytes a body of `len` can grow before its varint length gets longer.
+        fn room(len: usize) -> usize {
+            match varint_len(len as u64) {
+                n @ 1..=9 => (1usize << (7 * n)).saturating_sub(len),
+                _ => 0,
+            }
+        }
+        let (Some((scope, closed)), Some((metric, points))) = (chunk.scope, chunk.metric) else {
+            return (self.chunk_size(chunk), 0);
+        };
+        let m = &self.metrics[metric];
+        let data = points + m.tail.len();
+        let metric_body = m.head.len() + len_field_size(data);
+        let s = &self.scopes[scope];
+        let scope_body = s.scope.len() + closed + len_field_size(metric_body) + s.schema_url.len();
+        let rm_body = self.resource_metrics_body(chunk.closed_scopes + len_field_size(scope_body));
+        let headroom = room(data)
+            .min(room(metric_body))
+            .min(room(scope_body))
+            .min(room(rm_body));
+        (len_field_size(rm_body), headroom)
     }
 
     /// Size of the request `chunk` describes.

@@ -54,7 +54,6 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 
 use chunk::{Assembler, OpenChunk, NO_METRIC};
 use encode::{Layout, RequestWriter};
-use wire::varint_len;
 
 /// The request size budget that reaches every kind of `user_events` listener: the 4064-byte
 /// payload an ftrace listener receives, minus the 16 fixed payload bytes (protocol, version,
@@ -136,7 +135,9 @@ impl MetricsEncoder {
             assembler: &mut self.assembler,
             limit: max_request_bytes,
             chunk: OpenChunk::default(),
-            bound: 0,
+            exact: 0,
+            since: 0,
+            headroom: 0,
             summary: ChunkSummary::default(),
             first_oversized: None,
         };
@@ -205,8 +206,12 @@ struct Packer<'a> {
     assembler: &'a mut Assembler,
     limit: usize,
     chunk: OpenChunk,
-    /// An upper bound of the size of `chunk` (its exact size after every exact computation).
-    bound: usize,
+    /// Exact size of `chunk` when last computed, the point bytes added since, and the headroom
+    /// then (see `Layout::chunk_size_and_headroom`): while `since` stays below `headroom`,
+    /// the size is exactly `exact + since`.
+    exact: usize,
+    since: usize,
+    headroom: usize,
     summary: ChunkSummary,
     /// (metric index, alone size) of the first oversized point.
     first_oversized: Option<(usize, usize)>,
@@ -226,22 +231,23 @@ impl Packer<'_> {
         sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         let len = bytes.len();
-        // Fast path: another point of the open metric that fits even if each of the four
-        // enclosing length prefixes (data, Metric, ScopeMetrics, ResourceMetrics) grows by the
-        // most it can, varint_len(len) + 1 bytes. Only near the limit is the size computed
-        // exactly, so every decision is the exact one.
-        let bound = self.bound + len + 4 * (varint_len(len as u64) + 1);
-        if bound <= self.limit && self.chunk.extend_open_metric(metric, len) {
-            self.bound = bound;
+        // Fast path: another point of the open metric, while no length prefix grows: the size
+        // is known exactly without the arithmetic over the four levels.
+        let since = self.since + len;
+        if since < self.headroom
+            && self.exact + since <= self.limit
+            && self.chunk.extend_open_metric(metric, len)
+        {
+            self.since = since;
         } else {
             let next = layout.chunk_with(&self.chunk, scope, metric, len);
-            let next_size = layout.chunk_size(&next);
+            let (next_size, headroom) = layout.chunk_size_and_headroom(&next);
             if next_size <= self.limit {
                 self.chunk = next;
-                self.bound = next_size;
+                (self.exact, self.since, self.headroom) = (next_size, 0, headroom);
             } else {
                 let alone = layout.chunk_with(&OpenChunk::default(), scope, metric, len);
-                let alone_size = layout.chunk_size(&alone);
+                let (alone_size, headroom) = layout.chunk_size_and_headroom(&alone);
                 if alone_size > self.limit {
                     self.summary.oversized_points += 1;
                     self.first_oversized.get_or_insert((metric, alone_size));
@@ -249,7 +255,7 @@ impl Packer<'_> {
                 }
                 self.flush(layout, sink)?;
                 self.chunk = alone;
-                self.bound = alone_size;
+                (self.exact, self.since, self.headroom) = (alone_size, 0, headroom);
             }
         }
         self.assembler
@@ -265,6 +271,7 @@ impl Packer<'_> {
         sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         let planned = layout.chunk_size(&self.chunk);
+        debug_assert_eq!(planned, self.exact + self.since, "tracked size is exact");
         let request = self.assembler.assemble(layout);
         debug_assert_eq!(request.len(), planned, "planned and written sizes agree");
         debug_assert!(request.len() <= self.limit);
@@ -273,7 +280,7 @@ impl Packer<'_> {
         self.summary.bytes += request.len();
         self.assembler.runs.clear();
         self.chunk = OpenChunk::default();
-        self.bound = 0;
+        (self.exact, self.since, self.headroom) = (0, 0, 0);
         Ok(())
     }
 }

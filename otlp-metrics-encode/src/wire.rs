@@ -5,24 +5,23 @@
 //! A protobuf message inside another is written as `tag, varint(length), body`, so the length
 //! must be known before the body. Three ways exist: compute every size first (prost's way: a
 //! full size pass over the data, then a write pass), reserve the prefix and patch it afterwards,
-//! or write the leaves first and assemble. This crate combines the last two, because then the
-//! SDK data is read exactly once:
+//! or write the leaves first and assemble. A size pass reads every attribute twice, so this
+//! crate uses the other two, and reads the SDK data exactly once:
 //!
 //! - **Small messages whose size is cheap to compute exactly** (`KeyValue`, `AnyValue`, packed
 //!   arrays, exponential bucket sets) get their length from string lengths and counts first,
 //!   then are written in one go.
-//! - **Data points, exemplars, resource and scope messages** reserve a length prefix and patch
-//!   it ([`reserve_len`], [`finish_len`]). A data point reserves as many bytes as the previous
-//!   point of the same metric needed; the usual cases (1 byte for < 128, 2 bytes for < 16 KiB)
-//!   are patched inline, and only a wrong guess moves the body, once, by a byte or two (rare:
-//!   points of one metric have similar sizes).
-//! - **The four outer levels** (`ResourceMetrics`, `ScopeMetrics`, `Metric`, `Sum`/`Gauge`/...)
-//!   are never written around their contents in place: their contents are already encoded
-//!   leaves with known byte lengths, so their sizes are sums, and a request is assembled in a
-//!   second buffer with one copy per run of points (see `chunk.rs`). That copy costs one
-//!   byte-copy per output byte (about a tenth of the encoding time on W2), less than a size
-//!   pass over the attributes, and it is what makes byte-budget chunking exact and cheap: the
-//!   planner knows every point's encoded size before it decides where the point goes.
+//! - **Everything else reserves its length prefix and patches it** ([`reserve_len`],
+//!   [`finish_len`]) with a width guessed from history: a data point the width the previous
+//!   point of its metric needed; in a single request (`encode/request.rs`) each outer message
+//!   (`ResourceMetrics`, `ScopeMetrics`, `Metric`, `Sum`/`Gauge`/...) the width it had at the
+//!   same position in the previous export. The usual widths (1 byte below 128, 2 below 16 KiB)
+//!   are patched inline; only a wrong guess moves the body, once. In steady state (same shape
+//!   as the previous export) no guess is wrong: one pass, no copy.
+//! - **Size-bounded requests** are assembled from leaves (`encode/mod.rs`, `chunk.rs`): points
+//!   are encoded once, complete with key and length; the outer sizes are then sums of known
+//!   lengths, so the planner knows a request's exact size before writing it, and writing it is
+//!   a handful of headers plus one copy per run of points, from bytes still in cache.
 //!
 //! # Writing fast without `unsafe`
 //! [`Buf`] keeps its storage initialized to full capacity, so room for a write costs one
