@@ -423,7 +423,7 @@ impl Summary<'_> {
         let mut text = String::from("\n==> e2e summary\n");
         let booted = self.outcome.boot_time.map(|t| t.as_secs_f64());
         text.push_str(&format!(
-            "  build (kernel from cache + static binaries): {:.1} s\n",
+            "  kernel (cached or built) and static binaries ready after {:.1} s\n",
             self.build_time.as_secs_f64()
         ));
         text.push_str(&format!(
