@@ -284,3 +284,22 @@ impl Packer<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_encoder_can_move_to_and_be_shared_with_an_exporter_thread() {
+        fn send_sync<T: Send + Sync + Default>() -> T {
+            T::default()
+        }
+        let mut encoder: MetricsEncoder = send_sync();
+        let empty = ResourceMetrics::default();
+        let request = std::thread::spawn(move || encoder.encode_request(&empty).to_vec())
+            .join()
+            .expect("encoder thread");
+        // An empty collection is one ResourceMetrics holding an empty Resource.
+        assert_eq!(request, [0x0A, 0x02, 0x0A, 0x00]);
+    }
+}
