@@ -1,7 +1,7 @@
 //! `ue-metrics-decode`: user_events OTLP metrics records back into OTLP/JSON, a summary table,
 //! or an OTLP/HTTP endpoint. Run with `--help` for the usage.
 
-use std::io::{self, BufRead, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufWriter, IsTerminal as _, Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,8 @@ LIVE OPTIONS:
   --wait[=D]                  if the event is not registered yet, wait for it (up to D)
   --register                  if the event is not registered yet, create it (root; as perf-collect does)
   --pages N                   ring buffer pages per CPU, a power of two (default 64)
+  --refresh D                 with --format summary: print the table every D (e.g. 1s), with
+                              events/s and bytes/event per metric; redrawn in place on a terminal
 
 Per-record errors go to stderr, with a final count. Exit status: 0 when the input could be read,
 1 when it could not (or forwarding failed), 2 on usage errors.
@@ -60,6 +62,7 @@ struct Args {
     wait: Option<Option<Duration>>,
     register: bool,
     pages: usize,
+    refresh: Option<Duration>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -98,6 +101,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         wait: None,
         register: false,
         pages: 64,
+        refresh: None,
     };
     let live = args.command == "live";
     while let Some(arg) = iter.next() {
@@ -159,10 +163,21 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                     .filter(|p| p.is_power_of_two())
                     .ok_or_else(|| format!("--pages must be a power of two, not {text:?}"))?
             }
+            "--refresh" => {
+                live_only(flag)?;
+                let every = parse_duration(&value("--refresh")?)?;
+                if every.is_zero() {
+                    return Err("--refresh needs a duration above zero".into());
+                }
+                args.refresh = Some(every)
+            }
             _ if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             _ if args.input.is_none() && !live => args.input = Some(arg.clone()),
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
+    }
+    if args.refresh.is_some() && args.format != Some(Format::Summary) {
+        return Err("--refresh needs --format summary".into());
     }
     if args.command == "perf-data" && args.input.is_none() {
         return Err("perf-data needs a FILE (or - for a pipe-mode stream on stdin)".into());
@@ -180,6 +195,12 @@ struct Output {
     merger: Option<Merger>,
     errors_shown: u64,
     line: String,
+    /// Live collection: every request also feeds `summary`, for the totals line.
+    live: bool,
+    /// Live `--refresh`: the table is drawn periodically and once more at the end.
+    refresh: bool,
+    /// Lines of the last live table drawn (to redraw it in place on a terminal).
+    drawn_lines: Option<usize>,
 }
 
 const MAX_ERRORS_SHOWN: u64 = 50;
@@ -206,6 +227,9 @@ impl Output {
             merger: args.merge.then(Merger::new),
             errors_shown: 0,
             line: String::new(),
+            live: args.command == "live",
+            refresh: args.refresh.is_some(),
+            drawn_lines: None,
         })
     }
 
@@ -244,7 +268,7 @@ impl Output {
                         std::process::exit(0);
                     }
                 }
-                if self.format == Format::Summary {
+                if self.format == Format::Summary || self.live {
                     self.summary.add(&request);
                 }
                 if let Some(f) = &self.forwarder {
@@ -270,11 +294,39 @@ impl Output {
         }
     }
 
+    /// Live `--refresh`: the table so far with rates and a totals line; on a terminal it
+    /// replaces the previous one in place.
+    fn draw_live(&mut self, stats: &DecodeStats, elapsed: Duration) {
+        let mut text = self.summary.live_table(elapsed);
+        text.push_str(&live_totals(stats, elapsed, &self.summary));
+        text.push('\n');
+        let terminal = io::stdout().is_terminal();
+        let mut out = String::new();
+        match self.drawn_lines {
+            // Cursor up over the last table, then clear to the end of the screen.
+            Some(lines) if terminal && lines > 0 => out.push_str(&format!("\x1b[{lines}A\x1b[J")),
+            Some(_) if !terminal => out.push('\n'),
+            _ => {}
+        }
+        out.push_str(&text);
+        self.drawn_lines = Some(text.lines().count());
+        if self
+            .stdout
+            .write_all(out.as_bytes())
+            .and(self.stdout.flush())
+            .is_err()
+        {
+            std::process::exit(0);
+        }
+    }
+
     /// Prints the summary and counts; returns the exit code.
     fn finish(mut self, stats: &DecodeStats, live_rate: Option<Duration>) -> ExitCode {
         self.flush_merge();
         let mut code = ExitCode::SUCCESS;
-        if self.format == Format::Summary {
+        if let (Some(elapsed), true) = (live_rate, self.refresh) {
+            self.draw_live(stats, elapsed);
+        } else if self.format == Format::Summary {
             let _ = write!(self.stdout, "{}", self.summary.table());
             if let Some(elapsed) = live_rate {
                 let secs = elapsed.as_secs_f64().max(1e-9);
@@ -298,6 +350,20 @@ impl Output {
             );
         }
         eprintln!("ue-metrics-decode: {stats}");
+        if let Some(elapsed) = live_rate {
+            // One line for scripts (the demo compares it with what the app wrote).
+            eprintln!(
+                "ue-metrics-decode: totals events={} decoded={} buffer_bytes={} points={} \
+                 metrics={} lost={} seconds={:.1}",
+                stats.records,
+                stats.decoded,
+                stats.buffer_bytes,
+                self.summary.points(),
+                self.summary.metrics(),
+                stats.lost,
+                elapsed.as_secs_f64()
+            );
+        }
         if let Some(forwarder) = self.forwarder.take() {
             let f = forwarder.finish();
             eprintln!(
@@ -313,6 +379,21 @@ impl Output {
         }
         code
     }
+}
+
+/// The line under the live table: what arrived so far.
+fn live_totals(stats: &DecodeStats, elapsed: Duration, summary: &Summary) -> String {
+    let seconds = elapsed.as_secs_f64().max(1e-3);
+    format!(
+        "{:.1} s: {} events ({:.1}/s), {} bytes/event, {} metrics, {} points, {} lost",
+        elapsed.as_secs_f64(),
+        stats.records,
+        stats.records as f64 / seconds,
+        stats.buffer_bytes.checked_div(stats.decoded).unwrap_or(0),
+        summary.metrics(),
+        summary.points(),
+        stats.lost
+    )
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -479,17 +560,30 @@ fn run_live(args: &Args) -> ExitCode {
     let collect_start = Instant::now();
     let mut received = 0u64;
     let mut idle_since = Instant::now();
+    let mut next_refresh = args.refresh.map(|every| collect_start + every);
     loop {
         if args.count.is_some_and(|n| received >= n) {
             break;
         }
-        let now = Instant::now();
+        let mut now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             break;
         }
-        let step = deadline.map_or(Duration::from_millis(200), |d| {
+        if let (Some(due), Some(every)) = (next_refresh, args.refresh) {
+            if now >= due {
+                output.draw_live(source.stats(), collect_start.elapsed());
+                // Keep the beat; after a stall, start again from now.
+                let next = due + every;
+                next_refresh = Some(if next <= now { now + every } else { next });
+                now = Instant::now();
+            }
+        }
+        let mut step = deadline.map_or(Duration::from_millis(200), |d| {
             (d - now).min(Duration::from_millis(200))
         });
+        if let Some(due) = next_refresh {
+            step = step.min(due.saturating_duration_since(now));
+        }
         let count = args.count;
         let result = source.poll(step, |record| {
             if count.is_none_or(|n| received < n) {
@@ -589,6 +683,13 @@ mod tests {
         assert!(args(&["perf-data"]).is_err());
         assert!(args(&["live", "extra"]).is_err());
         assert!(args(&["live", "--pages", "3"]).is_err());
+        let a = args(&["live", "--format", "summary", "--refresh", "1s"]).unwrap();
+        assert_eq!(a.refresh, Some(Duration::from_secs(1)));
+        assert!(args(&["live", "--refresh", "1s"])
+            .unwrap_err()
+            .contains("summary"));
+        assert!(args(&["live", "--format", "summary", "--refresh", "0s"]).is_err());
+        assert!(args(&["perf-data", "f", "--format", "summary", "--refresh", "1s"]).is_err());
         assert!(args(&["nope"]).is_err());
         assert!(args(&["trace", "--format", "xml"]).is_err());
     }
