@@ -6,6 +6,7 @@
 
 mod check_kernel;
 mod ci;
+mod demo;
 mod e2e;
 mod error;
 mod json;
@@ -19,6 +20,9 @@ pub const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
+  demo [--seconds N] [--json] [--native|--vm]
+                                   the example app exports every second through user_events; the live
+                                   collector shows what arrives (natively if this kernel can, else in the VM)
   ci [--keep-going] [--skip-e2e]   fmt check, clippy -D warnings, workspace tests, e2e (stops at the first failure)
   e2e [--timeout S] [--cpus N] [--with PATH]...
                                    build every crate's kernel tests statically, run them all in one VM boot
@@ -58,6 +62,13 @@ fn dispatch(args: &[String]) -> Result<i32> {
             ci::ci(&options)?;
             Ok(0)
         }
+        "demo" => demo::demo(&demo::parse_args(rest)?),
+        // Internal: the demo's run in the guest (or natively), started by `demo`.
+        "demo-session" => Ok(if demo::session(&demo::parse_session_args(rest)?)? {
+            0
+        } else {
+            1
+        }),
         "e2e" => {
             let mut options = e2e::E2eOptions::default();
             let rest = vm::parse_guest_flags(rest, &mut options.boot, &mut options.with)?;

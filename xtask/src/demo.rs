@@ -1,0 +1,743 @@
+//! `cargo xtask demo`: the example app exports every second through `user_events`, and the
+//! `ue-metrics-decode live` collector shows what arrives, then both are compared.
+//!
+//! Where it runs: natively when this kernel has `user_events` and this user may both write
+//! events and read raw tracepoint samples (the same rules as `check-kernel`), else in the VM
+//! with the project's user_events kernel. Either way the same code runs the session
+//! ([`session`]): in the VM a static xtask does it as the guest's program (`demo-session`), so
+//! natively and in the guest the collector and the app are started, watched and compared alike.
+
+use crate::check_kernel::{self, Status};
+use crate::e2e;
+use crate::error::{Error, Result};
+use crate::util::{cargo, describe, project_root};
+use crate::vm::{guest, initramfs::Initramfs, kernel, qemu};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, IsTerminal as _};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The host target, named so that the static-linking `RUSTFLAGS` skip build scripts and proc
+/// macros (as in e2e).
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Default length of the app's run.
+pub const DEFAULT_SECONDS: u64 = 10;
+
+/// How long the collector keeps reading after the app's run: the app's last export happens at
+/// its shutdown, right after its run ends.
+const COLLECTOR_GRACE: Duration = Duration::from_secs(2);
+
+/// Where the demo runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Where {
+    /// Natively if the host can, else in the VM.
+    #[default]
+    Auto,
+    /// On this kernel (fails if it cannot).
+    Native,
+    /// In the VM.
+    Vm,
+}
+
+/// Options of `cargo xtask demo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoOptions {
+    /// How long the app runs (it exports once a second).
+    pub seconds: u64,
+    /// Print OTLP/JSON lines instead of the live table.
+    pub json: bool,
+    /// Native or VM.
+    pub place: Where,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            seconds: DEFAULT_SECONDS,
+            json: false,
+            place: Where::Auto,
+        }
+    }
+}
+
+/// Parses `demo [--seconds N] [--json] [--native|--vm]`.
+pub fn parse_args(args: &[String]) -> Result<DemoOptions> {
+    let mut options = DemoOptions::default();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--seconds" => options.seconds = parse_seconds(iter.next())?,
+            "--json" => options.json = true,
+            "--native" => options.place = Where::Native,
+            "--vm" => options.place = Where::Vm,
+            other => return Err(Error::Usage(format!("demo: unexpected argument `{other}`"))),
+        }
+    }
+    Ok(options)
+}
+
+fn parse_seconds(value: Option<&String>) -> Result<u64> {
+    value
+        .and_then(|v| v.parse().ok())
+        .filter(|s| (1..=3600).contains(s))
+        .ok_or_else(|| Error::Usage("--seconds needs a whole number from 1 to 3600".into()))
+}
+
+/// What [`session`] needs: the two programs and how to show their output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// The `ue-metrics-decode` binary.
+    pub decoder: PathBuf,
+    /// The example app (`ue-metrics-exporter/examples/basic.rs`) binary.
+    pub app: PathBuf,
+    /// The app's run time.
+    pub seconds: u64,
+    /// OTLP/JSON lines instead of the table.
+    pub json: bool,
+    /// The output ends on a terminal: let the collector redraw its table in place.
+    pub terminal: bool,
+}
+
+/// Parses the guest's `demo-session --decoder P --app P --seconds N [--json] [--terminal]`.
+pub fn parse_session_args(args: &[String]) -> Result<SessionOptions> {
+    let mut decoder = None;
+    let mut app = None;
+    let mut options = SessionOptions {
+        decoder: PathBuf::new(),
+        app: PathBuf::new(),
+        seconds: DEFAULT_SECONDS,
+        json: false,
+        terminal: false,
+    };
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--decoder" => decoder = iter.next().map(PathBuf::from),
+            "--app" => app = iter.next().map(PathBuf::from),
+            "--seconds" => options.seconds = parse_seconds(iter.next())?,
+            "--json" => options.json = true,
+            "--terminal" => options.terminal = true,
+            other => {
+                return Err(Error::Usage(format!(
+                    "demo-session: unexpected argument `{other}`"
+                )))
+            }
+        }
+    }
+    match (decoder, app) {
+        (Some(decoder), Some(app)) => Ok(SessionOptions {
+            decoder,
+            app,
+            ..options
+        }),
+        _ => Err(Error::Usage(
+            "demo-session needs --decoder PATH and --app PATH".into(),
+        )),
+    }
+}
+
+/// `cargo xtask demo`: picks native or VM, builds what is needed, runs the session.
+pub fn demo(options: &DemoOptions) -> Result<i32> {
+    let checks = check_kernel::judge(&check_kernel::Facts::gather());
+    let blockers: Vec<String> = checks
+        .iter()
+        .filter(|c| {
+            c.status == Status::Fail || (c.name == "read raw samples" && c.status != Status::Ok)
+        })
+        .map(|c| format!("{}: {}", c.name, c.found))
+        .collect();
+    let native = match options.place {
+        Where::Vm => false,
+        Where::Native if !blockers.is_empty() => {
+            return Err(Error::Failed(format!(
+                "demo --native: this machine cannot run it:\n  {}\n(run `cargo xtask check-kernel` \
+                 for remedies, or drop --native to use the VM)",
+                blockers.join("\n  ")
+            )))
+        }
+        Where::Native => true,
+        Where::Auto => {
+            if !blockers.is_empty() {
+                eprintln!(
+                    "demo: not on this kernel ({}): using a VM with a user_events kernel",
+                    blockers.join("; ")
+                );
+            }
+            blockers.is_empty()
+        }
+    };
+    if native {
+        demo_native(options)
+    } else {
+        demo_vm(options)
+    }
+}
+
+fn demo_native(options: &DemoOptions) -> Result<i32> {
+    eprintln!("demo: running on this kernel; building the collector and the example app");
+    let built = build(false)?;
+    let ok = session(&SessionOptions {
+        decoder: built.decoder,
+        app: built.app,
+        seconds: options.seconds,
+        json: options.json,
+        terminal: std::io::stdout().is_terminal(),
+    })?;
+    Ok(if ok { 0 } else { 1 })
+}
+
+fn demo_vm(options: &DemoOptions) -> Result<i32> {
+    let started = Instant::now();
+    eprintln!("demo: [1/3] the user_events kernel (built once and cached; the first build takes a few minutes)");
+    let kernel = kernel::ensure_kernel()?;
+    eprintln!(
+        "demo: [2/3] building the collector, the example app and xtask for the guest (static)"
+    );
+    let built = build(true)?;
+    let xtask = built
+        .xtask
+        .ok_or_else(|| Error::Failed("cargo built no xtask executable".into()))?;
+
+    let mut initramfs = Initramfs::base()?;
+    let decoder = initramfs.add_binary(&built.decoder, "ue-metrics-decode")?;
+    let app = initramfs.add_binary(&built.app, "basic")?;
+    let xtask = initramfs.add_binary(&xtask, "xtask")?;
+    let mut argv: Vec<String> = vec![
+        xtask.display().to_string(),
+        "demo-session".into(),
+        "--decoder".into(),
+        decoder.display().to_string(),
+        "--app".into(),
+        app.display().to_string(),
+        "--seconds".into(),
+        options.seconds.to_string(),
+    ];
+    if options.json {
+        argv.push("--json".into());
+    }
+    if std::io::stdout().is_terminal() {
+        argv.push("--terminal".into());
+    }
+    let mut script = guest::Script::new();
+    script.run("demo", &argv);
+    initramfs.add_file("/init", script.render(), 0o755);
+
+    let run_dir = qemu::RunDir::create("demo")?;
+    let image = run_dir.path().join("initramfs.cpio");
+    let size = initramfs.write(&image)?;
+    let boot = qemu::BootOptions {
+        timeout: Duration::from_secs(options.seconds + 120),
+        ..qemu::BootOptions::default()
+    };
+    eprintln!(
+        "demo: [3/3] booting the VM ({}, {} CPUs, initramfs {:.0} MB); ready after {:.1} s",
+        if qemu::use_kvm() { "KVM" } else { "qemu TCG" },
+        boot.cpus,
+        size as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    let outcome = qemu::boot(
+        &kernel.bzimage,
+        &image,
+        &run_dir.path().join("results.txt"),
+        &boot,
+    )?;
+    outcome.check_guest()?;
+    let code = guest::exit_codes(&outcome.results)
+        .into_iter()
+        .find(|(label, _)| label == "demo")
+        .map(|(_, code)| code)
+        .ok_or_else(|| Error::Failed("the guest reported no exit code for the demo".into()))?;
+    eprintln!(
+        "demo: the VM ran {:.1} s (boot to /init {}), {:.1} s in all",
+        outcome.elapsed.as_secs_f64(),
+        outcome
+            .boot_time
+            .map_or("?".into(), |t| format!("{:.1} s", t.as_secs_f64())),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(code)
+}
+
+/// The executables the demo needs.
+struct Built {
+    decoder: PathBuf,
+    app: PathBuf,
+    xtask: Option<PathBuf>,
+}
+
+/// Builds the decoder's CLI and the example app (and, for the guest, xtask): natively into the
+/// usual target dir, or statically into `<target dir>/vm-bins` for the guest, with the same
+/// settings as e2e so the two share their build cache.
+fn build(for_guest: bool) -> Result<Built> {
+    let mut command = cargo();
+    command.args([
+        "build",
+        "-p",
+        "ue-metrics-decode",
+        "-p",
+        "ue-metrics-exporter",
+        "--bin",
+        "ue-metrics-decode",
+        "--example",
+        "basic",
+    ]);
+    if for_guest {
+        let mut rustflags = std::env::var("RUSTFLAGS").unwrap_or_default();
+        if !rustflags.is_empty() {
+            rustflags.push(' ');
+        }
+        rustflags.push_str("-C target-feature=+crt-static");
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| project_root().join("target"))
+            .join("vm-bins");
+        command
+            .args(["-p", "xtask", "--bin", "xtask", "--target", TARGET])
+            .env("RUSTFLAGS", rustflags)
+            .env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env("CARGO_TARGET_DIR", target_dir);
+    }
+    command
+        .arg("--message-format=json-render-diagnostics")
+        .stderr(Stdio::inherit());
+    let out = command
+        .output()
+        .map_err(|e| crate::util::spawn_error(&command, e))?;
+    if !out.status.success() {
+        return Err(Error::CommandFailed {
+            command: describe(&command),
+            status: out.status,
+        });
+    }
+    let executables = e2e::executables(&String::from_utf8_lossy(&out.stdout));
+    let find = |name: &str, kind: &str| {
+        executables
+            .iter()
+            .find(|(n, kinds, _)| n == name && kinds.iter().any(|k| k == kind))
+            .map(|(_, _, path)| path.clone())
+    };
+    let missing = |what: &str| Error::Failed(format!("cargo built no {what} executable"));
+    Ok(Built {
+        decoder: find("ue-metrics-decode", "bin").ok_or_else(|| missing("ue-metrics-decode"))?,
+        app: find("basic", "example").ok_or_else(|| missing("example `basic`"))?,
+        xtask: find("xtask", "bin"),
+    })
+}
+
+/// The collector's command line.
+fn collector_args(options: &SessionOptions) -> Vec<String> {
+    let duration = Duration::from_secs(options.seconds) + COLLECTOR_GRACE;
+    let mut args: Vec<String> = ["live", "--wait", "--duration"].map(String::from).to_vec();
+    args.push(format!("{}s", duration.as_secs()));
+    if options.json {
+        args.extend(["--format", "json"].map(String::from));
+    } else {
+        args.extend(["--format", "summary", "--refresh", "1s"].map(String::from));
+    }
+    args
+}
+
+/// Runs the collector and the app side by side, shows the collector's output, then compares
+/// what arrived with what the app says it wrote. Returns true when everything arrived.
+pub fn session(options: &SessionOptions) -> Result<bool> {
+    let collector_argv = collector_args(options);
+    println!(
+        "==> ue-metrics demo: {} s of OpenTelemetry metrics through user_events",
+        options.seconds
+    );
+    println!("    app        ue-metrics-exporter/examples/basic.rs: 14 instruments, exports every second");
+    println!(
+        "    collector  ue-metrics-decode {}",
+        collector_argv.join(" ")
+    );
+    if !options.json {
+        println!(
+            "    (sets: attribute sets; ev/s: events per second carrying the metric; bytes/ev: \
+             its bytes in each)"
+        );
+    }
+    println!();
+
+    let mut collector = Command::new(&options.decoder);
+    collector
+        .args(&collector_argv)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+    // On a terminal the collector redraws its table in place; else its lines pass through us
+    // (a pipe is not a terminal, so it prints each table after the last).
+    collector.stdout(if options.terminal {
+        Stdio::inherit()
+    } else {
+        Stdio::piped()
+    });
+    let mut collector = collector
+        .spawn()
+        .map_err(|e| crate::util::spawn_error(&collector, e))?;
+    let collector_stdout = collector.stdout.take().map(|out| {
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
+                println!("{line}");
+            }
+        })
+    });
+    let collector_stderr = forward_stderr(&mut collector);
+
+    let mut app = Command::new(&options.app);
+    app.args(["--seconds", &options.seconds.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let app_output = match app.spawn() {
+        Ok(child) => child.wait_with_output(),
+        Err(e) => {
+            let _ = collector.kill();
+            let _ = collector.wait();
+            return Err(crate::util::spawn_error(&app, e));
+        }
+    }
+    .map_err(|e| Error::io("wait for", &options.app, e))?;
+    let collector_status = collector
+        .wait()
+        .map_err(|e| Error::io("wait for", &options.decoder, e))?;
+    if let Some(thread) = collector_stdout {
+        let _ = thread.join();
+    }
+    let totals = collector_stderr.join().unwrap_or_default();
+
+    let app_text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&app_output.stdout),
+        String::from_utf8_lossy(&app_output.stderr)
+    );
+    let mut app_stats = BTreeMap::new();
+    for line in app_text.lines() {
+        match line.strip_prefix("stats: ") {
+            Some(stats) => app_stats = key_values(stats),
+            None if !line.trim().is_empty() => println!("    app: {line}"),
+            None => {}
+        }
+    }
+    let report = Comparison {
+        app: app_stats,
+        collector: totals,
+    };
+    println!("\n{}", report.render());
+    let problems = report.problems(app_output.status.success(), collector_status.success());
+    if problems.is_empty() {
+        println!("==> OK: every event the app wrote arrived and decoded; nothing lost");
+        Ok(true)
+    } else {
+        println!("==> PROBLEM: {}", problems.join("; "));
+        Ok(false)
+    }
+}
+
+/// Passes the collector's stderr lines through as they come (`collector: ...`), except its
+/// `totals` line, which is parsed and returned when the collector ends.
+fn forward_stderr(child: &mut Child) -> JoinHandle<BTreeMap<String, String>> {
+    let stderr = child.stderr.take();
+    std::thread::spawn(move || {
+        let mut totals = BTreeMap::new();
+        let Some(stderr) = stderr else {
+            return totals;
+        };
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+            let line = line.strip_prefix("ue-metrics-decode: ").unwrap_or(&line);
+            match line.strip_prefix("totals ") {
+                Some(values) => totals = key_values(values),
+                None => text.push_str(&format!("    collector: {line}\n")),
+            }
+            if !text.is_empty() {
+                print!("{}", std::mem::take(&mut text));
+            }
+        }
+        totals
+    })
+}
+
+/// `a=1 b=2` into a map.
+fn key_values(text: &str) -> BTreeMap<String, String> {
+    text.split_whitespace()
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The end-of-run table: the exporter's own counters next to the collector's.
+#[derive(Debug, Default)]
+struct Comparison {
+    /// The app's `stats:` line.
+    app: BTreeMap<String, String>,
+    /// The collector's `totals` line.
+    collector: BTreeMap<String, String>,
+}
+
+/// The exporter's default OTLP buffer budget: 4064 bytes reach every kind of listener (DESIGN.md)
+/// minus the fixed fields.
+const MAX_BUFFER_BYTES: u64 = 4048;
+
+/// Bytes per event the exporter counts besides the OTLP buffer: `u32 protocol`,
+/// `char[8] version`, `u32 rel_loc` (see DESIGN.md).
+const FIXED_FIELD_BYTES: u64 = 16;
+
+impl Comparison {
+    fn app(&self, key: &str) -> Option<u64> {
+        self.app.get(key)?.parse().ok()
+    }
+
+    fn collector(&self, key: &str) -> Option<u64> {
+        self.collector.get(key)?.parse().ok()
+    }
+
+    /// The OTLP buffer bytes the app wrote (its counter includes each event's fixed fields).
+    fn app_buffer_bytes(&self) -> Option<u64> {
+        self.app("bytes")?
+            .checked_sub(FIXED_FIELD_BYTES.checked_mul(self.app("events")?)?)
+    }
+
+    fn render(&self) -> String {
+        let cell = |v: Option<u64>| v.map_or("?".to_string(), thousands);
+        let per_event = |bytes: Option<u64>, events: Option<u64>| bytes?.checked_div(events?);
+        let app_events = self.app("events");
+        let collector_events = self.collector("events");
+        let rows = [
+            ("exports", cell(self.app("exports")), "-".into()),
+            ("events", cell(app_events), cell(collector_events)),
+            (
+                "OTLP bytes",
+                cell(self.app_buffer_bytes()),
+                cell(self.collector("buffer_bytes")),
+            ),
+            (
+                "bytes/event",
+                cell(per_event(self.app_buffer_bytes(), app_events)),
+                cell(per_event(
+                    self.collector("buffer_bytes"),
+                    self.collector("decoded"),
+                )),
+            ),
+            (
+                "data points",
+                cell(self.app("points")),
+                cell(self.collector("points")),
+            ),
+            ("metrics", "-".into(), cell(self.collector("metrics"))),
+            ("lost records", "-".into(), cell(self.collector("lost"))),
+        ];
+        let mut text = String::from("==> what arrived, next to what the app says it wrote\n");
+        text.push_str(&format!(
+            "    {:<14}{:>12}{:>16}\n",
+            "", "app wrote", "collector read"
+        ));
+        for (name, app, collector) in rows {
+            text.push_str(format!("    {name:<14}{app:>12}{collector:>16}").trim_end());
+            text.push('\n');
+        }
+        text.push_str(&format!(
+            "    (each event within {} OTLP bytes: what every kind of listener receives)\n",
+            thousands(MAX_BUFFER_BYTES)
+        ));
+        if let Some(skipped) = self.app("collections_skipped").filter(|&n| n > 0) {
+            text.push_str(&format!(
+                "    (the app skipped {skipped} collection(s) until the collector attached;\n     \
+                 its next export carried their data)\n"
+            ));
+        }
+        text
+    }
+
+    /// Why this run does not show a clean transfer (empty when it does).
+    fn problems(&self, app_ok: bool, collector_ok: bool) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !app_ok {
+            problems.push("the app failed".to_string());
+        }
+        if !collector_ok {
+            problems.push("the collector failed".to_string());
+        }
+        if self.app.is_empty() {
+            problems.push("the app printed no stats".into());
+        }
+        if self.collector.is_empty() {
+            problems.push("the collector printed no totals".into());
+        }
+        if !problems.is_empty() {
+            return problems;
+        }
+        let events = self.collector("events").unwrap_or(0);
+        if events == 0 {
+            problems.push("no events arrived".into());
+        }
+        for (what, app, collector) in [
+            ("events", self.app("events"), self.collector("events")),
+            (
+                "OTLP bytes",
+                self.app_buffer_bytes(),
+                self.collector("buffer_bytes"),
+            ),
+            ("data points", self.app("points"), self.collector("points")),
+        ] {
+            if app != collector {
+                problems.push(format!(
+                    "{what}: the app wrote {}, the collector read {}",
+                    app.map_or("?".into(), thousands),
+                    collector.map_or("?".into(), thousands)
+                ));
+            }
+        }
+        if let Some(lost) = self.collector("lost").filter(|&lost| lost > 0) {
+            problems.push(format!("{lost} records lost"));
+        }
+        if self.collector("decoded") != self.collector("events") {
+            problems.push("some records did not decode".into());
+        }
+        problems
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn demo_arguments() {
+        assert_eq!(parse_args(&[]).unwrap(), DemoOptions::default());
+        let options = parse_args(&strings(&["--seconds", "3", "--json", "--vm"])).unwrap();
+        assert_eq!(
+            options,
+            DemoOptions {
+                seconds: 3,
+                json: true,
+                place: Where::Vm
+            }
+        );
+        assert_eq!(
+            parse_args(&strings(&["--native"])).unwrap().place,
+            Where::Native
+        );
+        assert!(parse_args(&strings(&["--seconds", "0"])).is_err());
+        assert!(parse_args(&strings(&["--seconds"])).is_err());
+        assert!(parse_args(&strings(&["--bogus"])).is_err());
+    }
+
+    #[test]
+    fn session_arguments_need_both_programs() {
+        let options = parse_session_args(&strings(&[
+            "--decoder",
+            "/d",
+            "--app",
+            "/a",
+            "--seconds",
+            "4",
+            "--terminal",
+        ]))
+        .unwrap();
+        assert_eq!(options.decoder, Path::new("/d"));
+        assert_eq!(options.app, Path::new("/a"));
+        assert_eq!(
+            (options.seconds, options.json, options.terminal),
+            (4, false, true)
+        );
+        assert!(parse_session_args(&strings(&["--decoder", "/d"])).is_err());
+    }
+
+    #[test]
+    fn collector_outlives_the_app_and_picks_the_format() {
+        let mut options = parse_session_args(&strings(&["--decoder", "d", "--app", "a"])).unwrap();
+        assert_eq!(
+            collector_args(&options).join(" "),
+            "live --wait --duration 12s --format summary --refresh 1s"
+        );
+        options.json = true;
+        options.seconds = 3;
+        assert_eq!(
+            collector_args(&options).join(" "),
+            "live --wait --duration 5s --format json"
+        );
+    }
+
+    fn comparison(app: &str, collector: &str) -> Comparison {
+        Comparison {
+            app: key_values(app),
+            collector: key_values(collector),
+        }
+    }
+
+    #[test]
+    fn matching_counts_pass_and_render() {
+        let c = comparison(
+            "exports=10 collections_skipped=1 events=20 bytes=40320 points=900",
+            "events=20 decoded=20 buffer_bytes=40000 points=900 metrics=14 lost=0 seconds=12.0",
+        );
+        assert!(
+            c.problems(true, true).is_empty(),
+            "{:?}",
+            c.problems(true, true)
+        );
+        let text = c.render();
+        assert!(
+            text.contains("OTLP bytes          40,000          40,000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bytes/event          2,000           2,000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("metrics                  -              14"),
+            "{text}"
+        );
+        assert!(text.contains("skipped 1 collection"), "{text}");
+        assert!(text.lines().all(|l| l.len() <= 80), "{text}");
+    }
+
+    #[test]
+    fn missing_events_and_losses_are_problems() {
+        let c = comparison(
+            "events=20 bytes=40320 points=900",
+            "events=19 decoded=19 buffer_bytes=38000 points=850 metrics=14 lost=1",
+        );
+        let problems = c.problems(true, true).join("\n");
+        assert!(problems.contains("events: the app wrote 20, the collector read 19"));
+        assert!(problems.contains("1 records lost"));
+        assert!(!comparison("", "").problems(true, false).is_empty());
+    }
+
+    #[test]
+    fn numbers_get_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn key_values_skip_words_without_equals() {
+        let map = key_values("events=3 junk lost=0");
+        assert_eq!(map.len(), 2);
+    }
+}
