@@ -1,7 +1,8 @@
 //! `cargo xtask ci`: everything CI checks, in order, stopping at the first failure.
 
 use crate::error::{Error, Result};
-use crate::util::{cargo, describe};
+use crate::util::{cargo, describe, project_root};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -12,12 +13,32 @@ pub struct CiOptions {
     pub keep_going: bool,
     /// Skip the VM end-to-end step (for machines without qemu).
     pub skip_e2e: bool,
+    /// Run only the steps with these names (all when empty).
+    pub only: Vec<String>,
+}
+
+/// The step names, in order.
+pub const STEP_NAMES: [&str; 6] = ["fmt", "clippy", "test", "benches", "fuzz", "e2e"];
+
+/// The fuzz targets of `ue-metrics-decode/fuzz` (its own workspace).
+pub const FUZZ_TARGETS: [&str; 4] = ["payload", "format", "raw_sample", "trace_line"];
+
+/// How long each fuzz target runs in the smoke step.
+pub const FUZZ_SECONDS_PER_TARGET: u32 = 20;
+
+/// How a step ended, when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It ran and passed.
+    Passed,
+    /// It could not run here; the reason says why and what to install.
+    Skipped(String),
 }
 
 /// One CI step: a name and what runs it.
 struct Step {
     name: &'static str,
-    run: Box<dyn Fn() -> Result<()>>,
+    run: Box<dyn Fn() -> Result<Outcome>>,
 }
 
 /// A step that runs one cargo command.
@@ -27,7 +48,7 @@ fn cargo_step(name: &'static str, args: &'static [&'static str]) -> Step {
         run: Box::new(move || {
             let mut command = cargo();
             command.args(args);
-            run_loud(&mut command)
+            run_loud(&mut command).map(|()| Outcome::Passed)
         }),
     }
 }
@@ -38,7 +59,16 @@ fn run_loud(command: &mut Command) -> Result<()> {
     crate::util::run(command)
 }
 
-/// Runs fmt, clippy, the workspace tests and the VM end-to-end suite.
+/// The workspace's target directory: `$CARGO_TARGET_DIR`, else `<root>/target`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
+}
+
+/// Runs fmt, clippy, the workspace tests, the benchmarks once each, a fuzz smoke run and the VM
+/// end-to-end suite.
 pub fn ci(options: &CiOptions) -> Result<()> {
     let mut steps = vec![
         cargo_step("fmt", &["fmt", "--all", "--check"]),
@@ -54,12 +84,36 @@ pub fn ci(options: &CiOptions) -> Result<()> {
             ],
         ),
         cargo_step("test", &["test", "--workspace"]),
+        // Each criterion benchmark built (test profile, cheap after `test`) and run once in
+        // criterion's test mode: the benchmarks keep compiling and working. Timing runs are
+        // `cargo bench`, by hand.
+        cargo_step("benches", &["test", "--workspace", "--bench", "*"]),
+        Step {
+            name: "fuzz",
+            run: Box::new(fuzz_smoke),
+        },
     ];
     if !options.skip_e2e {
         steps.push(Step {
             name: "e2e",
-            run: Box::new(|| crate::e2e::e2e(&crate::e2e::E2eOptions::default())),
+            run: Box::new(|| {
+                crate::e2e::e2e(&crate::e2e::E2eOptions::default()).map(|()| Outcome::Passed)
+            }),
         });
+    }
+    debug_assert!(steps.iter().all(|s| STEP_NAMES.contains(&s.name)));
+    if let Some(unknown) = options
+        .only
+        .iter()
+        .find(|name| !STEP_NAMES.contains(&name.as_str()))
+    {
+        return Err(Error::Usage(format!(
+            "ci: no step `{unknown}` (steps: {})",
+            STEP_NAMES.join(", ")
+        )));
+    }
+    if !options.only.is_empty() {
+        steps.retain(|step| options.only.iter().any(|name| name == step.name));
     }
 
     let mut results = Vec::new();
@@ -69,8 +123,12 @@ pub fn ci(options: &CiOptions) -> Result<()> {
         let result = (step.run)();
         let seconds = started.elapsed().as_secs_f64();
         let failed = result.is_err();
-        if let Err(error) = &result {
-            eprintln!("==> ci: {} FAILED after {seconds:.1} s: {error}", step.name);
+        match &result {
+            Err(error) => {
+                eprintln!("==> ci: {} FAILED after {seconds:.1} s: {error}", step.name)
+            }
+            Ok(Outcome::Skipped(why)) => eprintln!("==> ci: {} SKIPPED: {why}", step.name),
+            Ok(Outcome::Passed) => {}
         }
         results.push((step.name, seconds, result));
         if failed && !options.keep_going {
@@ -79,13 +137,23 @@ pub fn ci(options: &CiOptions) -> Result<()> {
     }
 
     eprintln!("\n==> ci summary");
+    let mut total = 0.0;
     for (name, seconds, result) in &results {
-        let verdict = if result.is_ok() { "ok" } else { "FAILED" };
-        eprintln!("  {name:<8} {verdict:<7} {seconds:>7.1} s");
+        total += seconds;
+        let verdict = match result {
+            Ok(Outcome::Passed) => "ok".to_string(),
+            Ok(Outcome::Skipped(why)) => format!("SKIPPED ({why})"),
+            Err(_) => "FAILED".to_string(),
+        };
+        eprintln!("  {name:<8} {seconds:>7.1} s  {verdict}");
     }
     for step in steps.iter().skip(results.len()) {
-        eprintln!("  {:<8} skipped (an earlier step failed)", step.name);
+        eprintln!(
+            "  {:<8} {:>9}  not run (an earlier step failed)",
+            step.name, ""
+        );
     }
+    eprintln!("  {:<8} {total:>7.1} s", "total");
     let failed: Vec<_> = results
         .iter()
         .filter(|(_, _, result)| result.is_err())
@@ -96,5 +164,122 @@ pub fn ci(options: &CiOptions) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Failed(format!("ci failed: {}", failed.join(", "))))
+    }
+}
+
+/// A `rustup run nightly <program>` command, cleared of the variables the stable cargo that
+/// started xtask set (they would pin the nested cargo to stable).
+fn nightly(program: &str) -> Command {
+    let mut command = Command::new("rustup");
+    command
+        .args(["run", "nightly", program])
+        .env_remove("CARGO")
+        .env_remove("RUSTC")
+        .env_remove("RUSTDOC")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .current_dir(project_root());
+    command
+}
+
+/// True when the command starts and exits 0 (its output is discarded).
+fn succeeds(command: &mut Command) -> bool {
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// The fuzz smoke step: each `ue-metrics-decode` fuzz target for
+/// [`FUZZ_SECONDS_PER_TARGET`] seconds, seeded with the kept regressions and seeds. Skipped,
+/// with the reason, only when there is no nightly toolchain; installs cargo-fuzz if missing.
+fn fuzz_smoke() -> Result<Outcome> {
+    if !succeeds(Command::new("rustup").arg("--version")) {
+        return Ok(Outcome::Skipped(
+            "rustup not found: the fuzz targets need a nightly toolchain through rustup".into(),
+        ));
+    }
+    if !succeeds(nightly("rustc").arg("--version")) {
+        return Ok(Outcome::Skipped(
+            "no nightly toolchain: `rustup toolchain install nightly --profile minimal` \
+             (.ci/install-deps does it)"
+                .into(),
+        ));
+    }
+    if !succeeds(nightly("cargo").args(["fuzz", "--version"])) {
+        eprintln!("ci: cargo-fuzz is missing; installing it (.ci/install-deps does this too)");
+        run_loud(nightly("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    let crate_dir = project_root().join("ue-metrics-decode");
+    let seeds_dir = crate_dir.join("tests").join("fuzz_regressions");
+    let corpus_root = target_dir().join("fuzz-corpus");
+    // One build for all targets, then the time-boxed runs.
+    let mut build = nightly("cargo");
+    build.args(["fuzz", "build"]).current_dir(&crate_dir);
+    run_loud(&mut build)?;
+    for target in FUZZ_TARGETS {
+        let corpus = corpus_root.join(target);
+        std::fs::create_dir_all(&corpus).map_err(|e| Error::io("create", &corpus, e))?;
+        let mut run = nightly("cargo");
+        run.args(["fuzz", "run", target])
+            .arg(&corpus)
+            .args(existing_dir(&seeds_dir.join(target)))
+            .args([
+                "--",
+                &format!("-max_total_time={FUZZ_SECONDS_PER_TARGET}"),
+                "-print_final_stats=1",
+            ])
+            .current_dir(&crate_dir);
+        let started = Instant::now();
+        run_loud(&mut run)?;
+        eprintln!(
+            "ci: fuzz target {target}: no crash in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(Outcome::Passed)
+}
+
+/// `dir` if it is a directory (an optional seed corpus).
+fn existing_dir(dir: &Path) -> Option<&Path> {
+    dir.is_dir().then_some(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fuzz_targets_match_the_fuzz_manifest() {
+        let manifest = std::fs::read_to_string(
+            project_root()
+                .join("ue-metrics-decode")
+                .join("fuzz")
+                .join("Cargo.toml"),
+        )
+        .expect("the fuzz workspace's manifest");
+        let mut declared: Vec<&str> = manifest
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("name = \""))
+            .filter_map(|rest| rest.strip_suffix('"'))
+            .filter(|name| *name != "ue-metrics-decode-fuzz")
+            .collect();
+        declared.sort_unstable();
+        let mut ours = FUZZ_TARGETS.to_vec();
+        ours.sort_unstable();
+        assert_eq!(declared, ours);
+    }
+
+    #[test]
+    fn nightly_commands_drop_the_stable_toolchain_pins() {
+        let command = nightly("cargo");
+        let removed: Vec<_> = command
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| key.to_string_lossy().into_owned())
+            .collect();
+        assert!(removed.contains(&"RUSTUP_TOOLCHAIN".to_string()));
+        assert!(removed.contains(&"CARGO".to_string()));
+        assert_eq!(describe(&command), "rustup run nightly cargo");
     }
 }

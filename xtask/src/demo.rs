@@ -10,7 +10,7 @@
 use crate::check_kernel::{self, Status};
 use crate::e2e;
 use crate::error::{Error, Result};
-use crate::util::{cargo, describe, project_root};
+use crate::util::{cargo, describe};
 use crate::vm::{guest, initramfs::Initramfs, kernel, qemu};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, IsTerminal as _};
@@ -291,10 +291,7 @@ fn build(for_guest: bool) -> Result<Built> {
             rustflags.push(' ');
         }
         rustflags.push_str("-C target-feature=+crt-static");
-        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| project_root().join("target"))
-            .join("vm-bins");
+        let target_dir = crate::ci::target_dir().join("vm-bins");
         command
             .args(["-p", "xtask", "--bin", "xtask", "--target", TARGET])
             .env("RUSTFLAGS", rustflags)

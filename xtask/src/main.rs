@@ -23,7 +23,9 @@ tasks:
   demo [--seconds N] [--json] [--native|--vm]
                                    the example app exports every second through user_events; the live
                                    collector shows what arrives (natively if this kernel can, else in the VM)
-  ci [--keep-going] [--skip-e2e]   fmt check, clippy -D warnings, workspace tests, e2e (stops at the first failure)
+  ci [--keep-going] [--skip-e2e] [--only STEP,...]
+                                   fmt check, clippy -D warnings, workspace tests, benchmarks once,
+                                   fuzz smoke (20 s per target, nightly), e2e; stops at the first failure
   e2e [--timeout S] [--cpus N] [--with PATH]...
                                    build every crate's kernel tests statically, run them all in one VM boot
   check-kernel                     can an app export to user_events here? (exit 0 = yes)
@@ -52,10 +54,18 @@ fn dispatch(args: &[String]) -> Result<i32> {
     match task.as_str() {
         "ci" => {
             let mut options = ci::CiOptions::default();
-            for flag in rest {
+            let mut flags = rest.iter();
+            while let Some(flag) = flags.next() {
                 match flag.as_str() {
                     "--keep-going" => options.keep_going = true,
                     "--skip-e2e" => options.skip_e2e = true,
+                    "--only" => options.only.extend(
+                        flags
+                            .next()
+                            .ok_or_else(|| Error::Usage("ci: --only needs step names".into()))?
+                            .split(',')
+                            .map(str::to_string),
+                    ),
                     other => return Err(Error::Usage(format!("ci: unknown flag `{other}`"))),
                 }
             }
