@@ -5,18 +5,31 @@
 //! no libraries) into `target/vm-bins`, packed with a static xtask (for `check-kernel` in the
 //! guest) into one initramfs, and run as root with `--test-threads=1 --nocapture`. The libtest
 //! `test result:` lines and `UE-MEASURE key=value` lines are collected from the console.
+//!
+//! A crate's manifest can ask for more guest content (`[package.metadata.ue-vm]`):
+//! `host-programs` (host programs at their host paths, with their libraries), `guest-bins` (bin
+//! targets of the workspace, as `/opt/ue/bin/<bin>`) and `guest-workspaces` (directories of own
+//! cargo workspaces with their own `Cargo.lock`, relative to the crate; their bins built
+//! statically and packed as `/opt/ue/bin/<bin>`). The bins a crate's test build produces are
+//! packed at their host paths, so `env!("CARGO_BIN_EXE_<name>")` holds in the guest.
+
+mod showed;
 
 use crate::error::{Error, Result};
 use crate::json::{self, Value};
 use crate::util::{cargo, describe, project_root};
-use crate::vm::{guest, initramfs::Initramfs, kernel, qemu};
-use std::path::PathBuf;
+use crate::vm::initramfs::{Initramfs, BINARY_DIR};
+use crate::vm::{guest, kernel, qemu};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// The host target, given explicitly so that `RUSTFLAGS` (static linking) applies to the test
 /// binaries but not to build scripts and proc macros.
 const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Where the kernel test binaries go in the guest (`/opt/ue/bin` holds programs and bins).
+pub const TEST_DIR: &str = "/opt/ue/tests";
 
 /// The marker kernel tests print to report a measured value.
 pub const MEASURE_MARKER: &str = "UE-MEASURE ";
@@ -75,6 +88,8 @@ pub struct ProgramReport {
     pub measures: Vec<(String, String)>,
     /// Names of the tests libtest reported as `FAILED`.
     pub failed_tests: Vec<String>,
+    /// Names of the tests libtest reported `ok`, in the order they ran.
+    pub passed_tests: Vec<String>,
 }
 
 /// A crate whose kernel tests e2e runs.
@@ -86,6 +101,13 @@ pub struct KernelTestCrate {
     /// `[package.metadata.ue-vm] host-programs = ["/usr/bin/perf"]`. Packed at the same paths,
     /// with their libraries.
     pub host_programs: Vec<PathBuf>,
+    /// Bin targets of the workspace its tests run in the guest (`guest-bins`), packed as
+    /// `/opt/ue/bin/<bin>`.
+    pub guest_bins: Vec<String>,
+    /// Own cargo workspaces (`guest-workspaces`, resolved against the crate's directory) whose
+    /// bins its tests run in the guest, built statically with `--locked` and packed as
+    /// `/opt/ue/bin/<bin>`.
+    pub guest_workspaces: Vec<PathBuf>,
 }
 
 /// The crates with kernel tests, sorted by name.
@@ -122,18 +144,34 @@ pub fn crates_with_kernel_tests(metadata: &Value) -> Vec<KernelTestCrate> {
         })
         .filter_map(|package| {
             let name = package.get("name")?.as_str()?.to_string();
-            let host_programs = package
-                .get("metadata")
-                .and_then(|m| m.get("ue-vm"))
-                .and_then(|m| m.get("host-programs"))
-                .map(Value::items)
-                .unwrap_or(&[])
-                .iter()
-                .filter_map(|p| p.as_str().map(PathBuf::from))
-                .collect();
+            let dir = package
+                .get("manifest_path")
+                .and_then(Value::as_str)
+                .and_then(|p| Path::new(p).parent())
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let strings = |key: &str| -> Vec<String> {
+                package
+                    .get("metadata")
+                    .and_then(|m| m.get("ue-vm"))
+                    .and_then(|m| m.get(key))
+                    .map(Value::items)
+                    .unwrap_or(&[])
+                    .iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect()
+            };
             Some(KernelTestCrate {
                 name,
-                host_programs,
+                host_programs: strings("host-programs")
+                    .into_iter()
+                    .map(PathBuf::from)
+                    .collect(),
+                guest_bins: strings("guest-bins"),
+                guest_workspaces: strings("guest-workspaces")
+                    .into_iter()
+                    .map(|w| dir.join(w))
+                    .collect(),
             })
         })
         .collect();
@@ -202,9 +240,22 @@ pub fn executables(messages: &str) -> Vec<(String, Vec<String>, PathBuf)> {
         .collect()
 }
 
-/// Builds every crate's kernel test binary and a static xtask; returns the programs to run and
-/// the host programs the crates asked for.
-pub fn build_programs() -> Result<(Vec<GuestProgram>, Vec<PathBuf>)> {
+/// Everything an e2e boot runs and packs.
+#[derive(Debug, Clone, Default)]
+pub struct GuestBuild {
+    /// The programs `/init` runs, in order.
+    pub programs: Vec<GuestProgram>,
+    /// Host programs the crates asked for (packed at their host paths with their libraries).
+    pub host_programs: Vec<PathBuf>,
+    /// Bins of the crates' test builds, packed at their host paths.
+    pub bins_at_host_paths: Vec<PathBuf>,
+    /// `(name, host path)` of bins packed as `/opt/ue/bin/<name>`.
+    pub bins_in_bin_dir: Vec<(String, PathBuf)>,
+}
+
+/// Builds every crate's kernel test binary, a static xtask, and the extra guest bins the
+/// crates ask for.
+pub fn build_programs() -> Result<GuestBuild> {
     let crates = kernel_test_crates()?;
     if crates.is_empty() {
         eprintln!("e2e: no crate has a `kernel-tests` feature and a `kernel` test target yet");
@@ -214,19 +265,22 @@ pub fn build_programs() -> Result<(Vec<GuestProgram>, Vec<PathBuf>)> {
         .find(|(name, kinds, _)| name == "xtask" && kinds.iter().any(|k| k == "bin"))
         .map(|(_, _, path)| path)
         .ok_or_else(|| Error::Failed("cargo built no xtask executable".into()))?;
-    let mut programs = vec![GuestProgram {
-        label: "check-kernel".into(),
-        binary: xtask,
-        args: vec!["check-kernel".into()],
-        is_test: false,
-    }];
-    let mut host_programs = Vec::new();
-    for KernelTestCrate {
-        name,
-        host_programs: wanted,
-    } in crates
-    {
-        host_programs.extend(wanted);
+    let mut build = GuestBuild {
+        programs: vec![GuestProgram {
+            label: "check-kernel".into(),
+            binary: xtask,
+            args: vec!["check-kernel".into()],
+            is_test: false,
+        }],
+        ..GuestBuild::default()
+    };
+    let mut wanted_bins = Vec::new();
+    let mut workspaces = Vec::new();
+    for krate in crates {
+        build.host_programs.extend(krate.host_programs);
+        wanted_bins.extend(krate.guest_bins);
+        workspaces.extend(krate.guest_workspaces);
+        let name = krate.name;
         let built = build_static(&[
             "test",
             "--no-run",
@@ -237,21 +291,56 @@ pub fn build_programs() -> Result<(Vec<GuestProgram>, Vec<PathBuf>)> {
             "--test",
             "kernel",
         ])?;
-        let binary = built
-            .into_iter()
-            .find(|(target, kinds, _)| target == "kernel" && kinds.iter().any(|k| k == "test"))
-            .map(|(_, _, path)| path)
-            .ok_or_else(|| {
-                Error::Failed(format!("cargo built no kernel test binary for {name}"))
-            })?;
-        programs.push(GuestProgram {
+        let mut binary = None;
+        for (target, kinds, path) in built {
+            if kinds.iter().any(|k| k == "bin") {
+                build.bins_at_host_paths.push(path);
+            } else if target == "kernel" && kinds.iter().any(|k| k == "test") {
+                binary = Some(path);
+            }
+        }
+        let binary = binary.ok_or_else(|| {
+            Error::Failed(format!("cargo built no kernel test binary for {name}"))
+        })?;
+        build.programs.push(GuestProgram {
             label: name,
             binary,
             args: vec!["--test-threads=1".into(), "--nocapture".into()],
             is_test: true,
         });
     }
-    Ok((programs, host_programs))
+    for bin in wanted_bins {
+        let file_name = |p: &PathBuf| p.file_name().and_then(|n| n.to_str()).map(str::to_string);
+        let path = match build
+            .bins_at_host_paths
+            .iter()
+            .find(|p| file_name(p).as_deref() == Some(bin.as_str()))
+        {
+            Some(path) => path.clone(),
+            None => find_bin(&build_static(&["build", "--bin", &bin])?, &bin)?,
+        };
+        build.bins_in_bin_dir.push((bin, path));
+    }
+    for workspace in workspaces {
+        let manifest = workspace.join("Cargo.toml");
+        let manifest = manifest.to_string_lossy();
+        let built = build_static(&["build", "--locked", "--bins", "--manifest-path", &manifest])?;
+        for (name, kinds, path) in built {
+            if kinds.iter().any(|k| k == "bin") {
+                build.bins_in_bin_dir.push((name, path));
+            }
+        }
+    }
+    Ok(build)
+}
+
+/// The bin `name` among cargo's artifacts.
+fn find_bin(built: &[(String, Vec<String>, PathBuf)], name: &str) -> Result<PathBuf> {
+    built
+        .iter()
+        .find(|(n, kinds, _)| n == name && kinds.iter().any(|k| k == "bin"))
+        .map(|(_, _, path)| path.clone())
+        .ok_or_else(|| Error::Failed(format!("cargo built no bin named {name}")))
 }
 
 /// Reads the per-program results from the console and the exit codes from the results port.
@@ -271,9 +360,11 @@ pub fn collect_reports(
         .collect();
     let mut current: Option<usize> = None;
     let mut in_failures_list = false;
+    let mut pending_test: Option<String> = None;
     for line in console {
         if let Some(label) = line.strip_prefix("UE-BEGIN ") {
             current = reports.iter().position(|r| r.label == label.trim());
+            pending_test = None;
             continue;
         }
         if line.starts_with("UE-END ") {
@@ -309,6 +400,29 @@ pub fn collect_reports(
                 }
                 _ => in_failures_list = false,
             }
+        }
+        // With --nocapture libtest prints `test <name> ... ` before the test runs and `ok` (or
+        // `FAILED`) after its output: on the same line, or alone on a later line.
+        if let Some((name, rest)) = line
+            .strip_prefix("test ")
+            .and_then(|l| l.split_once(" ... "))
+        {
+            if !name.contains(' ') {
+                pending_test = Some(name.to_string());
+            }
+            if rest.trim_end().ends_with("ok") {
+                if let Some(name) = pending_test.take() {
+                    report.passed_tests.push(name);
+                }
+            }
+            continue;
+        }
+        if line.trim_end() == "ok" || line.trim_end().ends_with(" ok") {
+            if let Some(name) = pending_test.take() {
+                report.passed_tests.push(name);
+            }
+        } else if line.trim_end() == "FAILED" {
+            pending_test = None;
         }
         if let Some(counts) = parse_test_result(line) {
             report.result_lines += 1;
@@ -349,7 +463,12 @@ pub fn parse_test_result(line: &str) -> Option<(u32, u32, u32)> {
 pub fn e2e(options: &E2eOptions) -> Result<()> {
     let started = Instant::now();
     let kernel = kernel::ensure_kernel()?;
-    let (programs, mut host_programs) = build_programs()?;
+    let GuestBuild {
+        programs,
+        mut host_programs,
+        bins_at_host_paths,
+        bins_in_bin_dir,
+    } = build_programs()?;
     host_programs.extend(options.with.iter().cloned());
     let built = started.elapsed();
 
@@ -363,9 +482,33 @@ pub fn e2e(options: &E2eOptions) -> Result<()> {
             ))
         })?;
     }
+    for bin in &bins_at_host_paths {
+        initramfs.add_host_program(bin)?;
+    }
+    for (name, path) in &bins_in_bin_dir {
+        if bins_at_host_paths.contains(path) {
+            // Packed already: link instead of a second copy.
+            initramfs.add_symlink(
+                Path::new(BINARY_DIR).join(name),
+                &std::path::absolute(path)
+                    .map_err(|e| Error::io("resolve", path, e))?
+                    .to_string_lossy(),
+            );
+        } else {
+            initramfs.add_binary(path, name)?;
+        }
+    }
     let mut script = guest::Script::new();
     for program in &programs {
-        let guest_path = initramfs.add_binary(&program.binary, &program.label)?;
+        // Test binaries are named after their crate, which may also name a bin packed in
+        // /opt/ue/bin (ue-metrics-decode): keep them apart.
+        let guest_path = if program.is_test {
+            let path = Path::new(TEST_DIR).join(&program.label);
+            initramfs.add_host_file(&program.binary, &path, 0o755)?;
+            path
+        } else {
+            initramfs.add_binary(&program.binary, &program.label)?
+        };
         let mut argv = vec![guest_path.to_string_lossy().into_owned()];
         argv.extend(program.args.iter().cloned());
         script.run(&program.label, &argv);
@@ -475,6 +618,11 @@ impl Summary<'_> {
                 text.push_str(&format!("    {label}: {key} = {value}\n"));
             }
         }
+        for report in self.reports {
+            if let Some(showed) = showed::render(report) {
+                text.push_str(&showed);
+            }
+        }
         if self.outcome.kernel_problems.is_empty() {
             text.push_str("  kernel warnings/oopses: none\n");
         } else {
@@ -578,6 +726,54 @@ mod tests {
         assert_eq!(names, ["a", "b"]);
         assert!(crates[0].host_programs.is_empty());
         assert_eq!(crates[1].host_programs, [PathBuf::from("/usr/bin/perf")]);
+    }
+
+    #[test]
+    fn guest_bins_and_workspaces_come_from_the_manifest() {
+        let metadata = json::parse(
+            r#"{"packages": [
+              {"name": "e", "features": {"kernel-tests": []},
+               "manifest_path": "/w/e2e/Cargo.toml",
+               "targets": [{"name": "kernel", "kind": ["test"]}],
+               "metadata": {"ue-vm": {"guest-bins": ["ue-metrics-decode"],
+                                      "guest-workspaces": ["peer-upstream"]}}}
+            ]}"#,
+        )
+        .unwrap();
+        let crates = crates_with_kernel_tests(&metadata);
+        assert_eq!(crates[0].guest_bins, ["ue-metrics-decode"]);
+        assert_eq!(
+            crates[0].guest_workspaces,
+            [PathBuf::from("/w/e2e/peer-upstream")]
+        );
+    }
+
+    #[test]
+    fn passed_test_names_are_collected_around_test_output() {
+        let programs = vec![GuestProgram {
+            label: "e".into(),
+            binary: "/e".into(),
+            args: vec![],
+            is_test: true,
+        }];
+        let console: Vec<String> = [
+            "UE-BEGIN e",
+            "running 3 tests",
+            "test m::quiet ... ok",
+            "test m::talks ... UE-MEASURE k=1",
+            "UE-MEASURE k=1",
+            "ok",
+            "test m::breaks ... thread 'm::breaks' panicked",
+            "FAILED",
+            "test result: FAILED. 2 passed; 1 failed; 0 ignored",
+            "UE-END e 101",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let reports = collect_reports(&programs, &console, &["UE-EXIT e 101".into()]);
+        assert_eq!(reports[0].passed_tests, ["m::quiet", "m::talks"]);
+        assert_eq!(reports[0].measures, [("k".to_string(), "1".to_string())]);
     }
 
     #[test]

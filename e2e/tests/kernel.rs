@@ -1,0 +1,28 @@
+//! The end-to-end suite on a real `user_events` kernel (run in the VM by `cargo xtask e2e`, as
+//! root, one test at a time). Each module is one thing the suite must show:
+//!
+//! - `roundtrip`: every instrument kind, value type and temporality, app -> kernel -> decoder;
+//! - `sizes`: exports from one point to W3 through perf, complete, within the limits;
+//! - `listeners`: a listener attaching and detaching mid-run; the exporter's stats equal what
+//!   the collector received;
+//! - `permissions`: no permission (documented error, app keeps running); a tracers group;
+//! - `perf_tool`: Debian's `perf record`/`perf script`, the decoder CLI, Microsoft's
+//!   `tracepoint_perf`/`tracepoint_decode` on the same perf.data;
+//! - `peer`: the upstream `opentelemetry-user-events-metrics` exporter next to ours.
+//!
+//! Each test prints `UE-MEASURE` lines that `cargo xtask e2e` turns into its summary.
+
+#[path = "kernel/common.rs"]
+mod common;
+#[path = "kernel/listeners.rs"]
+mod listeners;
+#[path = "kernel/peer.rs"]
+mod peer;
+#[path = "kernel/perf_tool.rs"]
+mod perf_tool;
+#[path = "kernel/permissions.rs"]
+mod permissions;
+#[path = "kernel/roundtrip.rs"]
+mod roundtrip;
+#[path = "kernel/sizes.rs"]
+mod sizes;
