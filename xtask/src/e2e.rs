@@ -607,9 +607,12 @@ impl Summary<'_> {
             "    {:<width$}  {passed:>4} passed, {failed:>3} failed, {ignored:>3} ignored\n",
             "total (kernel tests)"
         ));
+        // The end-to-end suite's values are summarised in sentences below, not listed.
+        let summarised = |r: &ProgramReport| r.label == showed::SUITE;
         let measures: Vec<_> = self
             .reports
             .iter()
+            .filter(|r| !summarised(r))
             .flat_map(|r| r.measures.iter().map(move |(k, v)| (&r.label, k, v)))
             .collect();
         if !measures.is_empty() {
@@ -617,6 +620,13 @@ impl Summary<'_> {
             for (label, key, value) in measures {
                 text.push_str(&format!("    {label}: {key} = {value}\n"));
             }
+        }
+        for report in self.reports.iter().filter(|r| summarised(r)) {
+            text.push_str(&format!(
+                "    {}: {} values, summarised below (all in the console above)\n",
+                report.label,
+                report.measures.len()
+            ));
         }
         for report in self.reports {
             if let Some(showed) = showed::render(report) {

@@ -79,8 +79,8 @@ impl View<'_> {
                     "{} instruments (counter, up-down counter, histogram, exponential histogram \
                      via a View, gauge, observable counter/up-down counter/gauge; u64, i64, f64) \
                      x temporalities {}, at 4064- and 512-byte events: {} points decoded equal \
-                     to the SDK's data (opentelemetry-proto transform); events per export \
-                     (delta) {} at 4064 B, {} at 512 B",
+                     to the SDK's data (opentelemetry-proto transform); events for the 2 \
+                     delta exports: {} at 4064 B, {} at 512 B",
                     self.m("kinds_instruments"),
                     self.m("kinds_temporalities"),
                     self.m("kinds_points_equal"),
