@@ -160,10 +160,10 @@ pub fn demo(options: &DemoOptions) -> Result<i32> {
         }
         Where::Native => true,
         Where::Auto => {
-            if !blockers.is_empty() {
+            if let Some(first) = blockers.first() {
                 eprintln!(
-                    "demo: not on this kernel ({}): using a VM with a user_events kernel",
-                    blockers.join("; ")
+                    "demo: not natively ({first}; see `cargo xtask check-kernel`): using a VM \
+                     with a user_events kernel"
                 );
             }
             blockers.is_empty()
