@@ -423,13 +423,15 @@ pub fn session(options: &SessionOptions) -> Result<bool> {
         app: app_stats,
         collector: totals,
     };
-    println!("\n{}", report.render());
+    if !report.collector.is_empty() {
+        print!("\n{}", report.render());
+    }
     let problems = report.problems(app_output.status.success(), collector_status.success());
     if problems.is_empty() {
-        println!("==> OK: every event the app wrote arrived and decoded; nothing lost");
+        println!("\n==> OK: every event the app wrote arrived and decoded; nothing lost");
         Ok(true)
     } else {
-        println!("==> PROBLEM: {}", problems.join("; "));
+        println!("\n==> PROBLEM: {}", problems.join("; "));
         Ok(false)
     }
 }
@@ -540,7 +542,11 @@ impl Comparison {
             "    (each event within {} OTLP bytes: what every kind of listener receives)\n",
             thousands(MAX_BUFFER_BYTES)
         ));
-        if let Some(skipped) = self.app("collections_skipped").filter(|&n| n > 0) {
+        let arrived = self.collector("events").is_some_and(|n| n > 0);
+        if let Some(skipped) = self
+            .app("collections_skipped")
+            .filter(|&n| n > 0 && arrived)
+        {
             text.push_str(&format!(
                 "    (the app skipped {skipped} collection(s) until the collector attached;\n     \
                  its next export carried their data)\n"
