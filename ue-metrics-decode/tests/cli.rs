@@ -70,7 +70,9 @@ fn usage_errors_exit_2() {
     assert!(run(&["--help"], b"").status.success());
 }
 
-fn perf_file_with_bad_record() -> std::path::PathBuf {
+/// Writes the file under `name`: tests run in parallel threads of one process, so each needs
+/// its own file.
+fn perf_file_with_bad_record(name: &str) -> std::path::PathBuf {
     let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
     let sample = |pid: u32, buffer: &[u8]| Sample {
         pid,
@@ -84,14 +86,14 @@ fn perf_file_with_bad_record() -> std::path::PathBuf {
         perf_file::sample_bytes(&sample(2, &[0xff, 0xff]), true),
         perf_file::sample_bytes(&sample(3, &counter("b", 1, 9).encode_to_vec()), true),
     ];
-    let path = perf_file::temp_path("cli.data");
+    let path = perf_file::temp_path(name);
     perf_file::write_normal(&path, &[("user_events", EXAMPLE_FORMAT)], true, &records);
     path
 }
 
 #[test]
 fn perf_data_json_skips_and_counts_bad_records() {
-    let path = perf_file_with_bad_record();
+    let path = perf_file_with_bad_record("cli-json.data");
     let out = run(&["perf-data", path.to_str().unwrap()], b"");
     assert!(out.status.success());
     let stdout = text(&out.stdout);
@@ -113,7 +115,7 @@ fn perf_data_json_skips_and_counts_bad_records() {
 
 #[test]
 fn perf_data_summary_table() {
-    let path = perf_file_with_bad_record();
+    let path = perf_file_with_bad_record("cli-summary.data");
     let out = run(
         &["perf-data", path.to_str().unwrap(), "--format", "summary"],
         b"",

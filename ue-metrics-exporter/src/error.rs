@@ -77,7 +77,8 @@ impl UnavailableKind {
     pub fn remedy(self) -> &'static str {
         match self {
             UnavailableKind::NoTracefs => {
-                "mount tracefs: `mount -t tracefs nodev /sys/kernel/tracing`"
+                "mount tracefs (`mount -t tracefs nodev /sys/kernel/tracing`) on a kernel with \
+                 user_events (Linux 6.4+, CONFIG_USER_EVENTS=y)"
             }
             UnavailableKind::NoUserEvents => {
                 "run a kernel built with CONFIG_USER_EVENTS=y (Linux 6.4 or newer)"
@@ -108,12 +109,31 @@ impl UnavailableKind {
 }
 
 /// Why the exporter cannot write: the kind, the underlying error's text and the remedy.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("user_events unavailable: {}: {detail}; remedy: {}", kind.describe(), kind.remedy())]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unavailable {
     kind: UnavailableKind,
     detail: String,
+    /// The detail already says what to do (every `user_events-sys` error does): then the
+    /// message does not repeat a second, more generic remedy.
+    remedy_in_detail: bool,
 }
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "user_events unavailable: {}: {}",
+            self.kind.describe(),
+            self.detail
+        )?;
+        if !self.remedy_in_detail {
+            write!(f, "; remedy: {}", self.kind.remedy())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Unavailable {}
 
 impl Unavailable {
     /// Creates one; `detail` is the underlying error's text.
@@ -121,6 +141,15 @@ impl Unavailable {
         Self {
             kind,
             detail: detail.into(),
+            remedy_in_detail: false,
+        }
+    }
+
+    /// Creates one from an error whose text already carries its remedy.
+    pub(crate) fn with_remedy_in_detail(kind: UnavailableKind, detail: impl Into<String>) -> Self {
+        Self {
+            remedy_in_detail: true,
+            ..Self::new(kind, detail)
         }
     }
 
@@ -200,5 +229,14 @@ mod tests {
         assert!(text.contains("not in /proc/mounts"), "{text}");
         assert!(text.contains("mount -t tracefs"), "{text}");
         assert_eq!(u.kind(), UnavailableKind::NoTracefs);
+    }
+
+    #[test]
+    fn a_remedy_already_in_the_detail_is_not_repeated() {
+        let detail = "tracefs is not mounted: mount it with `mount -t tracefs nodev /x`";
+        let u = Unavailable::with_remedy_in_detail(UnavailableKind::NoTracefs, detail);
+        let text = u.to_string();
+        assert_eq!(text.matches("mount -t tracefs").count(), 1, "{text}");
+        assert!(!text.contains("remedy:"), "{text}");
     }
 }

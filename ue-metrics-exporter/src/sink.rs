@@ -92,7 +92,7 @@ impl Sink for UserEventsSink {
 /// Maps a `user_events-sys` error to what the user can do about it.
 fn classify(error: user_events_sys::Error) -> Unavailable {
     let kind = unavailable_kind(&error);
-    Unavailable::new(kind, error.to_string())
+    Unavailable::with_remedy_in_detail(kind, error.to_string())
 }
 
 fn unavailable_kind(error: &user_events_sys::Error) -> UnavailableKind {

@@ -15,7 +15,9 @@ pub enum Error {
     /// No tracefs found at `/sys/kernel/tracing` nor in `/proc/mounts`.
     #[error(
         "tracefs is not mounted (looked at /sys/kernel/tracing and in /proc/mounts): \
-         mount it with `mount -t tracefs nodev /sys/kernel/tracing` (as root)"
+         mount it with `mount -t tracefs nodev /sys/kernel/tracing` (as root); that helps \
+         only if the kernel has user_events (Linux 6.4+ with CONFIG_USER_EVENTS=y, see \
+         /proc/config.gz or /boot/config-$(uname -r))"
     )]
     TracefsNotMounted,
 

@@ -10,7 +10,7 @@
 use crate::check_kernel::{self, Status};
 use crate::e2e;
 use crate::error::{Error, Result};
-use crate::util::{cargo, describe};
+use crate::util::cargo;
 use crate::vm::{guest, initramfs::Initramfs, kernel, qemu};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, IsTerminal as _};
@@ -18,10 +18,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// The host target, named so that the static-linking `RUSTFLAGS` skip build scripts and proc
-/// macros (as in e2e).
-const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// Default length of the app's run.
 pub const DEFAULT_SECONDS: u64 = 10;
@@ -273,8 +269,7 @@ struct Built {
 /// usual target dir, or statically into `<target dir>/vm-bins` for the guest, with the same
 /// settings as e2e so the two share their build cache.
 fn build(for_guest: bool) -> Result<Built> {
-    let mut command = cargo();
-    command.args([
+    let mut args = vec![
         "build",
         "-p",
         "ue-metrics-decode",
@@ -284,34 +279,15 @@ fn build(for_guest: bool) -> Result<Built> {
         "ue-metrics-decode",
         "--example",
         "basic",
-    ]);
-    if for_guest {
-        let mut rustflags = std::env::var("RUSTFLAGS").unwrap_or_default();
-        if !rustflags.is_empty() {
-            rustflags.push(' ');
-        }
-        rustflags.push_str("-C target-feature=+crt-static");
-        let target_dir = crate::ci::target_dir().join("vm-bins");
-        command
-            .args(["-p", "xtask", "--bin", "xtask", "--target", TARGET])
-            .env("RUSTFLAGS", rustflags)
-            .env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env("CARGO_TARGET_DIR", target_dir);
-    }
-    command
-        .arg("--message-format=json-render-diagnostics")
-        .stderr(Stdio::inherit());
-    let out = command
-        .output()
-        .map_err(|e| crate::util::spawn_error(&command, e))?;
-    if !out.status.success() {
-        return Err(Error::CommandFailed {
-            command: describe(&command),
-            status: out.status,
-        });
-    }
-    let executables = e2e::executables(&String::from_utf8_lossy(&out.stdout));
+    ];
+    let executables = if for_guest {
+        args.extend(["-p", "xtask", "--bin", "xtask"]);
+        e2e::build_static(&args)?
+    } else {
+        let mut command = cargo();
+        command.args(&args);
+        e2e::run_cargo_build(command)?
+    };
     let find = |name: &str, kind: &str| {
         executables
             .iter()

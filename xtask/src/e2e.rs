@@ -17,7 +17,7 @@ mod showed;
 
 use crate::error::{Error, Result};
 use crate::json::{self, Value};
-use crate::util::{cargo, describe, project_root};
+use crate::util::{cargo, describe};
 use crate::vm::initramfs::{Initramfs, BINARY_DIR};
 use crate::vm::{guest, kernel, qemu};
 use std::path::{Path, PathBuf};
@@ -179,9 +179,10 @@ pub fn crates_with_kernel_tests(metadata: &Value) -> Vec<KernelTestCrate> {
     crates
 }
 
-/// Builds statically into `target/vm-bins` with `args`; returns the executables cargo reported
-/// as `(target name, target kinds, path)`.
-fn build_static(args: &[&str]) -> Result<Vec<(String, Vec<String>, PathBuf)>> {
+/// Builds statically into `<target dir>/vm-bins` with `args` (for the guest: glibc linked in,
+/// line tables only); returns the executables cargo reported as `(target name, kinds, path)`.
+/// Shared by e2e and the demo so both use one build cache.
+pub(crate) fn build_static(args: &[&str]) -> Result<Vec<(String, Vec<String>, PathBuf)>> {
     let mut rustflags = std::env::var("RUSTFLAGS").unwrap_or_default();
     if !rustflags.is_empty() {
         rustflags.push(' ');
@@ -190,21 +191,23 @@ fn build_static(args: &[&str]) -> Result<Vec<(String, Vec<String>, PathBuf)>> {
     let mut command = cargo();
     command
         .args(args)
-        .args([
-            "--target",
-            TARGET,
-            "--message-format=json-render-diagnostics",
-        ])
+        .args(["--target", TARGET])
         .env("RUSTFLAGS", rustflags)
         // File and line in backtraces are all the guest needs; full debug info triples the
         // binaries (about 100 MB for four), and the initramfs is loaded at every boot.
         .env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")
         .env("CARGO_PROFILE_TEST_DEBUG", "line-tables-only")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env(
-            "CARGO_TARGET_DIR",
-            project_root().join("target").join("vm-bins"),
-        )
+        .env("CARGO_TARGET_DIR", crate::ci::target_dir().join("vm-bins"));
+    run_cargo_build(command)
+}
+
+/// Runs a cargo build `command` with JSON messages and returns the executables it reported.
+pub(crate) fn run_cargo_build(
+    mut command: std::process::Command,
+) -> Result<Vec<(String, Vec<String>, PathBuf)>> {
+    command
+        .arg("--message-format=json-render-diagnostics")
         .stderr(Stdio::inherit());
     eprintln!("$ {}", describe(&command));
     let out = command

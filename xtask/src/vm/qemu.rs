@@ -274,7 +274,7 @@ pub fn boot(
 /// boot complaints about this VM (TCG timer calibration; qemu's ACPI tables need PCI, which the
 /// tiny kernel leaves out). They are still checked and kept in [`BootOutcome::console`].
 fn is_quiet_line(line: &str) -> bool {
-    const QUIET: [&str; 10] = [
+    const QUIET: [&str; 11] = [
         "UE-BEGIN ",
         "UE-END ",
         "UE-BOOTED",
@@ -285,6 +285,7 @@ fn is_quiet_line(line: &str) -> bool {
         "ACPI: Unable to load the System Description Tables",
         "ACPI Error: Could not remove SCI handler",
         "amd_pstate: the _CPC object is not present",
+        "reboot: Restarting system",
     ];
     QUIET.iter().any(|quiet| line.starts_with(quiet))
 }
