@@ -194,7 +194,19 @@ impl MetricsExporter {
     /// This is what [`PushMetricExporter::export`] runs; the SDK only sees its errors as
     /// text, and it treats [`ExportError::Unavailable`] as success (see the crate docs).
     pub fn export_metrics(&self, metrics: &ResourceMetrics) -> Result<ExportReport, ExportError> {
-        self.inner.export(metrics)
+        self.inner.export(metrics, 0)
+    }
+
+    /// Finishes an export of `metrics` that stopped with [`ExportReport::ListenerLeft`] after
+    /// `events_written` events: encodes the same data again (the encoder splits the same data
+    /// the same way) and writes only the events from there on, so nothing is sent twice.
+    /// `metrics` must be unchanged since that export.
+    pub fn resume_export(
+        &self,
+        metrics: &ResourceMetrics,
+        events_written: usize,
+    ) -> Result<ExportReport, ExportError> {
+        self.inner.export(metrics, events_written)
     }
 
     /// Unregisters the event (idempotent). Later exports return [`ExportError::Shutdown`].
@@ -214,7 +226,12 @@ fn uses_eventheader(_config: &MetricsExporterBuilder) -> bool {
 }
 
 impl Inner {
-    fn export(&self, metrics: &ResourceMetrics) -> Result<ExportReport, ExportError> {
+    /// Exports `metrics`, not writing its first `skip_events` events (see `resume_export`).
+    fn export(
+        &self,
+        metrics: &ResourceMetrics,
+        skip_events: usize,
+    ) -> Result<ExportReport, ExportError> {
         if self.shut_down.load(Ordering::Relaxed) {
             return Err(ExportError::Shutdown);
         }
@@ -246,7 +263,7 @@ impl Inner {
         if self.shut_down.load(Ordering::Relaxed) {
             return Err(ExportError::Shutdown);
         }
-        self.write_chunks(&mut encoder, sink.as_ref(), metrics)
+        self.write_chunks(&mut encoder, sink.as_ref(), metrics, skip_events)
     }
 
     fn write_chunks(
@@ -254,11 +271,18 @@ impl Inner {
         encoder: &mut MutexGuard<'_, MetricsEncoder>,
         sink: &dyn Sink,
         metrics: &ResourceMetrics,
+        skip_events: usize,
     ) -> Result<ExportReport, ExportError> {
         let mut events = 0usize;
         let mut bytes = 0usize;
+        let mut skipped = 0usize;
         let framing = self.framing;
         let result = encoder.encode_chunks(metrics, self.max_request_bytes, |chunk| {
+            if skipped < skip_events {
+                // Written by the export this one resumes.
+                skipped += 1;
+                return Ok(());
+            }
             // A listener can leave mid-export: stop writing (and encoding) when it does.
             if events > 0 && !sink.enabled() {
                 return Err(Stop::ListenerLeft);

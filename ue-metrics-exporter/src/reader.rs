@@ -6,6 +6,9 @@
 //! skips the collection entirely while it is clear: idle costs one atomic load per interval,
 //! the SDK keeps aggregating, and the first export after a listener attaches carries
 //! everything since the previous export (its start time is the previous collection's time).
+//! A listener that leaves in the middle of an export (after the enable check) does not take
+//! the rest of that collection with it: the reader keeps the collection and finishes its
+//! export, from the first unwritten event, when a listener is back, before collecting again.
 
 use std::fmt;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -79,7 +82,7 @@ struct ReaderInner {
     collector: ManualReader,
     exporter: MetricsExporter,
     /// Reused between collections; also serialises collect + export.
-    metrics: Mutex<ResourceMetrics>,
+    collected: Mutex<Collected>,
     stop: Mutex<Option<Sender<()>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -100,7 +103,7 @@ impl UserEventsReader {
                 .with_temporality(exporter.temporality())
                 .build(),
             exporter,
-            metrics: Mutex::new(ResourceMetrics::default()),
+            collected: Mutex::new(Collected::default()),
             stop: Mutex::new(Some(stop_tx)),
             thread: Mutex::new(None),
         });
@@ -150,6 +153,27 @@ fn run(reader: &Weak<ReaderInner>, stop: &mpsc::Receiver<()>, interval: Duration
     }
 }
 
+/// The last collection, and how much of it is still to be written.
+#[derive(Default)]
+struct Collected {
+    metrics: ResourceMetrics,
+    /// `Some(n)`: the export of `metrics` stopped after `n` events because the last listener
+    /// left; the rest goes out before the next collection (which would overwrite it).
+    unfinished_after: Option<usize>,
+}
+
+impl Collected {
+    /// Notes how the export of `metrics` ended: an export whose listener left (or that found
+    /// none) stays to be finished; anything else is done (a write error would only repeat).
+    fn record(&mut self, report: &Result<ExportReport, ExportError>, already_written: usize) {
+        self.unfinished_after = match report {
+            Ok(ExportReport::NoListener) => Some(already_written),
+            Ok(ExportReport::ListenerLeft { events, .. }) => Some(already_written + events),
+            _ => None,
+        };
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -166,13 +190,23 @@ impl ReaderInner {
     }
 
     fn collect_and_export(&self) -> Result<ExportReport, ExportError> {
-        let mut metrics = lock(&self.metrics);
-        if let Err(e) = self.collector.collect(&mut metrics) {
+        let mut collected = lock(&self.collected);
+        if let Some(written) = collected.unfinished_after {
+            let report = self.exporter.resume_export(&collected.metrics, written);
+            collected.record(&report, written);
+            if collected.unfinished_after.is_some() {
+                // The listener is gone again: keep the data, collect nothing new.
+                return report;
+            }
+        }
+        if let Err(e) = self.collector.collect(&mut collected.metrics) {
             otel_debug!(name: "UserEventsReader.CollectFailed", error = e.to_string());
             return Err(ExportError::CollectFailed(e));
         }
         self.exporter.stats_counters().collection();
-        self.exporter.export_metrics(&metrics)
+        let report = self.exporter.export_metrics(&collected.metrics);
+        collected.record(&report, 0);
+        report
     }
 
     fn stop_thread(&self) {
