@@ -3,6 +3,8 @@
 
 use std::io::{self, BufRead, BufWriter, IsTerminal as _, Read, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ue_metrics_decode::forward::{ForwardOptions, Forwarder};
@@ -30,7 +32,7 @@ OPTIONS:
   --event NAME                event name (trace, live; default otlp_metrics, or an EventHeader
                               tracepoint such as MyApp_L4K1)
 LIVE OPTIONS:
-  --duration D                stop after D (10s, 500ms, 2m; default: until killed)
+  --duration D                stop after D (10s, 500ms, 2m; default: until Ctrl-C)
   --count N                   stop after N records
   --wait[=D]                  if the event is not registered yet, wait for it (up to D)
   --register                  if the event is not registered yet, create it (root; as perf-collect does)
@@ -550,19 +552,25 @@ fn run_live(args: &Args) -> ExitCode {
         match (args.duration, args.count) {
             (Some(d), _) => format!(" for {:.1} s", d.as_secs_f64()),
             (None, Some(n)) => format!(" until {n} records"),
-            (None, None) => " until killed".into(),
+            (None, None) => " until interrupted (Ctrl-C)".into(),
         }
     );
     let mut output = match Output::new(args, true) {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
+    // Ctrl-C (or SIGTERM) ends the loop like `--duration` does, so the final summary and
+    // counts still print. If registering fails, the default action (exit at once) remains.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
+    }
     let collect_start = Instant::now();
     let mut received = 0u64;
     let mut idle_since = Instant::now();
     let mut next_refresh = args.refresh.map(|every| collect_start + every);
     loop {
-        if args.count.is_some_and(|n| received >= n) {
+        if args.count.is_some_and(|n| received >= n) || interrupted.load(Ordering::Relaxed) {
             break;
         }
         let mut now = Instant::now();

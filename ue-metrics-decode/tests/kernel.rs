@@ -277,3 +277,52 @@ fn eventheader_buffer_field_reads_back_live() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].result.as_ref().unwrap(), &expected);
 }
+
+#[test]
+fn live_cli_ends_on_ctrl_c_with_its_output_and_final_count() {
+    let tracefs = tracefs();
+    let data = DataFile::open(&tracefs).unwrap();
+    let event = register(&data, &format!("ue_decode_sigint {EVENT_FIELDS}"));
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+        .args(["live", "--event", "ue_decode_sigint", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The collector is listening once the kernel sets our enable bit.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !event.enabled() {
+        assert!(Instant::now() < deadline, "the CLI never attached");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = [request("sigint-a", 2), request("sigint-b", 3)];
+    for r in &sent {
+        event
+            .write(&[IoSlice::new(&encode_payload(&r.encode_to_vec()))])
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let kill = std::process::Command::new("/bin/busybox")
+        .args(["kill", "-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?} after SIGINT: {stderr}",
+        out.status
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.lines().count(),
+        2,
+        "one JSON line per event: {stdout}"
+    );
+    assert!(
+        stdout.contains("sigint-a") && stdout.contains("sigint-b"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("2 records: 2 decoded"), "{stderr}");
+}

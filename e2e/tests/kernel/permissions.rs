@@ -93,7 +93,7 @@ fn an_app_without_permission_gets_the_documented_error_and_keeps_running() {
         println!("uid {APP_UID}: {text}");
         if why.kind() != UnavailableKind::PermissionDenied
             || !text.contains("user_events_data")
-            || !text.contains("remedy")
+            || !text.contains("chgrp tracers")
         {
             return 13;
         }

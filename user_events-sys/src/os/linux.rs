@@ -231,29 +231,29 @@ impl PollSet {
         PollSet { fds }
     }
 
-    /// Waits until a ring has data (`true`) or the timeout passes (`false`).
+    /// Waits until a ring has data (`true`), the timeout passes or a signal arrives (`false`:
+    /// returning on a signal lets the caller look at flags its handlers set, e.g. Ctrl-C).
     pub(crate) fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
         let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-        loop {
-            // SAFETY: `fds` is a valid array of `len` pollfd structures the kernel may update.
-            let rc = unsafe {
-                libc::poll(
-                    self.fds.as_mut_ptr(),
-                    self.fds.len() as libc::nfds_t,
-                    millis,
-                )
-            };
-            if rc >= 0 {
-                let ready = self
-                    .fds
-                    .iter()
-                    .any(|fd| fd.revents & (libc::POLLIN | libc::POLLHUP) != 0);
-                return Ok(rc > 0 && ready);
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
+        // SAFETY: `fds` is a valid array of `len` pollfd structures the kernel may update.
+        let rc = unsafe {
+            libc::poll(
+                self.fds.as_mut_ptr(),
+                self.fds.len() as libc::nfds_t,
+                millis,
+            )
+        };
+        if rc >= 0 {
+            let ready = self
+                .fds
+                .iter()
+                .any(|fd| fd.revents & (libc::POLLIN | libc::POLLHUP) != 0);
+            return Ok(rc > 0 && ready);
         }
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        Err(err)
     }
 }

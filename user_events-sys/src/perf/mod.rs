@@ -130,7 +130,8 @@ impl PerfSession {
         self.rings.iter().map(|r| r.cpu)
     }
 
-    /// Waits with `poll(2)` until a ring has data (`true`) or `timeout` passes (`false`).
+    /// Waits with `poll(2)` until a ring has data (`true`), or `timeout` passes or a signal
+    /// handler runs (`false`), so a caller's Ctrl-C flag is seen at once.
     pub fn wait(&mut self, timeout: Duration) -> Result<bool> {
         self.poll
             .wait(timeout)
