@@ -22,8 +22,21 @@ fn setup(
     UserEventsReader,
     SdkMeterProvider,
 ) {
+    setup_with_event_bytes(interval, ue_metrics_exporter::DEFAULT_MAX_EVENT_BYTES)
+}
+
+fn setup_with_event_bytes(
+    interval: Duration,
+    max_event_bytes: usize,
+) -> (
+    CaptureSink,
+    MetricsExporter,
+    UserEventsReader,
+    SdkMeterProvider,
+) {
     let sink = CaptureSink::new();
     let exporter = MetricsExporter::builder()
+        .with_max_event_bytes(max_event_bytes)
         .build_with_sink(sink.clone())
         .unwrap();
     let reader = UserEventsReader::builder(exporter.clone())
@@ -206,18 +219,7 @@ fn without_user_events_the_reader_never_collects() {
 
 #[test]
 fn a_listener_leaving_mid_export_loses_nothing_and_duplicates_nothing() {
-    let sink = CaptureSink::new();
-    let exporter = MetricsExporter::builder()
-        .with_max_event_bytes(300)
-        .build_with_sink(sink.clone())
-        .unwrap();
-    let reader = UserEventsReader::builder(exporter.clone())
-        .with_interval(NEVER)
-        .build();
-    let provider = SdkMeterProvider::builder()
-        .with_resource(common::resource())
-        .with_reader(reader.clone())
-        .build();
+    let (sink, exporter, reader, provider) = setup_with_event_bytes(NEVER, 300);
     let meter = provider.meter("app");
     let counters: Vec<_> = (0..20)
         .map(|i| meter.u64_counter(format!("c{i}")).build())
