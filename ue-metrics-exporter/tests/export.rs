@@ -24,6 +24,14 @@ fn exporter(sink: &CaptureSink) -> MetricsExporter {
         .expect("default options are valid")
 }
 
+/// An exporter with 512-byte events, so that `many_chunks` needs many of them.
+fn small_event_exporter(sink: &CaptureSink) -> MetricsExporter {
+    MetricsExporter::builder()
+        .with_max_event_bytes(512)
+        .build_with_sink(sink.clone())
+        .expect("512 is a valid event size")
+}
+
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     let mut f = std::pin::pin!(f);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -185,10 +193,7 @@ fn many_chunks() -> (opentelemetry_sdk::metrics::data::ResourceMetrics, usize) {
 fn a_large_export_is_split_into_complete_events_within_the_budget() {
     let (rm, points) = many_chunks();
     let sink = CaptureSink::new();
-    let exporter = MetricsExporter::builder()
-        .with_max_event_bytes(512)
-        .build_with_sink(sink.clone())
-        .unwrap();
+    let exporter = small_event_exporter(&sink);
     let report = exporter.export_metrics(&rm).unwrap();
     let events = sink.take();
     assert!(events.len() > 50, "{} events", events.len());
@@ -219,10 +224,7 @@ fn a_large_export_is_split_into_complete_events_within_the_budget() {
 fn a_listener_leaving_mid_export_stops_the_writes() {
     let (rm, _) = many_chunks();
     let sink = CaptureSink::new();
-    let exporter = MetricsExporter::builder()
-        .with_max_event_bytes(512)
-        .build_with_sink(sink.clone())
-        .unwrap();
+    let exporter = small_event_exporter(&sink);
     sink.disable_after(3);
     let report = exporter.export_metrics(&rm).unwrap();
     assert!(
@@ -250,10 +252,7 @@ fn a_listener_leaving_mid_export_stops_the_writes() {
 fn a_failed_write_is_counted_and_named_and_the_next_export_recovers() {
     let (rm, _) = many_chunks();
     let sink = CaptureSink::new();
-    let exporter = MetricsExporter::builder()
-        .with_max_event_bytes(512)
-        .build_with_sink(sink.clone())
-        .unwrap();
+    let exporter = small_event_exporter(&sink);
     sink.fail_write(2);
     let err = exporter.export_metrics(&rm).unwrap_err();
     assert!(
