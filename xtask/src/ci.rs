@@ -18,7 +18,20 @@ pub struct CiOptions {
 }
 
 /// The step names, in order.
-pub const STEP_NAMES: [&str; 6] = ["fmt", "clippy", "test", "benches", "fuzz", "e2e"];
+pub const STEP_NAMES: [&str; 9] = [
+    "fmt", "clippy", "docs", "test", "benches", "fuzz", "publish", "msrv", "e2e",
+];
+
+/// The crates users depend on: published, documented, and held to [`MSRV`].
+pub const LIBRARY_CRATES: [&str; 4] = [
+    "user_events-sys",
+    "otlp-metrics-encode",
+    "ue-metrics-exporter",
+    "ue-metrics-decode",
+];
+
+/// The oldest Rust the library crates promise to build with (`rust-version` in Cargo.toml).
+pub const MSRV: &str = "1.85";
 
 /// The fuzz targets of `ue-metrics-decode/fuzz` (its own workspace).
 pub const FUZZ_TARGETS: [&str; 4] = ["payload", "format", "raw_sample", "trace_line"];
@@ -83,6 +96,10 @@ pub fn ci(options: &CiOptions) -> Result<()> {
                 "warnings",
             ],
         ),
+        Step {
+            name: "docs",
+            run: Box::new(docs),
+        },
         cargo_step("test", &["test", "--workspace"]),
         // Each criterion benchmark built (test profile, cheap after `test`) and run once in
         // criterion's test mode: the benchmarks keep compiling and working. Timing runs are
@@ -91,6 +108,13 @@ pub fn ci(options: &CiOptions) -> Result<()> {
         Step {
             name: "fuzz",
             run: Box::new(fuzz_smoke),
+        },
+        // Packages each library crate as crates.io would get it (our path dependencies resolved
+        // from the packaged siblings) and builds it from that package alone.
+        cargo_step("publish", &["publish", "--workspace", "--dry-run"]),
+        Step {
+            name: "msrv",
+            run: Box::new(msrv),
         },
     ];
     if !options.skip_e2e {
@@ -167,12 +191,63 @@ pub fn ci(options: &CiOptions) -> Result<()> {
     }
 }
 
-/// A `rustup run nightly <program>` command, cleared of the variables the stable cargo that
-/// started xtask set (they would pin the nested cargo to stable).
+/// `-p <crate>` for every library crate.
+fn library_packages() -> Vec<&'static str> {
+    LIBRARY_CRATES
+        .iter()
+        .flat_map(|name| ["-p", name])
+        .collect()
+}
+
+/// The docs step: the library crates' rustdoc with every warning (broken links, missing docs)
+/// an error.
+fn docs() -> Result<Outcome> {
+    let mut command = cargo();
+    command
+        .args(["doc", "--no-deps"])
+        .args(library_packages())
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run_loud(&mut command).map(|()| Outcome::Passed)
+}
+
+/// The MSRV step: the library crates (not their tests: dev-dependencies may need a newer Rust)
+/// checked with the real [`MSRV`] toolchain, installed through rustup when missing.
+fn msrv() -> Result<Outcome> {
+    if !succeeds(Command::new("rustup").arg("--version")) {
+        return Ok(Outcome::Skipped(format!(
+            "rustup not found: the MSRV check needs the Rust {MSRV} toolchain through rustup"
+        )));
+    }
+    if !succeeds(toolchain(MSRV, "rustc").arg("--version")) {
+        run_loud(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            MSRV,
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    let mut check = toolchain(MSRV, "cargo");
+    // Its own target dir: another compiler's artifacts would only evict the stable ones.
+    check
+        .args(["check", "--locked"])
+        .args(library_packages())
+        .arg("--target-dir")
+        .arg(target_dir().join("msrv"));
+    run_loud(&mut check).map(|()| Outcome::Passed)
+}
+
+/// A `rustup run nightly <program>` command (see [`toolchain`]).
 fn nightly(program: &str) -> Command {
+    toolchain("nightly", program)
+}
+
+/// A `rustup run <toolchain> <program>` command, cleared of the variables the stable cargo that
+/// started xtask set (they would pin the nested cargo to stable).
+fn toolchain(name: &str, program: &str) -> Command {
     let mut command = Command::new("rustup");
     command
-        .args(["run", "nightly", program])
+        .args(["run", name, program])
         .env_remove("CARGO")
         .env_remove("RUSTC")
         .env_remove("RUSTDOC")

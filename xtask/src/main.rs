@@ -24,8 +24,9 @@ tasks:
                                    the example app exports every second through user_events; the live
                                    collector shows what arrives (natively if this kernel can, else in the VM)
   ci [--keep-going] [--skip-e2e] [--only STEP,...]
-                                   fmt check, clippy -D warnings, workspace tests, benchmarks once,
-                                   fuzz smoke (20 s per target, nightly), e2e; stops at the first failure
+                                   fmt check, clippy -D warnings, rustdoc -D warnings, workspace tests,
+                                   benchmarks once, fuzz smoke (20 s per target, nightly), publish
+                                   --dry-run, MSRV check (Rust 1.85), e2e; stops at the first failure
   e2e [--timeout S] [--cpus N] [--with PATH]...
                                    build every crate's kernel tests statically, run them all in one VM boot
   check-kernel                     can an app export to user_events here? (exit 0 = yes)
