@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::util::cargo;
 use crate::vm::{guest, initramfs::Initramfs, kernel, qemu};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, IsTerminal as _};
+use std::io::{BufRead, BufReader, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
@@ -351,10 +351,13 @@ pub fn session(options: &SessionOptions) -> Result<bool> {
     let mut collector = collector
         .spawn()
         .map_err(|e| crate::util::spawn_error(&collector, e))?;
+    // Each table goes out in one write: the collector's stderr lines, passed through by another
+    // thread, then land between tables, never inside one.
     let collector_stdout = collector.stdout.take().map(|out| {
         std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
-                println!("{line}");
+            for block in blocks(BufReader::new(out)) {
+                let mut stdout = std::io::stdout().lock();
+                let _ = stdout.write_all(block.as_bytes()).and(stdout.flush());
             }
         })
     });
@@ -433,6 +436,23 @@ fn forward_stderr(child: &mut Child) -> JoinHandle<BTreeMap<String, String>> {
             }
         }
         totals
+    })
+}
+
+/// The text of `reader` in blocks that end with a blank line (the collector separates its tables
+/// with one), each with its lines and the blank line; the last block may lack it.
+fn blocks(reader: impl BufRead) -> impl Iterator<Item = String> {
+    let mut lines = reader.lines().map_while(|line| line.ok());
+    std::iter::from_fn(move || {
+        let mut block = String::new();
+        for line in lines.by_ref() {
+            block.push_str(&line);
+            block.push('\n');
+            if line.is_empty() {
+                break;
+            }
+        }
+        (!block.is_empty()).then_some(block)
     })
 }
 
@@ -600,6 +620,22 @@ mod tests {
 
     fn strings(args: &[&str]) -> Vec<String> {
         args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn collector_tables_pass_through_whole() {
+        let text = "metric  kind\na  gauge\n1.0 s: 1 events\n\nmetric  kind\nb  counter\n\nlast\n";
+        let tables: Vec<String> = blocks(text.as_bytes()).collect();
+        assert_eq!(
+            tables,
+            [
+                "metric  kind\na  gauge\n1.0 s: 1 events\n\n",
+                "metric  kind\nb  counter\n\n",
+                "last\n"
+            ]
+        );
+        assert_eq!(tables.concat(), text);
+        assert_eq!(blocks(&b""[..]).count(), 0);
     }
 
     #[test]
