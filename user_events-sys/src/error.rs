@@ -240,20 +240,6 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// The perf ring holds something that is not a valid record.
-    #[error(
-        "the perf ring of CPU {cpu} holds a malformed record at position {position} ({reason}): \
-         the reader is out of step with the kernel; drop this PerfSession and open a new one"
-    )]
-    PerfRingCorrupt {
-        /// The CPU of the ring.
-        cpu: u32,
-        /// The ring position (bytes since the ring was opened).
-        position: u64,
-        /// What is wrong.
-        reason: &'static str,
-    },
-
     /// A tracefs or sysfs file does not have the expected content.
     #[error(
         "cannot understand {path}: {reason}; is the file from a kernel this crate supports \
