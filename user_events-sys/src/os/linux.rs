@@ -189,7 +189,9 @@ impl PerfRing {
     }
 
     fn read_header_u64(&self, offset: usize) -> u64 {
-        self.header_atomic(offset).load(Ordering::Acquire).into()
+        // `u64::from` is the identity with 64-bit atomics and widens the low half without.
+        #[allow(clippy::useless_conversion)]
+        u64::from(self.header_atomic(offset).load(Ordering::Acquire))
     }
 
     /// `data_head`, with acquire ordering: every record before it is fully written. Only the
