@@ -34,12 +34,13 @@
 pub mod abi;
 mod error;
 mod event;
+mod hooks;
 mod limits;
 mod os;
 pub mod perf;
 mod tracefs;
 
-#[cfg(all(feature = "kernel-tests", target_os = "linux"))]
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
 
