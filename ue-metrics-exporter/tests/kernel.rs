@@ -101,7 +101,7 @@ impl Listener {
         self.raw()
             .into_iter()
             .map(|raw| {
-                let rel_loc = u32::from_le_bytes(raw[12..16].try_into().unwrap());
+                let rel_loc = u32::from_ne_bytes(raw[12..16].try_into().unwrap());
                 raw[..16 + (rel_loc >> 16) as usize].to_vec()
             })
             .collect()
