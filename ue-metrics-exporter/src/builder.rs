@@ -116,7 +116,7 @@ impl MetricsExporterBuilder {
 
     /// Make `build` fail with [`BuildError::Unavailable`] when the kernel offers no usable
     /// `user_events` (default: `false`, `build` succeeds and exports are skipped and counted).
-    pub fn require_user_events(mut self, require: bool) -> Self {
+    pub fn with_require_user_events(mut self, require: bool) -> Self {
         self.require_user_events = require;
         self
     }
@@ -132,7 +132,7 @@ impl MetricsExporterBuilder {
 
     /// Checks the options, registers the event and returns the exporter.
     ///
-    /// Fails only for invalid options, or (with [`Self::require_user_events`]) when the kernel
+    /// Fails only for invalid options, or (with [`Self::with_require_user_events`]) when the kernel
     /// lacks `user_events`. Otherwise a missing tracefs, a kernel without `user_events`, a
     /// permission problem or a format conflict leave an exporter that skips every export (see
     /// [`MetricsExporter::unavailable`]) after one internal warning naming the remedy.

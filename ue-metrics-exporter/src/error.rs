@@ -2,7 +2,7 @@
 
 use crate::sink::SinkError;
 
-/// Why `build` refused the options (or, with `require_user_events`, the kernel).
+/// Why `build` refused the options (or, with `with_require_user_events`, the kernel).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -51,7 +51,7 @@ pub enum BuildError {
         /// The smallest accepted size.
         min: usize,
     },
-    /// `user_events` cannot be used and `require_user_events(true)` was set.
+    /// `user_events` cannot be used and `with_require_user_events(true)` was set.
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
 }

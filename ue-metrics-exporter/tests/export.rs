@@ -492,7 +492,7 @@ fn without_user_events_build_succeeds_and_exports_are_skipped_and_counted() {
 
     let strict = MetricsExporter::builder()
         .with_tracefs_root(&dir)
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .unwrap_err();
     assert!(

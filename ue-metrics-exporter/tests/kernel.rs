@@ -123,7 +123,7 @@ fn requests(payloads: &[Vec<u8>]) -> Vec<ExportMetricsServiceRequest> {
 fn every_instrument_kind_comes_back_exactly_as_recorded() {
     let exporter = MetricsExporter::builder()
         .with_event_name("ue_k_kinds")
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .expect("user_events in the VM");
     let format = tracefs().event_format("user_events", "ue_k_kinds").unwrap();
@@ -162,7 +162,7 @@ fn every_instrument_kind_comes_back_exactly_as_recorded() {
 fn a_listener_attached_mid_run_gets_everything_since_the_last_export() {
     let exporter = MetricsExporter::builder()
         .with_event_name("ue_k_midrun")
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .unwrap();
     let reader = UserEventsReader::builder(exporter.clone())
@@ -224,7 +224,7 @@ fn a_listener_attached_mid_run_gets_everything_since_the_last_export() {
 fn detaching_stops_writes_of_a_direct_exporter() {
     let exporter = MetricsExporter::builder()
         .with_event_name("ue_k_detach")
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .unwrap();
     let rm = workloads::w1();
@@ -252,7 +252,7 @@ fn an_export_bigger_than_one_event_arrives_complete() {
         let exporter = MetricsExporter::builder()
             .with_event_name(name.clone())
             .with_max_event_bytes(max)
-            .require_user_events(true)
+            .with_require_user_events(true)
             .build()
             .unwrap();
         let rm = workloads::w3();
@@ -289,7 +289,7 @@ fn full_size_events_reach_ftrace_and_perf_listeners_at_once() {
     let tracefs = tracefs();
     let exporter = MetricsExporter::builder()
         .with_event_name("ue_k_ftrace")
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .unwrap();
     let size_file = tracefs.root().join("buffer_size_kb");
@@ -331,7 +331,7 @@ fn full_size_events_reach_ftrace_and_perf_listeners_at_once() {
 fn a_forked_child_writes_through_the_inherited_registration() {
     let exporter = MetricsExporter::builder()
         .with_event_name("ue_k_fork")
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .unwrap();
     let rm = workloads::w1();
@@ -429,7 +429,7 @@ fn a_non_root_process_gets_the_documented_error_and_keeps_running() {
 fn eventheader_mode_writes_the_buffer_field_under_the_provider() {
     let exporter = MetricsExporter::builder()
         .with_eventheader_provider("UeMetricsTest")
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .expect("eventheader registration");
     let rm = workloads::w3();

@@ -59,6 +59,22 @@ pub(crate) fn delete(file: &File, name: &CStr) -> io::Result<()> {
     result(rc)
 }
 
+/// Sets `FD_CLOEXEC` on `fd` unless it is set; returns whether it changed the flags.
+pub(crate) fn set_close_on_exec(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: F_GETFD only reads the descriptor flags; a descriptor that is not open gives
+    // EBADF, no memory is touched.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::FD_CLOEXEC != 0 {
+        return Ok(false);
+    }
+    // SAFETY: F_SETFD only changes the descriptor flags (close-on-exec), no memory.
+    result(unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) })?;
+    Ok(true)
+}
+
 fn result(rc: libc::c_int) -> io::Result<()> {
     if rc < 0 {
         Err(io::Error::last_os_error())
