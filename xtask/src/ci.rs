@@ -18,7 +18,7 @@ pub struct CiOptions {
 }
 
 /// The step names, in order.
-pub const STEP_NAMES: [&str; 6] = ["fmt", "clippy", "test", "benches", "fuzz", "e2e"];
+pub const STEP_NAMES: [&str; 7] = ["fmt", "clippy", "targets", "test", "benches", "fuzz", "e2e"];
 
 /// The fuzz targets of `ue-metrics-decode/fuzz` (its own workspace).
 pub const FUZZ_TARGETS: [&str; 4] = ["payload", "format", "raw_sample", "trace_line"];
@@ -83,6 +83,10 @@ pub fn ci(options: &CiOptions) -> Result<()> {
                 "warnings",
             ],
         ),
+        Step {
+            name: "targets",
+            run: Box::new(check_targets),
+        },
         cargo_step("test", &["test", "--workspace"]),
         // Each criterion benchmark built (test profile, cheap after `test`) and run once in
         // criterion's test mode: the benchmarks keep compiling and working. Timing runs are
@@ -188,6 +192,56 @@ fn succeeds(command: &mut Command) -> bool {
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
+}
+
+/// 32-bit targets the library crates keep compiling for: x86 and arm (64-bit atomics), and
+/// powerpc, which has none.
+pub const CHECK_TARGETS: [&str; 3] = [
+    "i686-unknown-linux-gnu",
+    "armv7-unknown-linux-gnueabihf",
+    "powerpc-unknown-linux-gnu",
+];
+
+/// The library crates checked for [`CHECK_TARGETS`]. `ue-metrics-decode` is not among them:
+/// its `tracepoint_decode` dependency (0.5) does not compile for 32-bit targets (`gmtime_r`
+/// is given an `i64` where 32-bit glibc's `time_t` is `i32`).
+const CHECK_TARGET_CRATES: [&str; 3] = [
+    "user_events-sys",
+    "otlp-metrics-encode",
+    "ue-metrics-exporter",
+];
+
+/// The `targets` step: `cargo check` of the library crates for each of [`CHECK_TARGETS`] (no
+/// linker needed), adding a missing target's standard library with rustup first.
+fn check_targets() -> Result<Outcome> {
+    if !succeeds(Command::new("rustup").arg("--version")) {
+        return Ok(Outcome::Skipped(
+            "rustup not found: the other targets' standard libraries come from rustup".into(),
+        ));
+    }
+    let installed =
+        crate::util::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    let missing: Vec<&str> = CHECK_TARGETS
+        .into_iter()
+        .filter(|target| !installed.lines().any(|line| line.trim() == *target))
+        .collect();
+    if !missing.is_empty() {
+        run_loud(
+            Command::new("rustup")
+                .args(["target", "add"])
+                .args(&missing),
+        )?;
+    }
+    for target in CHECK_TARGETS {
+        let mut check = cargo();
+        check.arg("check");
+        for krate in CHECK_TARGET_CRATES {
+            check.args(["-p", krate]);
+        }
+        check.args(["--target", target]);
+        run_loud(&mut check)?;
+    }
+    Ok(Outcome::Passed)
 }
 
 /// The fuzz smoke step: each `ue-metrics-decode` fuzz target for
