@@ -480,3 +480,45 @@ fn eventheader_mode_writes_the_buffer_field_under_the_provider() {
     measure("kernel_eventheader_largest_event", largest);
     exporter.shutdown_now().unwrap();
 }
+
+/// Whether `/proc/self/fdinfo/<fd>` reports `O_CLOEXEC` (the kernel adds it to `flags` when
+/// the descriptor is close-on-exec).
+fn close_on_exec(fd: &str) -> bool {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+    let flags = info
+        .lines()
+        .find_map(|line| line.strip_prefix("flags:"))
+        .map(|octal| u32::from_str_radix(octal.trim(), 8).unwrap())
+        .expect("a flags line");
+    const O_CLOEXEC: u32 = 0o2000000;
+    flags & O_CLOEXEC != 0
+}
+
+#[cfg(feature = "eventheader")]
+#[test]
+fn eventheader_mode_leaves_no_user_events_data_descriptor_open_across_exec() {
+    let exporter = MetricsExporter::builder()
+        .with_eventheader_provider("UeMetricsCloexec")
+        .with_require_user_events(true)
+        .build()
+        .expect("eventheader registration");
+    let mut data_fds = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let fd = entry.file_name().to_string_lossy().into_owned();
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if target.file_name().is_some_and(|n| n == "user_events_data") {
+            data_fds.push((fd.clone(), close_on_exec(&fd)));
+        }
+    }
+    assert!(
+        !data_fds.is_empty(),
+        "the tracepoint crate keeps user_events_data open"
+    );
+    assert!(
+        data_fds.iter().all(|(_, cloexec)| *cloexec),
+        "user_events_data descriptors without close-on-exec: {data_fds:?}"
+    );
+    exporter.shutdown_now().unwrap();
+}

@@ -1,5 +1,5 @@
 //! The seam where tests replace the kernel's answer to a user_events ioctl (feature
-//! `testing`, see [`crate::testing::ScriptedIoctls`]). Without the feature every call goes
+//! `testing`, see `testing::ScriptedIoctls`). Without the feature every call goes
 //! straight to the kernel.
 
 use std::io;

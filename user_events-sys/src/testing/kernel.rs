@@ -8,7 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::abi::user_reg;
+use crate::abi::{user_reg, user_unreg};
 use crate::error::{Error, Result};
 use crate::event::{self, DataFile, Event, RegisterOptions};
 use crate::os;
@@ -136,6 +136,20 @@ pub fn register_same_enabler_again(event: &Event, name_args: &str) -> Result<u32
     unsafe { os::register(event.data_file().file(), &mut reg) }
         .map_err(|err| Error::from_register_same_enabler(event.enable_bit(), name_args, err))?;
     Ok(reg.write_index)
+}
+
+/// Removes `event`'s enabler with a raw `DIAG_IOCSUNREG`, without telling `event`: what
+/// happens when something else in the process removed it first.
+pub fn unregister_behind_its_back(event: &Event) -> Result<()> {
+    let unreg = user_unreg {
+        size: size_of::<user_unreg>() as u32,
+        disable_bit: event.enable_bit(),
+        reserved: 0,
+        reserved2: 0,
+        disable_addr: event.enable_word_addr(),
+    };
+    os::unregister(event.data_file().file(), &unreg)
+        .map_err(|err| Error::io("raw DIAG_IOCSUNREG", err))
 }
 
 /// Registers with exactly `flags` (no retry without unknown flags).
