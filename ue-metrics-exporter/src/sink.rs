@@ -7,6 +7,10 @@
 
 use std::io::IoSlice;
 use std::path::Path;
+#[cfg(any(test, feature = "testing"))]
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+#[cfg(any(test, feature = "testing"))]
+use std::sync::{Arc, Mutex};
 
 use user_events_sys::{DataFile, Event, RegisterOptions, Tracefs};
 
@@ -111,139 +115,136 @@ fn is_no_listener(error: &user_events_sys::Error) -> bool {
 }
 
 #[cfg(any(test, feature = "testing"))]
-pub use test_sinks::{CaptureSink, DiscardSink, NoListenerSink};
+/// Keeps every event in memory, for tests (feature `testing`): a clonable handle; clones share the events.
+///
+/// Listening is on at first; [`Self::set_enabled`] switches it, [`Self::disable_after`] makes
+/// the listener leave after a number of writes, and [`Self::fail_write`] makes one write fail.
+#[derive(Clone, Default)]
+pub struct CaptureSink {
+    shared: Arc<CaptureShared>,
+}
 
-/// Sinks for tests and benchmarks (feature `testing`).
 #[cfg(any(test, feature = "testing"))]
-mod test_sinks {
-    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
+#[derive(Default)]
+struct CaptureShared {
+    disabled: AtomicBool,
+    events: Mutex<Vec<Vec<u8>>>,
+    enabled_checks: AtomicU64,
+    /// Writes left before the listener leaves (0 = never).
+    disable_after: AtomicUsize,
+    /// 1-based write number that fails (0 = none).
+    fail_write: AtomicUsize,
+    writes: AtomicUsize,
+    closed: AtomicUsize,
+}
 
-    use super::*;
-
-    /// Keeps every event in memory, for tests: a clonable handle; clones share the events.
-    ///
-    /// Listening is on at first; [`Self::set_enabled`] switches it, [`Self::disable_after`] makes
-    /// the listener leave after a number of writes, and [`Self::fail_write`] makes one write fail.
-    #[derive(Clone, Default)]
-    pub struct CaptureSink {
-        shared: Arc<CaptureShared>,
+#[cfg(any(test, feature = "testing"))]
+impl CaptureSink {
+    /// An enabled sink with no events.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    #[derive(Default)]
-    struct CaptureShared {
-        disabled: AtomicBool,
-        events: Mutex<Vec<Vec<u8>>>,
-        enabled_checks: AtomicU64,
-        /// Writes left before the listener leaves (0 = never).
-        disable_after: AtomicUsize,
-        /// 1-based write number that fails (0 = none).
-        fail_write: AtomicUsize,
-        writes: AtomicUsize,
-        closed: AtomicUsize,
+    /// Attaches (`true`) or detaches (`false`) the pretend listener.
+    pub fn set_enabled(&self, enabled: bool) {
+        self.shared.disabled.store(!enabled, Ordering::Relaxed);
     }
 
-    impl CaptureSink {
-        /// An enabled sink with no events.
-        pub fn new() -> Self {
-            Self::default()
-        }
-
-        /// Attaches (`true`) or detaches (`false`) the pretend listener.
-        pub fn set_enabled(&self, enabled: bool) {
-            self.shared.disabled.store(!enabled, Ordering::Relaxed);
-        }
-
-        /// The listener detaches after `writes` more successful writes.
-        pub fn disable_after(&self, writes: usize) {
-            self.shared.disable_after.store(writes, Ordering::Relaxed);
-        }
-
-        /// The `nth` write from now (1-based) fails with [`SinkError::Custom`].
-        pub fn fail_write(&self, nth: usize) {
-            let done = self.shared.writes.load(Ordering::Relaxed);
-            self.shared.fail_write.store(done + nth, Ordering::Relaxed);
-        }
-
-        /// Takes the payloads captured so far.
-        pub fn take(&self) -> Vec<Vec<u8>> {
-            std::mem::take(&mut *self.lock_events())
-        }
-
-        /// How many times `enabled` was asked.
-        pub fn enabled_checks(&self) -> u64 {
-            self.shared.enabled_checks.load(Ordering::Relaxed)
-        }
-
-        /// How many times `close` was called.
-        pub fn close_calls(&self) -> usize {
-            self.shared.closed.load(Ordering::Relaxed)
-        }
-
-        fn lock_events(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
-            self.shared.events.lock().unwrap_or_else(|p| p.into_inner())
-        }
+    /// The listener detaches after `writes` more successful writes.
+    pub fn disable_after(&self, writes: usize) {
+        self.shared.disable_after.store(writes, Ordering::Relaxed);
     }
 
-    impl Sink for CaptureSink {
-        fn enabled(&self) -> bool {
-            self.shared.enabled_checks.fetch_add(1, Ordering::Relaxed);
-            !self.shared.disabled.load(Ordering::Relaxed)
-        }
+    /// The `nth` write from now (1-based) fails with [`SinkError::Custom`].
+    pub fn fail_write(&self, nth: usize) {
+        let done = self.shared.writes.load(Ordering::Relaxed);
+        self.shared.fail_write.store(done + nth, Ordering::Relaxed);
+    }
 
-        fn write(&self, parts: &[IoSlice<'_>]) -> Result<(), SinkError> {
-            if self.shared.disabled.load(Ordering::Relaxed) {
-                return Err(SinkError::NoListener);
+    /// Takes the payloads captured so far.
+    pub fn take(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.lock_events())
+    }
+
+    /// How many times `enabled` was asked.
+    pub fn enabled_checks(&self) -> u64 {
+        self.shared.enabled_checks.load(Ordering::Relaxed)
+    }
+
+    /// How many times `close` was called.
+    pub fn close_calls(&self) -> usize {
+        self.shared.closed.load(Ordering::Relaxed)
+    }
+
+    fn lock_events(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        self.shared.events.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl Sink for CaptureSink {
+    fn enabled(&self) -> bool {
+        self.shared.enabled_checks.fetch_add(1, Ordering::Relaxed);
+        !self.shared.disabled.load(Ordering::Relaxed)
+    }
+
+    fn write(&self, parts: &[IoSlice<'_>]) -> Result<(), SinkError> {
+        if self.shared.disabled.load(Ordering::Relaxed) {
+            return Err(SinkError::NoListener);
+        }
+        let n = self.shared.writes.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.shared.fail_write.load(Ordering::Relaxed) == n {
+            return Err(SinkError::Custom(format!("write {n} refused by the test")));
+        }
+        let payload = parts.iter().flat_map(|p| p.iter().copied()).collect();
+        self.lock_events().push(payload);
+        let left = self.shared.disable_after.load(Ordering::Relaxed);
+        if left > 0 {
+            self.shared.disable_after.store(left - 1, Ordering::Relaxed);
+            if left == 1 {
+                self.set_enabled(false);
             }
-            let n = self.shared.writes.fetch_add(1, Ordering::Relaxed) + 1;
-            if self.shared.fail_write.load(Ordering::Relaxed) == n {
-                return Err(SinkError::Custom(format!("write {n} refused by the test")));
-            }
-            let payload = parts.iter().flat_map(|p| p.iter().copied()).collect();
-            self.lock_events().push(payload);
-            let left = self.shared.disable_after.load(Ordering::Relaxed);
-            if left > 0 {
-                self.shared.disable_after.store(left - 1, Ordering::Relaxed);
-                if left == 1 {
-                    self.set_enabled(false);
-                }
-            }
-            Ok(())
         }
-
-        fn close(&self) -> Result<(), SinkError> {
-            self.shared.closed.fetch_add(1, Ordering::Relaxed);
-            self.set_enabled(false);
-            Ok(())
-        }
+        Ok(())
     }
 
-    /// Always listening, throws every event away: for benchmarks of the exporter alone.
-    #[derive(Debug, Default, Clone, Copy)]
-    pub struct DiscardSink;
+    fn close(&self) -> Result<(), SinkError> {
+        self.shared.closed.fetch_add(1, Ordering::Relaxed);
+        self.set_enabled(false);
+        Ok(())
+    }
+}
 
-    impl Sink for DiscardSink {
-        fn enabled(&self) -> bool {
-            true
-        }
+#[cfg(any(test, feature = "testing"))]
+/// Always listening, throws every event away: for benchmarks of the exporter alone (feature
+/// `testing`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DiscardSink;
 
-        fn write(&self, parts: &[IoSlice<'_>]) -> Result<(), SinkError> {
-            std::hint::black_box(parts);
-            Ok(())
-        }
+#[cfg(any(test, feature = "testing"))]
+impl Sink for DiscardSink {
+    fn enabled(&self) -> bool {
+        true
     }
 
-    /// Never listening: for measuring the disabled path.
-    #[derive(Debug, Default, Clone, Copy)]
-    pub struct NoListenerSink;
+    fn write(&self, parts: &[IoSlice<'_>]) -> Result<(), SinkError> {
+        std::hint::black_box(parts);
+        Ok(())
+    }
+}
 
-    impl Sink for NoListenerSink {
-        fn enabled(&self) -> bool {
-            false
-        }
+#[cfg(any(test, feature = "testing"))]
+/// Never listening: for measuring the disabled path (feature `testing`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoListenerSink;
 
-        fn write(&self, _parts: &[IoSlice<'_>]) -> Result<(), SinkError> {
-            Err(SinkError::NoListener)
-        }
+#[cfg(any(test, feature = "testing"))]
+impl Sink for NoListenerSink {
+    fn enabled(&self) -> bool {
+        false
+    }
+
+    fn write(&self, _parts: &[IoSlice<'_>]) -> Result<(), SinkError> {
+        Err(SinkError::NoListener)
     }
 }
