@@ -116,7 +116,7 @@ impl MetricsExporterBuilder {
 
     /// Make `build` fail with [`BuildError::Unavailable`] when the kernel offers no usable
     /// `user_events` (default: `false`, `build` succeeds and exports are skipped and counted).
-    pub fn require_user_events(mut self, require: bool) -> Self {
+    pub fn with_require_user_events(mut self, require: bool) -> Self {
         self.require_user_events = require;
         self
     }
@@ -132,7 +132,7 @@ impl MetricsExporterBuilder {
 
     /// Checks the options, registers the event and returns the exporter.
     ///
-    /// Fails only for invalid options, or (with [`Self::require_user_events`]) when the kernel
+    /// Fails only for invalid options, or (with [`Self::with_require_user_events`]) when the kernel
     /// lacks `user_events`. Otherwise a missing tracefs, a kernel without `user_events`, a
     /// permission problem or a format conflict leave an exporter that skips every export (see
     /// [`MetricsExporter::unavailable`]) after one internal warning naming the remedy.
@@ -140,6 +140,7 @@ impl MetricsExporterBuilder {
         self.validate()?;
         #[cfg(feature = "eventheader")]
         if let Some(provider) = &self.eventheader_provider {
+            self.check_eventheader_options()?;
             let sink = crate::eventheader::EventHeaderSink::register(provider, &self.event_name);
             return match sink {
                 Ok(sink) => Ok(MetricsExporter::new(self, Box::new(sink))),
@@ -164,6 +165,26 @@ impl MetricsExporterBuilder {
         #[cfg(not(feature = "eventheader"))]
         let this = self;
         Ok(MetricsExporter::new(this, Box::new(sink)))
+    }
+
+    /// EventHeader mode goes through the `tracepoint` crate, which finds tracefs itself, and
+    /// its events have no version field: refuse the options it would silently ignore.
+    #[cfg(feature = "eventheader")]
+    fn check_eventheader_options(&self) -> Result<(), BuildError> {
+        if self.tracefs_root.is_some() {
+            return Err(BuildError::NotInEventHeaderMode {
+                option: "with_tracefs_root",
+                reason: "EventHeader events are registered through the `tracepoint` crate, \
+                         which finds tracefs itself (/sys/kernel/tracing or /proc/mounts)",
+            });
+        }
+        if self.protocol_version != DEFAULT_PROTOCOL_VERSION {
+            return Err(BuildError::NotInEventHeaderMode {
+                option: "with_protocol_version",
+                reason: "EventHeader events carry the OTLP buffer alone, without a version field",
+            });
+        }
+        Ok(())
     }
 
     fn unavailable(self, unavailable: Unavailable) -> Result<MetricsExporter, BuildError> {
@@ -380,6 +401,48 @@ mod tests {
                 min
             }
         );
+    }
+
+    #[cfg(feature = "eventheader")]
+    #[test]
+    fn eventheader_mode_refuses_the_options_it_cannot_honour() {
+        let with_root = MetricsExporterBuilder::new()
+            .with_eventheader_provider("ue_test_provider")
+            .with_tracefs_root("/somewhere/tracing")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(
+                with_root,
+                BuildError::NotInEventHeaderMode {
+                    option: "with_tracefs_root",
+                    ..
+                }
+            ),
+            "{with_root:?}"
+        );
+        let with_version = MetricsExporterBuilder::new()
+            .with_eventheader_provider("ue_test_provider")
+            .with_protocol_version("v9.99.99")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(
+                with_version,
+                BuildError::NotInEventHeaderMode {
+                    option: "with_protocol_version",
+                    ..
+                }
+            ),
+            "{with_version:?}"
+        );
+        assert!(with_version.to_string().contains("remove one of the two"));
+        // Without those options the build goes on (and, on a host without user_events,
+        // gives an inactive exporter).
+        assert!(MetricsExporterBuilder::new()
+            .with_eventheader_provider("ue_test_provider")
+            .build()
+            .is_ok());
     }
 
     #[test]

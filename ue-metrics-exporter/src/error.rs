@@ -2,7 +2,7 @@
 
 use crate::sink::SinkError;
 
-/// Why `build` refused the options (or, with `require_user_events`, the kernel).
+/// Why `build` refused the options (or, with `with_require_user_events`, the kernel).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -51,7 +51,18 @@ pub enum BuildError {
         /// The smallest accepted size.
         min: usize,
     },
-    /// `user_events` cannot be used and `require_user_events(true)` was set.
+    /// An option that EventHeader mode cannot honour was set together with
+    /// `with_eventheader_provider`.
+    #[error(
+        "{option} cannot be used with with_eventheader_provider: {reason}; remove one of the two"
+    )]
+    NotInEventHeaderMode {
+        /// The builder method.
+        option: &'static str,
+        /// Why EventHeader mode cannot honour it.
+        reason: &'static str,
+    },
+    /// `user_events` cannot be used and `with_require_user_events(true)` was set.
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
 }
@@ -68,6 +79,9 @@ pub enum UnavailableKind {
     PermissionDenied,
     /// An event of the same name is registered with a different field list.
     FormatConflict,
+    /// A 32-bit program on a 64-bit kernel: user_events has no 32-bit compat ioctl, so the
+    /// kernel refuses every registration (`ENOTTY`).
+    NoCompatIoctl,
     /// Anything else the kernel refused; the detail says what.
     Other,
 }
@@ -91,6 +105,10 @@ impl UnavailableKind {
                 "pick another event name with `with_event_name`, or remove the old event \
                  (`echo '-:<name>' >> <tracefs>/dynamic_events`) once nobody uses it"
             }
+            UnavailableKind::NoCompatIoctl => {
+                "build the program for the 64-bit target of this machine (e.g. \
+                 x86_64-unknown-linux-gnu instead of i686-unknown-linux-gnu)"
+            }
             UnavailableKind::Other => "see the detail",
         }
     }
@@ -102,6 +120,9 @@ impl UnavailableKind {
             UnavailableKind::PermissionDenied => "permission denied",
             UnavailableKind::FormatConflict => {
                 "an event of this name exists with another field list"
+            }
+            UnavailableKind::NoCompatIoctl => {
+                "a 32-bit program cannot register user_events on a 64-bit kernel"
             }
             UnavailableKind::Other => "the kernel refused the registration",
         }

@@ -19,6 +19,8 @@ pub(crate) const BUFFER_FIELD: &str = "buffer";
 const KEYWORD: u64 = 1;
 
 const EBADF: i32 = 9;
+/// What a 32-bit process on a 64-bit kernel gets from the register ioctl (no compat ioctl).
+const ENOTTY: i32 = 25;
 
 /// Payload bytes around an OTLP buffer in one EventHeader event named `event_name`:
 /// the 8-byte header, the 4-byte metadata extension header, the metadata (event name, NUL,
@@ -50,12 +52,22 @@ impl EventHeaderSink {
         let mut provider = Provider::new(provider_name, &Provider::new_options());
         let set = provider.register_set(Level::Informational, KEYWORD);
         match set.errno() {
-            0 => Ok(Self {
-                provider: Mutex::new(provider),
-                set,
-                builder: Mutex::new(EventBuilder::new()),
-                event_name: event_name.to_owned(),
-            }),
+            0 => {
+                // The `tracepoint` crate opens user_events_data without O_CLOEXEC: programs
+                // this process executes would inherit a descriptor to write events with.
+                if let Err(error) = user_events_sys::close_data_files_on_exec() {
+                    opentelemetry::otel_warn!(
+                        name: "UserEventsMetricsExporter.CloseOnExecFailed",
+                        error = error.to_string()
+                    );
+                }
+                Ok(Self {
+                    provider: Mutex::new(provider),
+                    set,
+                    builder: Mutex::new(EventBuilder::new()),
+                    event_name: event_name.to_owned(),
+                })
+            }
             errno => Err(unavailable_from_errno(provider_name, errno)),
         }
     }
@@ -63,6 +75,16 @@ impl EventHeaderSink {
 
 fn unavailable_from_errno(provider_name: &str, errno: i32) -> Unavailable {
     let error = std::io::Error::from_raw_os_error(errno);
+    if errno == ENOTTY {
+        return Unavailable::new(
+            UnavailableKind::NoCompatIoctl,
+            format!(
+                "registering EventHeader tracepoint {provider_name}_L4K1: {error}: user_events \
+                 has no 32-bit compat ioctl (this process is {}-bit)",
+                usize::BITS
+            ),
+        );
+    }
     let kind = match error.kind() {
         std::io::ErrorKind::PermissionDenied => UnavailableKind::PermissionDenied,
         std::io::ErrorKind::NotFound => UnavailableKind::NoUserEvents,

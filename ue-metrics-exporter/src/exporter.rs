@@ -52,8 +52,8 @@ enum Target {
 /// How the OTLP buffer is wrapped into an event payload.
 #[derive(Clone, Copy)]
 enum Framing {
-    /// `u32 protocol, char[8] version` (this prefix) then `u32 rel_loc` then the buffer.
-    Plain { prefix: [u8; 12] },
+    /// `u32 protocol, char[8] version` (this version) then `u32 rel_loc` then the buffer.
+    Plain { version: [u8; 8] },
     /// The sink frames the buffer itself (EventHeader).
     #[cfg_attr(not(feature = "eventheader"), allow(dead_code))]
     BySink,
@@ -134,10 +134,10 @@ impl MetricsExporter {
         let framing = if uses_eventheader(&config) {
             Framing::BySink
         } else {
-            let mut prefix = [0u8; 12];
-            prefix[..4].copy_from_slice(&PROTOCOL_PROTOBUF.to_le_bytes());
-            prefix[4..].copy_from_slice(config.protocol_version.as_bytes());
-            Framing::Plain { prefix }
+            let mut version = [0u8; 8];
+            // The builder checked: exactly 8 ASCII bytes.
+            version.copy_from_slice(&config.protocol_version.as_bytes()[..8]);
+            Framing::Plain { version }
         };
         Self {
             inner: Arc::new(Inner {
@@ -288,8 +288,8 @@ impl Inner {
                 return Err(Stop::ListenerLeft);
             }
             let written = match framing {
-                Framing::Plain { prefix } => {
-                    let header = plain_header(&prefix, chunk.len());
+                Framing::Plain { version } => {
+                    let header = payload_header(ByteOrder::NATIVE, &version, chunk.len());
                     sink.write(&[IoSlice::new(&header), IoSlice::new(chunk)])
                         .map(|()| PAYLOAD_HEADER_BYTES + chunk.len())
                 }
@@ -364,14 +364,40 @@ impl Inner {
     }
 }
 
-/// The 16 fixed bytes: protocol and version from `prefix`, then `rel_loc = len << 16`
-/// (offset 0: the buffer starts right after the loc field).
-fn plain_header(prefix: &[u8; 12], len: usize) -> [u8; 16] {
-    let mut header = [0u8; 16];
-    header[..12].copy_from_slice(prefix);
+/// Byte order of the `u32` fields of the payload header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ByteOrder {
+    Little,
+    Big,
+}
+
+impl ByteOrder {
+    /// The CPU's: the kernel reads `protocol` and `__rel_loc` as native `u32`s
+    /// (`trace_events_user.c`), so a big-endian host (s390x, powerpc64) needs big-endian
+    /// fields or every write fails with `EFAULT`.
+    const NATIVE: ByteOrder = if cfg!(target_endian = "big") {
+        ByteOrder::Big
+    } else {
+        ByteOrder::Little
+    };
+
+    fn u32_bytes(self, value: u32) -> [u8; 4] {
+        match self {
+            ByteOrder::Little => value.to_le_bytes(),
+            ByteOrder::Big => value.to_be_bytes(),
+        }
+    }
+}
+
+/// The 16 fixed bytes in `order`: `u32 protocol` (protobuf), `char[8] version`, then
+/// `u32 rel_loc = len << 16` (offset 0: the buffer starts right after the loc field).
+fn payload_header(order: ByteOrder, version: &[u8; 8], len: usize) -> [u8; PAYLOAD_HEADER_BYTES] {
+    let mut header = [0u8; PAYLOAD_HEADER_BYTES];
+    header[..4].copy_from_slice(&order.u32_bytes(PROTOCOL_PROTOBUF));
+    header[4..12].copy_from_slice(version);
     // `len` < 65536: the builder caps events at the perf limit (8 KiB).
     let rel_loc = (len as u32) << 16;
-    header[12..].copy_from_slice(&rel_loc.to_le_bytes());
+    header[12..].copy_from_slice(&order.u32_bytes(rel_loc));
     header
 }
 
@@ -517,12 +543,23 @@ mod tests {
     }
 
     #[test]
-    fn the_header_is_protocol_version_and_rel_loc() {
-        let mut prefix = [0u8; 12];
-        prefix[4..].copy_from_slice(b"v0.19.00");
-        let header = plain_header(&prefix, 0x0fd0);
-        assert_eq!(&header[..4], &[0, 0, 0, 0]);
-        assert_eq!(&header[4..12], b"v0.19.00");
-        assert_eq!(&header[12..], &[0, 0, 0xd0, 0x0f]);
+    fn the_header_is_protocol_version_and_rel_loc_in_either_byte_order() {
+        let little = payload_header(ByteOrder::Little, b"v0.19.00", 0x0fd0);
+        assert_eq!(&little[..4], &[0, 0, 0, 0]);
+        assert_eq!(&little[4..12], b"v0.19.00");
+        assert_eq!(&little[12..], &[0, 0, 0xd0, 0x0f]);
+
+        let big = payload_header(ByteOrder::Big, b"v0.19.00", 0x0fd0);
+        assert_eq!(&big[..4], &[0, 0, 0, 0]);
+        assert_eq!(&big[4..12], b"v0.19.00");
+        assert_eq!(&big[12..], &[0x0f, 0xd0, 0, 0]);
+    }
+
+    #[test]
+    fn events_use_the_cpu_byte_order() {
+        assert_eq!(
+            ByteOrder::NATIVE.u32_bytes(0x0102_0304),
+            0x0102_0304u32.to_ne_bytes()
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! Where events go: the kernel (`user_events`), or a test double.
+//! Where events go: the kernel (`user_events`), your own [`Sink`], or (feature `testing`)
+//! the test doubles `CaptureSink`, `DiscardSink` and `NoListenerSink`.
 //!
 //! The exporter frames each event itself and hands the sink the payload as parts (the
 //! 16 fixed bytes, then the encoder's buffer, not copied), so tests see the exact bytes the
@@ -6,7 +7,9 @@
 
 use std::io::IoSlice;
 use std::path::Path;
+#[cfg(any(test, feature = "testing"))]
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+#[cfg(any(test, feature = "testing"))]
 use std::sync::{Arc, Mutex};
 
 use user_events_sys::{DataFile, Event, RegisterOptions, Tracefs};
@@ -102,6 +105,7 @@ fn unavailable_kind(error: &user_events_sys::Error) -> UnavailableKind {
         E::UserEventsUnavailable { .. } | E::Unsupported { .. } => UnavailableKind::NoUserEvents,
         E::PermissionDenied { .. } | E::NeedsCapPerfmon { .. } => UnavailableKind::PermissionDenied,
         E::FormatMismatch { .. } => UnavailableKind::FormatConflict,
+        E::NoCompatIoctl { .. } => UnavailableKind::NoCompatIoctl,
         _ => UnavailableKind::Other,
     }
 }
@@ -110,7 +114,8 @@ fn is_no_listener(error: &user_events_sys::Error) -> bool {
     matches!(error, user_events_sys::Error::NoListener { .. })
 }
 
-/// Keeps every event in memory, for tests: a clonable handle; clones share the events.
+#[cfg(any(test, feature = "testing"))]
+/// Keeps every event in memory, for tests (feature `testing`): a clonable handle; clones share the events.
 ///
 /// Listening is on at first; [`Self::set_enabled`] switches it, [`Self::disable_after`] makes
 /// the listener leave after a number of writes, and [`Self::fail_write`] makes one write fail.
@@ -119,6 +124,7 @@ pub struct CaptureSink {
     shared: Arc<CaptureShared>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 #[derive(Default)]
 struct CaptureShared {
     disabled: AtomicBool,
@@ -132,6 +138,7 @@ struct CaptureShared {
     closed: AtomicUsize,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl CaptureSink {
     /// An enabled sink with no events.
     pub fn new() -> Self {
@@ -174,6 +181,7 @@ impl CaptureSink {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Sink for CaptureSink {
     fn enabled(&self) -> bool {
         self.shared.enabled_checks.fetch_add(1, Ordering::Relaxed);
@@ -207,10 +215,13 @@ impl Sink for CaptureSink {
     }
 }
 
-/// Always listening, throws every event away: for benchmarks of the exporter alone.
+#[cfg(any(test, feature = "testing"))]
+/// Always listening, throws every event away: for benchmarks of the exporter alone (feature
+/// `testing`).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DiscardSink;
 
+#[cfg(any(test, feature = "testing"))]
 impl Sink for DiscardSink {
     fn enabled(&self) -> bool {
         true
@@ -222,10 +233,12 @@ impl Sink for DiscardSink {
     }
 }
 
-/// Never listening: for measuring the disabled path.
+#[cfg(any(test, feature = "testing"))]
+/// Never listening: for measuring the disabled path (feature `testing`).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoListenerSink;
 
+#[cfg(any(test, feature = "testing"))]
 impl Sink for NoListenerSink {
     fn enabled(&self) -> bool {
         false

@@ -1,6 +1,11 @@
 //! Counters that tell what an exporter did, readable at any time without locking.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(target_has_atomic = "64")]
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
+
+#[cfg(not(target_has_atomic = "64"))]
+use locked::AtomicU64;
 
 /// Live counters shared by an exporter, its clones and [`crate::UserEventsReader`].
 ///
@@ -115,4 +120,43 @@ pub struct ExporterStats {
     /// Intervals in which [`crate::UserEventsReader`] skipped collecting because no listener
     /// was attached (the SDK kept aggregating, so nothing was lost).
     pub collections_skipped_no_listener: u64,
+}
+
+/// A stand-in for `AtomicU64` on targets without 64-bit atomics (32-bit powerpc, mips,
+/// sparc): the same two methods, over a mutex. Counters must not wrap at 2^32 (bytes
+/// written do within hours), so a narrower atomic would not do.
+// Compiled in tests everywhere so it is checked on the usual 64-bit hosts too.
+#[cfg(any(test, not(target_has_atomic = "64")))]
+mod locked {
+    use std::sync::atomic::Ordering;
+    use std::sync::Mutex;
+
+    #[derive(Debug, Default)]
+    pub(crate) struct AtomicU64(Mutex<u64>);
+
+    impl AtomicU64 {
+        pub(crate) fn fetch_add(&self, n: u64, _order: Ordering) -> u64 {
+            let mut value = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let old = *value;
+            *value = old.wrapping_add(n);
+            old
+        }
+
+        pub(crate) fn load(&self, _order: Ordering) -> u64 {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn counts_past_32_bits() {
+            let counter = AtomicU64::default();
+            assert_eq!(counter.fetch_add(u32::MAX as u64, Ordering::Relaxed), 0);
+            counter.fetch_add(2, Ordering::Relaxed);
+            assert_eq!(counter.load(Ordering::Relaxed), (1 << 32) + 1);
+        }
+    }
 }

@@ -84,7 +84,7 @@ fn every_metric_kind_arrives_with_the_exact_payload_layout_and_values() {
         for (payload, chunk) in events.iter().zip(&expected_chunks) {
             let mut header = vec![0u8, 0, 0, 0];
             header.extend_from_slice(b"v0.19.00");
-            header.extend_from_slice(&((chunk.len() as u32) << 16).to_le_bytes());
+            header.extend_from_slice(&((chunk.len() as u32) << 16).to_ne_bytes());
             assert_eq!(&payload[..16], &header[..]);
             assert_eq!(&payload[16..], &chunk[..]);
             let p = parse_payload(payload);
@@ -492,7 +492,7 @@ fn without_user_events_build_succeeds_and_exports_are_skipped_and_counted() {
 
     let strict = MetricsExporter::builder()
         .with_tracefs_root(&dir)
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .unwrap_err();
     assert!(

@@ -101,7 +101,7 @@ impl Listener {
         self.raw()
             .into_iter()
             .map(|raw| {
-                let rel_loc = u32::from_le_bytes(raw[12..16].try_into().unwrap());
+                let rel_loc = u32::from_ne_bytes(raw[12..16].try_into().unwrap());
                 raw[..16 + (rel_loc >> 16) as usize].to_vec()
             })
             .collect()
@@ -123,7 +123,7 @@ fn requests(payloads: &[Vec<u8>]) -> Vec<ExportMetricsServiceRequest> {
 fn every_instrument_kind_comes_back_exactly_as_recorded() {
     let exporter = MetricsExporter::builder()
         .with_event_name("ue_k_kinds")
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .expect("user_events in the VM");
     let format = tracefs().event_format("user_events", "ue_k_kinds").unwrap();
@@ -162,7 +162,7 @@ fn every_instrument_kind_comes_back_exactly_as_recorded() {
 fn a_listener_attached_mid_run_gets_everything_since_the_last_export() {
     let exporter = MetricsExporter::builder()
         .with_event_name("ue_k_midrun")
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .unwrap();
     let reader = UserEventsReader::builder(exporter.clone())
@@ -224,7 +224,7 @@ fn a_listener_attached_mid_run_gets_everything_since_the_last_export() {
 fn detaching_stops_writes_of_a_direct_exporter() {
     let exporter = MetricsExporter::builder()
         .with_event_name("ue_k_detach")
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .unwrap();
     let rm = workloads::w1();
@@ -252,7 +252,7 @@ fn an_export_bigger_than_one_event_arrives_complete() {
         let exporter = MetricsExporter::builder()
             .with_event_name(name.clone())
             .with_max_event_bytes(max)
-            .require_user_events(true)
+            .with_require_user_events(true)
             .build()
             .unwrap();
         let rm = workloads::w3();
@@ -289,7 +289,7 @@ fn full_size_events_reach_ftrace_and_perf_listeners_at_once() {
     let tracefs = tracefs();
     let exporter = MetricsExporter::builder()
         .with_event_name("ue_k_ftrace")
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .unwrap();
     let size_file = tracefs.root().join("buffer_size_kb");
@@ -331,7 +331,7 @@ fn full_size_events_reach_ftrace_and_perf_listeners_at_once() {
 fn a_forked_child_writes_through_the_inherited_registration() {
     let exporter = MetricsExporter::builder()
         .with_event_name("ue_k_fork")
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .unwrap();
     let rm = workloads::w1();
@@ -429,7 +429,7 @@ fn a_non_root_process_gets_the_documented_error_and_keeps_running() {
 fn eventheader_mode_writes_the_buffer_field_under_the_provider() {
     let exporter = MetricsExporter::builder()
         .with_eventheader_provider("UeMetricsTest")
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .expect("eventheader registration");
     let rm = workloads::w3();
@@ -478,5 +478,47 @@ fn eventheader_mode_writes_the_buffer_field_under_the_provider() {
     let merged = merge(&buffers.iter().map(|b| decode(b)).collect::<Vec<_>>());
     assert_eq!(point_count(&merged), 10_000);
     measure("kernel_eventheader_largest_event", largest);
+    exporter.shutdown_now().unwrap();
+}
+
+/// Whether `/proc/self/fdinfo/<fd>` reports `O_CLOEXEC` (the kernel adds it to `flags` when
+/// the descriptor is close-on-exec).
+fn close_on_exec(fd: &str) -> bool {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+    let flags = info
+        .lines()
+        .find_map(|line| line.strip_prefix("flags:"))
+        .map(|octal| u32::from_str_radix(octal.trim(), 8).unwrap())
+        .expect("a flags line");
+    const O_CLOEXEC: u32 = 0o2000000;
+    flags & O_CLOEXEC != 0
+}
+
+#[cfg(feature = "eventheader")]
+#[test]
+fn eventheader_mode_leaves_no_user_events_data_descriptor_open_across_exec() {
+    let exporter = MetricsExporter::builder()
+        .with_eventheader_provider("UeMetricsCloexec")
+        .with_require_user_events(true)
+        .build()
+        .expect("eventheader registration");
+    let mut data_fds = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let fd = entry.file_name().to_string_lossy().into_owned();
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if target.file_name().is_some_and(|n| n == "user_events_data") {
+            data_fds.push((fd.clone(), close_on_exec(&fd)));
+        }
+    }
+    assert!(
+        !data_fds.is_empty(),
+        "the tracepoint crate keeps user_events_data open"
+    );
+    assert!(
+        data_fds.iter().all(|(_, cloexec)| *cloexec),
+        "user_events_data descriptors without close-on-exec: {data_fds:?}"
+    );
     exporter.shutdown_now().unwrap();
 }

@@ -114,6 +114,39 @@ pub enum Error {
         max: usize,
     },
 
+    /// The kernel does not take the user_events register ioctl from this process (`ENOTTY`).
+    /// user_events has no 32-bit compat ioctl, so a 32-bit process on a 64-bit kernel gets
+    /// this for every registration.
+    #[error(
+        "the kernel refused the user_events register ioctl (ENOTTY): user_events has no 32-bit \
+         compat ioctl, so a 32-bit program on a 64-bit kernel cannot register events (this \
+         process is {process_bits}-bit). Build the program for the 64-bit target (e.g. \
+         x86_64-unknown-linux-gnu instead of i686-unknown-linux-gnu, aarch64 instead of \
+         armv7); from a 64-bit process ENOTTY means the opened file is not the kernel's \
+         user_events_data"
+    )]
+    NoCompatIoctl {
+        /// Pointer width of this process (32 or 64).
+        process_bits: u32,
+        /// The error from the kernel.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Unregistering failed, but the kernel holds no enabler for the event's word any more:
+    /// it had none (`ENOENT`), or removed it and then could not clear the bit (`EFAULT`).
+    #[error(
+        "unregistering `{name}`: the kernel holds no enabler for its enable word any more \
+         ({source}); the Event counts as unregistered, there is nothing to retry"
+    )]
+    EnablerGone {
+        /// The event name.
+        name: String,
+        /// The error from the kernel.
+        #[source]
+        source: io::Error,
+    },
+
     /// The enable bit does not fit the 32-bit enable word.
     #[error("enable bit {bit} does not fit the 32-bit enable word: use a bit from 0 to 31")]
     InvalidEnableBit {
@@ -240,20 +273,6 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// The perf ring holds something that is not a valid record.
-    #[error(
-        "the perf ring of CPU {cpu} holds a malformed record at position {position} ({reason}): \
-         the reader is out of step with the kernel; drop this PerfSession and open a new one"
-    )]
-    PerfRingCorrupt {
-        /// The CPU of the ring.
-        cpu: u32,
-        /// The ring position (bytes since the ring was opened).
-        position: u64,
-        /// What is wrong.
-        reason: &'static str,
-    },
-
     /// A tracefs or sysfs file does not have the expected content.
     #[error(
         "cannot understand {path}: {reason}; is the file from a kernel this crate supports \
@@ -298,6 +317,7 @@ pub(crate) enum Errno {
     Invalid,
     NoEntry,
     NotPermitted,
+    NotTty,
     TooBig,
     TooManyFiles,
     Unsupported,
@@ -316,6 +336,7 @@ impl Errno {
             Some(libc::EINVAL) => Errno::Invalid,
             Some(libc::ENOENT) => Errno::NoEntry,
             Some(libc::EPERM) => Errno::NotPermitted,
+            Some(libc::ENOTTY) => Errno::NotTty,
             Some(libc::E2BIG) => Errno::TooBig,
             Some(libc::EMFILE) => Errno::TooManyFiles,
             _ if err.kind() == io::ErrorKind::Unsupported => Errno::Unsupported,
@@ -376,6 +397,10 @@ impl Error {
                 source,
             },
             Errno::TooManyFiles => Error::TooManyEvents { source },
+            Errno::NotTty => Error::NoCompatIoctl {
+                process_bits: usize::BITS,
+                source,
+            },
             _ => Error::io(format!("registering `{name_args}`"), source),
         }
     }
@@ -389,9 +414,17 @@ impl Error {
         }
     }
 
-    /// `DIAG_IOCSUNREG` failed.
+    /// `DIAG_IOCSUNREG` failed. With our always well-formed `user_unreg`, the kernel answers
+    /// `ENOENT` when it has no such enabler and `EFAULT` only after removing it (clearing the
+    /// bit faulted): both leave no enabler behind (`user_events_ioctl_unreg`).
     pub(crate) fn from_unregister(name: &str, source: io::Error) -> Error {
-        Error::io(format!("unregistering the enabler of `{name}`"), source)
+        match Errno::of(&source) {
+            Errno::NoEntry | Errno::Fault => Error::EnablerGone {
+                name: name.to_owned(),
+                source,
+            },
+            _ => Error::io(format!("unregistering the enabler of `{name}`"), source),
+        }
     }
 
     /// `DIAG_IOCSDEL` failed.
@@ -489,6 +522,14 @@ mod tests {
             Error::from_register(args, os(libc::ENOMEM)),
             Error::Io { .. }
         ));
+        let not_tty = Error::from_register(args, os(libc::ENOTTY));
+        assert!(
+            matches!(not_tty, Error::NoCompatIoctl { process_bits, .. } if process_bits == usize::BITS),
+            "{not_tty:?}"
+        );
+        let text = not_tty.to_string();
+        assert!(text.contains("ENOTTY") && text.contains("32-bit"), "{text}");
+        assert!(text.contains("64-bit target"), "{text}");
         assert!(matches!(
             Error::from_register_same_enabler(3, args, os(libc::EADDRINUSE)),
             Error::EnablerInUse { bit: 3, .. }

@@ -12,6 +12,7 @@ use crate::abi::{
     user_reg, user_unreg, MAX_EVENT_DESC, USER_EVENT_REG_MULTI_FORMAT, USER_EVENT_REG_PERSIST,
 };
 use crate::error::{event_name, Errno, Error, Result};
+use crate::hooks;
 use crate::os;
 use crate::tracefs::Tracefs;
 
@@ -132,12 +133,14 @@ impl DataFile {
                 name_args: c_name_args.as_ptr() as usize as u64,
                 write_index: 0,
             };
-            // SAFETY: `enable_addr` is the heap address of `enable_word`, a 4-byte aligned
-            // AtomicU32 that the returned Event owns and frees only after the enabler is
-            // removed (it leaks it otherwise); on failure the kernel keeps no enabler, so the
-            // word may be freed. `name_args` points to a live NUL-terminated CString.
-            unsafe { os::register(&self.file, &mut reg) }?;
-            Ok(reg.write_index)
+            hooks::register(|| {
+                // SAFETY: `enable_addr` is the heap address of `enable_word`, a 4-byte aligned
+                // AtomicU32 that the returned Event owns and frees only after the enabler is
+                // removed (it leaks it otherwise); on failure the kernel keeps no enabler, so
+                // the word may be freed. `name_args` points to a live NUL-terminated CString.
+                unsafe { os::register(&self.file, &mut reg) }?;
+                Ok(reg.write_index)
+            })
         };
         let (write_index, flags) =
             strategy(&mut attempt).map_err(|err| Error::from_register(name_args, err))?;
@@ -283,7 +286,9 @@ impl Event {
     }
 
     /// Removes the enabler (`DIAG_IOCSUNREG`): the kernel clears the bit and stops updating
-    /// the word. Doing it again does nothing. Takes `&self` so a shared event can be
+    /// the word. Doing it again does nothing. After [`Error::EnablerGone`] the event is
+    /// unregistered too (the kernel holds no enabler); after any other error it stays
+    /// registered and a later call tries again. Takes `&self` so a shared event can be
     /// unregistered while other threads check [`Event::enabled`]; of several concurrent calls
     /// one does the ioctl, the others return `Ok` at once.
     pub fn unregister(&self) -> Result<()> {
@@ -301,10 +306,13 @@ impl Event {
             reserved2: 0,
             disable_addr: self.enable_word_addr(),
         };
-        os::unregister(self.data.file(), &unreg).map_err(|err| {
-            // Still registered as far as the kernel is concerned: let a later call retry.
-            self.registered.store(true, Ordering::Release);
-            Error::from_unregister(&self.name, err)
+        hooks::unregister(|| os::unregister(self.data.file(), &unreg)).map_err(|err| {
+            let error = Error::from_unregister(&self.name, err);
+            if !matches!(error, Error::EnablerGone { .. }) {
+                // The kernel may still hold the enabler: let a later call retry.
+                self.registered.store(true, Ordering::Release);
+            }
+            error
         })
     }
 
@@ -315,7 +323,8 @@ impl Event {
 
 impl Drop for Event {
     fn drop(&mut self) {
-        if self.unregister().is_err() {
+        let _ = self.unregister();
+        if self.is_registered() {
             // The kernel may still write into the word: leak it rather than free it.
             return;
         }

@@ -34,12 +34,14 @@
 pub mod abi;
 mod error;
 mod event;
+mod fds;
+mod hooks;
 mod limits;
 mod os;
 pub mod perf;
 mod tracefs;
 
-#[cfg(all(feature = "kernel-tests", target_os = "linux"))]
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
 
@@ -48,5 +50,6 @@ mod test_util;
 
 pub use error::{Error, Result};
 pub use event::{DataFile, Event, RegisterOptions, MAX_PAYLOAD_SLICES};
+pub use fds::close_data_files_on_exec;
 pub use limits::{FTRACE_MAX_PAYLOAD, MAX_PAYLOAD_ALL_LISTENERS, PERF_MAX_PAYLOAD};
 pub use tracefs::{parse_mounts, Tracefs, TracefsMount, DEFAULT_TRACEFS};

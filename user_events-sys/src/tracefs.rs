@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Errno, Error, Result};
 
+/// The file in tracefs that registrations and writes go through.
+pub(crate) const DATA_FILE_NAME: &str = "user_events_data";
 /// Where tracefs is mounted on current systems.
 pub const DEFAULT_TRACEFS: &str = "/sys/kernel/tracing";
 
@@ -70,7 +72,7 @@ impl Tracefs {
 
     /// `<root>/user_events_data`.
     pub fn data_file_path(&self) -> PathBuf {
-        self.root.join("user_events_data")
+        self.root.join(DATA_FILE_NAME)
     }
 
     /// `<root>/user_events_status`.

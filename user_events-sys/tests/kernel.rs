@@ -206,6 +206,23 @@ fn enable_bit_follows_ftrace_and_clears_on_unregister() {
 
 // perf_test: the enable bit follows a perf_event_open listener.
 #[test]
+fn unregister_after_the_enabler_is_gone_leaves_the_event_unregistered() {
+    let data = open();
+    let name = "ue_t_gone";
+    let event = register(&data, &format!("{name} u32 a"));
+    set_enabled(name, true);
+    assert!(event.enabled());
+    testing::unregister_behind_its_back(&event).unwrap();
+    assert!(!event.enabled(), "the kernel cleared the bit");
+    // The kernel answers ENOENT; the event must not stay "registered" (retrying forever).
+    let err = event.unregister().unwrap_err();
+    assert!(matches!(err, Error::EnablerGone { .. }), "{err:?}");
+    assert!(!event.is_registered());
+    event.unregister().expect("nothing left to unregister");
+    set_enabled(name, false);
+}
+
+#[test]
 fn enable_bit_follows_perf_listener() {
     let data = open();
     let event = register(&data, "ue_t_perf_enable u32 a");

@@ -18,8 +18,8 @@ pub struct CiOptions {
 }
 
 /// The step names, in order.
-pub const STEP_NAMES: [&str; 9] = [
-    "fmt", "clippy", "docs", "test", "benches", "fuzz", "publish", "msrv", "e2e",
+pub const STEP_NAMES: [&str; 10] = [
+    "fmt", "clippy", "targets", "docs", "test", "benches", "fuzz", "publish", "msrv", "e2e",
 ];
 
 /// The crates users depend on: published, documented, and held to [`MSRV`].
@@ -96,6 +96,10 @@ pub fn ci(options: &CiOptions) -> Result<()> {
                 "warnings",
             ],
         ),
+        Step {
+            name: "targets",
+            run: Box::new(check_targets),
+        },
         Step {
             name: "docs",
             run: Box::new(docs),
@@ -263,6 +267,56 @@ fn succeeds(command: &mut Command) -> bool {
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
+}
+
+/// 32-bit targets the library crates keep compiling for: x86 and arm (64-bit atomics), and
+/// powerpc, which has none.
+pub const CHECK_TARGETS: [&str; 3] = [
+    "i686-unknown-linux-gnu",
+    "armv7-unknown-linux-gnueabihf",
+    "powerpc-unknown-linux-gnu",
+];
+
+/// The library crates checked for [`CHECK_TARGETS`]. `ue-metrics-decode` is not among them:
+/// its `tracepoint_decode` dependency (0.5) does not compile for 32-bit targets (`gmtime_r`
+/// is given an `i64` where 32-bit glibc's `time_t` is `i32`).
+const CHECK_TARGET_CRATES: [&str; 3] = [
+    "user_events-sys",
+    "otlp-metrics-encode",
+    "ue-metrics-exporter",
+];
+
+/// The `targets` step: `cargo check` of the library crates for each of [`CHECK_TARGETS`] (no
+/// linker needed), adding a missing target's standard library with rustup first.
+fn check_targets() -> Result<Outcome> {
+    if !succeeds(Command::new("rustup").arg("--version")) {
+        return Ok(Outcome::Skipped(
+            "rustup not found: the other targets' standard libraries come from rustup".into(),
+        ));
+    }
+    let installed =
+        crate::util::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    let missing: Vec<&str> = CHECK_TARGETS
+        .into_iter()
+        .filter(|target| !installed.lines().any(|line| line.trim() == *target))
+        .collect();
+    if !missing.is_empty() {
+        run_loud(
+            Command::new("rustup")
+                .args(["target", "add"])
+                .args(&missing),
+        )?;
+    }
+    for target in CHECK_TARGETS {
+        let mut check = cargo();
+        check.arg("check");
+        for krate in CHECK_TARGET_CRATES {
+            check.args(["-p", krate]);
+        }
+        check.args(["--target", target]);
+        run_loud(&mut check)?;
+    }
+    Ok(Outcome::Passed)
 }
 
 /// The fuzz smoke step: each `ue-metrics-decode` fuzz target for

@@ -24,7 +24,8 @@ tasks:
                                    the example app exports every second through user_events; the live
                                    collector shows what arrives (natively if this kernel can, else in the VM)
   ci [--keep-going] [--skip-e2e] [--only STEP,...]
-                                   fmt check, clippy -D warnings, rustdoc -D warnings, workspace tests,
+                                   fmt check, clippy -D warnings, 32-bit target checks
+                                   (i686, armv7, powerpc), rustdoc -D warnings, workspace tests,
                                    benchmarks once, fuzz smoke (20 s per target, nightly), publish
                                    --dry-run, MSRV check (Rust 1.85), e2e; stops at the first failure
   e2e [--timeout S] [--cpus N] [--with PATH]...

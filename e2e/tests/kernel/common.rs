@@ -17,7 +17,7 @@ pub fn exporter(event: &str, temporality: Temporality, max_event_bytes: usize) -
         .with_event_name(event)
         .with_temporality(temporality)
         .with_max_event_bytes(max_event_bytes)
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .unwrap_or_else(|e| panic!("exporter for {event}: {e}"))
 }

@@ -83,7 +83,7 @@ fn the_upstream_exporter_is_a_peer_on_the_same_event() {
     let peer = packed_program(PEER_UPSTREAM).unwrap_or_else(|e| panic!("{e}"));
     // Ours registers `otlp_metrics u32 protocol;char[8] version;__rel_loc u8[] buffer`.
     let ours = MetricsExporter::builder()
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .expect("our exporter");
     let mut collector = Collector::attach("otlp_metrics", 256).expect("perf listener");

@@ -44,7 +44,7 @@ fn perf_run() -> &'static PerfRun {
 /// still be listed and then vanish before perf opens it.)
 fn record_the_app() -> PerfRun {
     let _registration = MetricsExporter::builder()
-        .require_user_events(true)
+        .with_require_user_events(true)
         .build()
         .expect("register otlp_metrics for perf");
     let data = PathBuf::from("/tmp/e2e-perf.data");

@@ -98,9 +98,9 @@ pub struct Payload<'a> {
 /// the rel_loc does not describe exactly the rest of the payload.
 pub fn parse_payload(payload: &[u8]) -> Payload<'_> {
     assert!(payload.len() >= 16, "payload of {} bytes", payload.len());
-    let protocol = u32::from_le_bytes(payload[0..4].try_into().unwrap());
+    let protocol = u32::from_ne_bytes(payload[0..4].try_into().unwrap());
     let version: [u8; 8] = payload[4..12].try_into().unwrap();
-    let rel_loc = u32::from_le_bytes(payload[12..16].try_into().unwrap());
+    let rel_loc = u32::from_ne_bytes(payload[12..16].try_into().unwrap());
     let (len, offset) = ((rel_loc >> 16) as usize, (rel_loc & 0xffff) as usize);
     assert_eq!(offset, 0, "rel_loc offset");
     assert_eq!(16 + len, payload.len(), "rel_loc length vs payload");

@@ -7,7 +7,11 @@ use std::io;
 use std::mem::offset_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(not(target_has_atomic = "64"))]
+use std::sync::atomic::AtomicU32;
+#[cfg(target_has_atomic = "64")]
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::abi::{user_reg, user_unreg, DIAG_IOCSDEL, DIAG_IOCSREG, DIAG_IOCSUNREG};
@@ -53,6 +57,22 @@ pub(crate) fn delete(file: &File, name: &CStr) -> io::Result<()> {
     // SAFETY: the kernel copies at most 512 bytes of the NUL-terminated string we borrow.
     let rc = unsafe { libc::ioctl(file.as_raw_fd(), DIAG_IOCSDEL as libc::Ioctl, name.as_ptr()) };
     result(rc)
+}
+
+/// Sets `FD_CLOEXEC` on `fd` unless it is set; returns whether it changed the flags.
+pub(crate) fn set_close_on_exec(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: F_GETFD only reads the descriptor flags; a descriptor that is not open gives
+    // EBADF, no memory is touched.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::FD_CLOEXEC != 0 {
+        return Ok(false);
+    }
+    // SAFETY: F_SETFD only changes the descriptor flags (close-on-exec), no memory.
+    result(unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) })?;
+    Ok(true)
 }
 
 fn result(rc: libc::c_int) -> io::Result<()> {
@@ -160,6 +180,8 @@ impl PerfRing {
         Ok(ring)
     }
 
+    /// The 64-bit header field at `offset`, for single aligned loads and stores.
+    #[cfg(target_has_atomic = "64")]
     fn header_atomic(&self, offset: usize) -> &AtomicU64 {
         debug_assert!(offset + 8 <= self.data_offset && offset % 8 == 0);
         // SAFETY: `offset` is one of the 8-byte aligned header fields inside the first page of
@@ -168,18 +190,39 @@ impl PerfRing {
         unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(offset).cast::<u64>()) }
     }
 
-    fn read_header_u64(&self, offset: usize) -> u64 {
-        self.header_atomic(offset).load(Ordering::Acquire)
+    /// The low 32 bits of the 64-bit header field at `offset`, on targets without 64-bit
+    /// atomics (32-bit powerpc, mips, sparc). Enough for `data_head`/`data_tail`: the reader
+    /// only needs positions modulo 2^32 (see `perf::head_after`), and the kernel masks the
+    /// tail with the ring size.
+    #[cfg(not(target_has_atomic = "64"))]
+    fn header_atomic(&self, offset: usize) -> &AtomicU32 {
+        debug_assert!(offset + 8 <= self.data_offset && offset % 8 == 0);
+        let low_half = if cfg!(target_endian = "big") { 4 } else { 0 };
+        // SAFETY: `offset + low_half` is a 4-byte aligned half of a header field inside the
+        // first page of our live mapping; the kernel writes these fields whole, so the half
+        // read or written here is never torn.
+        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(offset + low_half).cast::<u32>()) }
     }
 
-    /// `data_head`, with acquire ordering: every record before it is fully written.
+    fn read_header_u64(&self, offset: usize) -> u64 {
+        // `u64::from` is the identity with 64-bit atomics and widens the low half without.
+        #[allow(clippy::useless_conversion)]
+        u64::from(self.header_atomic(offset).load(Ordering::Acquire))
+    }
+
+    /// `data_head`, with acquire ordering: every record before it is fully written. Only the
+    /// low 32 bits are meaningful on 32-bit kernels and on targets without 64-bit atomics.
     pub(crate) fn load_head(&self) -> u64 {
-        self.header_atomic(DATA_HEAD).load(Ordering::Acquire)
+        self.read_header_u64(DATA_HEAD)
     }
 
     /// `data_tail`, with release ordering: our reads of the records before it are done, so
     /// the kernel may reuse that space.
     pub(crate) fn store_tail(&self, tail: u64) {
+        // Without 64-bit atomics only the low half is written; the kernel masks the tail with
+        // the ring size, so the high half does not matter.
+        #[cfg(not(target_has_atomic = "64"))]
+        let tail = tail as u32;
         self.header_atomic(DATA_TAIL).store(tail, Ordering::Release);
     }
 

@@ -31,6 +31,11 @@ pub(crate) fn delete(_file: &File, _name: &CStr) -> io::Result<()> {
     Err(unsupported())
 }
 
+/// Always fails: there are no user_events descriptors here.
+pub(crate) fn set_close_on_exec(_fd: std::ffi::c_int) -> io::Result<bool> {
+    Err(unsupported())
+}
+
 /// A common page size; nothing here maps memory.
 pub(crate) fn page_size() -> usize {
     4096
@@ -99,6 +104,7 @@ mod tests {
         assert!(is_unsupported(unsafe { register(&file, &mut reg) }));
         assert!(is_unsupported(unregister(&file, &user_unreg::default())));
         assert!(is_unsupported(delete(&file, c"x")));
+        assert!(is_unsupported(set_close_on_exec(0)));
         assert!(is_unsupported(PerfRing::open(
             &perf_event_attr::default(),
             0,

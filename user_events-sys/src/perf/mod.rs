@@ -83,6 +83,8 @@ pub struct PerfSession {
     poll: PollSet,
     scratch: Vec<u8>,
     lost: u64,
+    resyncs: u64,
+    skipped_bytes: u64,
 }
 
 impl PerfSession {
@@ -122,6 +124,8 @@ impl PerfSession {
             poll,
             scratch: Vec::new(),
             lost: 0,
+            resyncs: 0,
+            skipped_bytes: 0,
         })
     }
 
@@ -141,33 +145,57 @@ impl PerfSession {
     /// Hands every record in every ring to `f` and frees the space; returns how many records
     /// were handed over. Samples are borrowed from the ring (or from a scratch buffer when a
     /// record wraps the ring's end) for the duration of the call to `f`.
+    ///
+    /// A ring holding a malformed record is resynchronised: what the kernel published from
+    /// that record on is skipped ([`Self::skipped_bytes`]) and reported to `f` as
+    /// `PerfRecord::Lost { lost: 1 }`, and the other rings are read as usual.
     pub fn drain(&mut self, mut f: impl FnMut(PerfRecord<'_>)) -> Result<usize> {
         let mut total = 0;
         for cpu_ring in &mut self.rings {
-            let head = cpu_ring.ring.load_head();
+            let head = head_after(cpu_ring.tail, cpu_ring.ring.load_head());
             let published = Published {
                 ring: &cpu_ring.ring,
                 tail: cpu_ring.tail,
                 head,
             };
-            let walked = ring::walk(&published, cpu_ring.tail, head, &mut self.scratch, &mut f)
-                .map_err(|corrupt| Error::PerfRingCorrupt {
-                    cpu: cpu_ring.cpu,
-                    position: corrupt.position,
-                    reason: corrupt.reason,
-                })?;
+            let walked =
+                ring::walk_resyncing(&published, cpu_ring.tail, head, &mut self.scratch, &mut f);
             cpu_ring.ring.store_tail(walked.tail);
             cpu_ring.tail = walked.tail;
             self.lost += walked.lost;
+            if let Some(resync) = walked.resync {
+                self.resyncs += 1;
+                self.skipped_bytes += resync.skipped_bytes;
+            }
             total += walked.records;
         }
         Ok(total)
     }
 
-    /// Samples the kernel dropped because a ring was full, as reported so far by `drain`.
+    /// Samples the kernel dropped because a ring was full, plus one per resync, as reported so
+    /// far by `drain`.
     pub fn lost(&self) -> u64 {
         self.lost
     }
+
+    /// How many times `drain` met a malformed record and skipped to the ring's head.
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs
+    }
+
+    /// Bytes of ring data skipped by resyncs.
+    pub fn skipped_bytes(&self) -> u64 {
+        self.skipped_bytes
+    }
+}
+
+/// The kernel's `data_head` as a position comparable with our 64-bit `tail`. A 32-bit kernel
+/// publishes the head modulo 2^32 (its ring positions are `unsigned long`), and targets
+/// without 64-bit atomics read only the low half; the head is never more than a ring ahead
+/// of the tail, so its low 32 bits are enough. A head behind the tail comes out about 4 GiB
+/// ahead, which the walk rejects like any other impossible head.
+fn head_after(tail: u64, raw_head: u64) -> u64 {
+    tail.wrapping_add(u64::from((raw_head as u32).wrapping_sub(tail as u32)))
 }
 
 /// The part of a ring between our tail and a head loaded with acquire ordering.
@@ -243,6 +271,20 @@ mod tests {
         assert_eq!(parse_cpu_list(""), None);
         assert_eq!(parse_cpu_list("3-1"), None);
         assert_eq!(parse_cpu_list("a"), None);
+    }
+
+    #[test]
+    fn the_head_is_placed_after_the_tail_across_32_bit_wraps() {
+        // 64-bit kernel: the raw head is the full position.
+        assert_eq!(head_after(1000, 1400), 1400);
+        assert_eq!(head_after(5 << 32, (5 << 32) + 64), (5 << 32) + 64);
+        // 32-bit kernel (or low half only): the head wrapped past 2^32, our tail did not.
+        assert_eq!(head_after(u32::MAX as u64 - 7, 24), (1 << 32) + 24);
+        assert_eq!(head_after((3 << 32) + 100, 200), (3 << 32) + 200);
+        // Nothing new.
+        assert_eq!(head_after(77, 77), 77);
+        // A head behind the tail is far ahead, so the walk refuses it.
+        assert!(head_after(1000, 900) - 1000 > 1 << 31);
     }
 
     #[test]

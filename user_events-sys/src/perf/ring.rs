@@ -19,15 +19,33 @@ pub(crate) struct Walked {
     pub tail: u64,
     /// Records handed to the callback.
     pub records: usize,
-    /// Sum of the `lost` counts of `PERF_RECORD_LOST` records.
+    /// Sum of the `lost` counts of `PERF_RECORD_LOST` records, plus one per resync.
     pub lost: u64,
+    /// Set when a malformed record made the walk skip to `data_head`.
+    pub resync: Option<Resync>,
 }
 
-/// Why a ring could not be walked, and where.
+/// A skip over unreadable ring data (see [`walk_resyncing`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Resync {
+    /// Where the malformed record starts (bytes since the ring was opened).
+    pub position: u64,
+    /// Bytes skipped, from `position` to `data_head`.
+    pub skipped_bytes: u64,
+    /// What was wrong with the record.
+    pub reason: &'static str,
+}
+
+/// Why a ring could not be walked, and where; the records before `position` were handed
+/// over already.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Corrupt {
     pub position: u64,
     pub reason: &'static str,
+    /// Records handed to the callback before the malformed one.
+    pub records: usize,
+    /// `lost` counts of the `PERF_RECORD_LOST` records among them.
+    pub lost: u64,
 }
 
 const HEADER: usize = 8;
@@ -42,46 +60,55 @@ pub(crate) fn walk<R: RingBytes>(
     f: &mut dyn FnMut(PerfRecord<'_>),
 ) -> Result<Walked, Corrupt> {
     let size = ring.size();
-    let corrupt = |position, reason| Corrupt { position, reason };
-    if head < tail || head - tail > size as u64 {
-        return Err(corrupt(
-            tail,
-            "data_head is behind data_tail or more than a ring ahead",
-        ));
-    }
     let mut walked = Walked {
         tail,
         records: 0,
         lost: 0,
+        resync: None,
     };
+    let corrupt = |walked: &Walked, reason: &'static str| Corrupt {
+        position: walked.tail,
+        reason,
+        records: walked.records,
+        lost: walked.lost,
+    };
+    if head < tail || head - tail > size as u64 {
+        return Err(corrupt(
+            &walked,
+            "data_head is behind data_tail or more than a ring ahead",
+        ));
+    }
     while walked.tail < head {
         let at = walked.tail;
         let available = head - at;
         // The ring size is a power of two, so this is `at % size`.
         let pos = (at & (size as u64 - 1)) as usize;
         if available < HEADER as u64 || pos + HEADER > size {
-            return Err(corrupt(at, "truncated or misaligned record header"));
+            return Err(corrupt(&walked, "truncated or misaligned record header"));
         }
         let header = ring
             .bytes(pos, HEADER)
-            .ok_or_else(|| corrupt(at, "record header outside the published data"))?;
+            .ok_or_else(|| corrupt(&walked, "record header outside the published data"))?;
         let record_type = u32::from_ne_bytes(header[0..4].try_into().unwrap_or_default());
         let record_size = usize::from(u16::from_ne_bytes([header[6], header[7]]));
         if record_size < HEADER || record_size as u64 > available {
             return Err(corrupt(
-                at,
+                &walked,
                 "record size smaller than its header or past data_head",
             ));
         }
         let record: &[u8] = if pos + record_size <= size {
             ring.bytes(pos, record_size)
-                .ok_or_else(|| corrupt(at, "record outside the published data"))?
+                .ok_or_else(|| corrupt(&walked, "record outside the published data"))?
         } else {
             let first = size - pos;
             let (Some(end_part), Some(start_part)) =
                 (ring.bytes(pos, first), ring.bytes(0, record_size - first))
             else {
-                return Err(corrupt(at, "wrapped record outside the published data"));
+                return Err(corrupt(
+                    &walked,
+                    "wrapped record outside the published data",
+                ));
             };
             scratch.clear();
             scratch.extend_from_slice(end_part);
@@ -97,11 +124,41 @@ pub(crate) fn walk<R: RingBytes>(
                 f(parsed);
             }
             Ok(None) => {}
-            Err(reason) => return Err(corrupt(at, reason)),
+            Err(reason) => return Err(corrupt(&walked, reason)),
         }
         walked.tail = at + record_size as u64;
     }
     Ok(walked)
+}
+
+/// Like [`walk`], but a malformed record does not stop the reader for good: the rest of the
+/// published data (from the malformed record to `head`) is skipped and reported as one lost
+/// record (a `PerfRecord::Lost { lost: 1 }` to `f`), so the caller stores `head` as the tail
+/// and the kernel can write into the ring again. Without this, the same bad record would be
+/// read again on every drain while the kernel drops everything for that CPU.
+pub(crate) fn walk_resyncing<R: RingBytes>(
+    ring: &R,
+    tail: u64,
+    head: u64,
+    scratch: &mut Vec<u8>,
+    f: &mut dyn FnMut(PerfRecord<'_>),
+) -> Walked {
+    match walk(ring, tail, head, scratch, f) {
+        Ok(walked) => walked,
+        Err(corrupt) => {
+            f(PerfRecord::Lost { lost: 1 });
+            Walked {
+                tail: head,
+                records: corrupt.records + 1,
+                lost: corrupt.lost + 1,
+                resync: Some(Resync {
+                    position: corrupt.position,
+                    skipped_bytes: head.saturating_sub(corrupt.position),
+                    reason: corrupt.reason,
+                }),
+            }
+        }
+    }
 }
 
 fn u32_at(bytes: &[u8], offset: usize) -> u32 {
@@ -240,7 +297,8 @@ mod tests {
             Walked {
                 tail: head,
                 records: 3,
-                lost: 3
+                lost: 3,
+                resync: None,
             }
         );
         assert_eq!(
@@ -284,7 +342,8 @@ mod tests {
             Walked {
                 tail: 40,
                 records: 0,
-                lost: 0
+                lost: 0,
+                resync: None,
             }
         );
         assert!(seen.is_empty());
@@ -307,5 +366,66 @@ mod tests {
         let (ring, head) = ring_with(128, 0, &[bad]);
         let err = collect(&ring, 0, head).0.unwrap_err();
         assert_eq!(err.position, 0);
+    }
+
+    #[test]
+    fn a_malformed_record_is_skipped_to_head_and_counted_as_lost() {
+        // A good sample, then a record whose raw size runs past its end, then a good sample
+        // the kernel wrote after it (unreachable: record boundaries after a bad one are
+        // unknown, so everything up to head is skipped).
+        let mut bad = sample(2, 2, 0, b"abcdefgh");
+        bad[32..36].copy_from_slice(&1000u32.to_ne_bytes());
+        let good = sample(1, 1, 0, b"ok");
+        let bad_at = good.len() as u64;
+        let (ring, head) = ring_with(256, 0, &[good, bad, sample(3, 3, 0, b"z")]);
+        let mut seen = Vec::new();
+        let walked = walk_resyncing(&ring, 0, head, &mut Vec::new(), &mut |rec| {
+            seen.push(match rec {
+                PerfRecord::Sample(s) => Seen::Sample(s.pid, s.tid, s.time, s.cpu, s.raw.to_vec()),
+                PerfRecord::Lost { lost } => Seen::Lost(lost),
+            })
+        });
+        assert_eq!(
+            seen,
+            vec![Seen::Sample(1, 2, 1, 0, b"ok".to_vec()), Seen::Lost(1)],
+            "the sample before the bad record once, then one lost record"
+        );
+        assert_eq!(
+            walked,
+            Walked {
+                tail: head,
+                records: 2,
+                lost: 1,
+                resync: Some(Resync {
+                    position: bad_at,
+                    skipped_bytes: head - bad_at,
+                    reason: "sample raw data runs past the record",
+                }),
+            }
+        );
+    }
+
+    #[test]
+    fn after_a_resync_the_next_records_are_read_again() {
+        let (mut ring, head) = ring_with(128, 0, &[vec![9, 0, 0, 0, 0, 0, 0, 0]]);
+        let first = walk_resyncing(&ring, 0, head, &mut Vec::new(), &mut |_| {});
+        assert_eq!(first.tail, head);
+        assert!(first.resync.is_some());
+        // The kernel writes a good record after the skipped data.
+        let next = sample(7, 9, 1, b"after");
+        for (i, byte) in next.iter().enumerate() {
+            ring.0[(head as usize + i) % 128] = *byte;
+        }
+        let (result, seen) = collect(&ring, first.tail, head + next.len() as u64);
+        assert_eq!(result.unwrap().records, 1);
+        assert_eq!(seen, vec![Seen::Sample(7, 8, 9, 1, b"after".to_vec())]);
+    }
+
+    #[test]
+    fn a_head_behind_the_tail_resyncs_to_the_head() {
+        let (ring, _) = ring_with(64, 0, &[]);
+        let walked = walk_resyncing(&ring, 40, 16, &mut Vec::new(), &mut |_| {});
+        assert_eq!(walked.tail, 16);
+        assert_eq!(walked.resync.unwrap().skipped_bytes, 0);
     }
 }
