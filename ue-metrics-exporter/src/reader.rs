@@ -256,10 +256,12 @@ impl MetricReader for UserEventsReader {
         }
     }
 
-    fn temporality(&self, _kind: InstrumentKind) -> Temporality {
-        // Same as the SDK's PeriodicReader: the exporter's temporality for every kind, so both
-        // readers produce the same data.
-        self.inner.exporter.temporality()
+    fn temporality(&self, kind: InstrumentKind) -> Temporality {
+        // What the SDK's PeriodicReader and ManualReader answer: the exporter's preference
+        // mapped per instrument kind (UpDownCounters stay Cumulative under Delta, LowMemory
+        // makes only Counters and Histograms Delta). The ManualReader was built with the
+        // exporter's preference, so asking it is that mapping, kept in one place: the SDK.
+        self.inner.collector.temporality(kind)
     }
 }
 
