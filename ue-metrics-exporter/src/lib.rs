@@ -32,6 +32,7 @@ mod error;
 #[cfg(feature = "eventheader")]
 mod eventheader;
 mod exporter;
+mod panics;
 mod reader;
 pub mod sink;
 mod stats;
