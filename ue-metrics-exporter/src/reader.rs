@@ -9,6 +9,9 @@
 //! A listener that leaves in the middle of an export (after the enable check) does not take
 //! the rest of that collection with it: the reader keeps the collection and finishes its
 //! export, from the first unwritten event, when a listener is back, before collecting again.
+//! The same holds when the export found the encoder busy, failed to write, or panicked: a
+//! collection is only given up after [`UserEventsReader::MAX_EXPORT_ATTEMPTS`] failed
+//! attempts, and then counted.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
