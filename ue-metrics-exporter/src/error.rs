@@ -236,6 +236,18 @@ pub enum ExportError {
         #[source]
         source: SinkError,
     },
+    /// Something below the export (a `Sink`, the encoder) panicked; the panic was caught and
+    /// counted in [`crate::ExporterStats::panics`], and the export stopped there.
+    #[error(
+        "the export panicked ({message}); {events_written} event(s) of this export were \
+         written before"
+    )]
+    Panicked {
+        /// The panic's message (when it was a string).
+        message: String,
+        /// Events written in this export before the panic.
+        events_written: usize,
+    },
 }
 
 #[cfg(test)]

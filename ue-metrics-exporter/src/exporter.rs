@@ -15,6 +15,7 @@ use otlp_metrics_encode::MetricsEncoder;
 
 use crate::builder::{MetricsExporterBuilder, PAYLOAD_HEADER_BYTES};
 use crate::error::{ExportError, Unavailable};
+use crate::panics::{self, PanicState};
 use crate::sink::{Sink, SinkError};
 use crate::stats::{ExporterStats, Stats};
 
@@ -96,6 +97,7 @@ struct LogState {
     listening: AtomicU8,
     writes_failing: AtomicBool,
     dropping_oversized: AtomicBool,
+    panics: PanicState,
 }
 
 const LISTENING: u8 = 1;
@@ -277,7 +279,7 @@ impl Inner {
         let mut bytes = 0usize;
         let mut skipped = 0usize;
         let framing = self.framing;
-        let result = encoder.encode_chunks(metrics, self.max_request_bytes, |chunk| {
+        let write_chunk = |chunk: &[u8]| {
             if skipped < skip_events {
                 // Written by the export this one resumes.
                 skipped += 1;
@@ -304,8 +306,36 @@ impl Inner {
                 Err(SinkError::NoListener) => Err(Stop::ListenerLeft),
                 Err(e) => Err(Stop::Write(e)),
             }
-        });
+        };
+        // A panicking sink (user code) or encoder must not take the caller's thread down.
+        let caught =
+            panics::catch(|| encoder.encode_chunks(metrics, self.max_request_bytes, write_chunk));
         self.stats.events(events as u64, bytes as u64);
+        let result = match caught {
+            Ok(result) => {
+                if self.log.panics.ran_clean() {
+                    otel_info!(name: "UserEventsMetricsExporter.PanicsStopped");
+                }
+                result
+            }
+            Err(message) => {
+                // The encoder may have stopped midway through its buffers: start afresh.
+                **encoder = MetricsEncoder::new();
+                self.stats.panic();
+                self.stats.export_failed();
+                if self.log.panics.panicked() {
+                    otel_warn!(
+                        name: "UserEventsMetricsExporter.Panicked",
+                        event_name = self.event_name.clone(),
+                        message = message.clone()
+                    );
+                }
+                return Err(ExportError::Panicked {
+                    message,
+                    events_written: events,
+                });
+            }
+        };
         match result {
             Ok(summary) => {
                 self.log.writes_ok(&self.event_name);

@@ -32,6 +32,7 @@ mod error;
 #[cfg(feature = "eventheader")]
 mod eventheader;
 mod exporter;
+mod panics;
 mod reader;
 pub mod sink;
 mod stats;
@@ -42,6 +43,8 @@ pub use builder::{
 };
 pub use error::{BuildError, ExportError, Unavailable, UnavailableKind};
 pub use exporter::{ExportReport, MetricsExporter};
-pub use reader::{UserEventsReader, UserEventsReaderBuilder, DEFAULT_READER_INTERVAL};
+pub use reader::{
+    UserEventsReader, UserEventsReaderBuilder, DEFAULT_READER_INTERVAL, DEFAULT_READER_TIMEOUT,
+};
 pub use sink::{Sink, SinkError};
 pub use stats::ExporterStats;

@@ -25,6 +25,9 @@ pub(crate) struct Stats {
     write_errors: AtomicU64,
     collections: AtomicU64,
     collections_skipped_no_listener: AtomicU64,
+    collections_dropped: AtomicU64,
+    collections_failed: AtomicU64,
+    panics: AtomicU64,
 }
 
 /// Adds `n` to a counter; relaxed because counters order nothing.
@@ -68,6 +71,16 @@ impl Stats {
         add(&self.collections_skipped_no_listener, 1);
     }
 
+    pub(crate) fn collection_dropped(&self) {
+        add(&self.collections_dropped, 1);
+    }
+    pub(crate) fn collection_failed(&self) {
+        add(&self.collections_failed, 1);
+    }
+    pub(crate) fn panic(&self) {
+        add(&self.panics, 1);
+    }
+
     pub(crate) fn snapshot(&self) -> ExporterStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let with_listener = get(&self.exports_with_listener);
@@ -86,6 +99,9 @@ impl Stats {
             write_errors: get(&self.write_errors),
             collections: get(&self.collections),
             collections_skipped_no_listener: get(&self.collections_skipped_no_listener),
+            collections_dropped: get(&self.collections_dropped),
+            collections_failed: get(&self.collections_failed),
+            panics: get(&self.panics),
         }
     }
 }
@@ -120,6 +136,16 @@ pub struct ExporterStats {
     /// Intervals in which [`crate::UserEventsReader`] skipped collecting because no listener
     /// was attached (the SDK kept aggregating, so nothing was lost).
     pub collections_skipped_no_listener: u64,
+    /// Collections of [`crate::UserEventsReader`] given up after their export failed
+    /// [`crate::UserEventsReader::MAX_EXPORT_ATTEMPTS`] times (write errors or panics): the
+    /// only way a collected interval is not sent, and each one is counted here.
+    pub collections_dropped: u64,
+    /// Collections of [`crate::UserEventsReader`] that the SDK refused or that panicked (in an
+    /// observable instrument's callback); nothing was exported for them.
+    pub collections_failed: u64,
+    /// Panics caught below an export or a collection (a `Sink`, the encoder, an observable
+    /// instrument's callback); the exporter and the reader's thread go on.
+    pub panics: u64,
 }
 
 /// A stand-in for `AtomicU64` on targets without 64-bit atomics (32-bit powerpc, mips,

@@ -2,6 +2,8 @@
 //! at a time): what the exporter writes is what a perf listener reads back.
 
 mod common;
+#[path = "common/differential.rs"]
+mod differential;
 #[path = "common/workloads.rs"]
 mod workloads;
 
@@ -218,6 +220,39 @@ fn a_listener_attached_mid_run_gets_everything_since_the_last_export() {
     };
     assert_eq!(s.data_points[0].value, Some(Value::AsInt(4)));
     provider.shutdown().unwrap();
+}
+
+#[test]
+fn both_readers_write_the_same_through_the_kernel() {
+    // tests/differential.rs on the host, here through real events and perf listeners: one
+    // provider with a UserEventsReader and the SDK's PeriodicReader, each over its own event.
+    for (i, temporality) in [
+        Temporality::Delta,
+        Temporality::Cumulative,
+        Temporality::LowMemory,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let build = |name: &str| {
+            MetricsExporter::builder()
+                .with_event_name(name)
+                .with_temporality(temporality)
+                .require_user_events(true)
+                .build()
+                .expect("user_events in the VM")
+        };
+        let (ours_name, sdk_name) = (format!("ue_k_diff_ours{i}"), format!("ue_k_diff_sdk{i}"));
+        let (provider, ours) = differential::two_readers(build(&ours_name), build(&sdk_name));
+        let mut ours_listener = Listener::attach(&ours_name, 64);
+        let mut sdk_listener = Listener::attach(&sdk_name, 64);
+        let (ours_cycles, sdk_cycles) = differential::run_cycles(&provider, 2, || {
+            (ours_listener.payloads(), sdk_listener.payloads())
+        });
+        assert!(ours.exporter().stats().events_written > 0);
+        differential::assert_same(ours_cycles, sdk_cycles, &format!("kernel {temporality:?}"));
+        provider.shutdown().unwrap();
+    }
 }
 
 #[test]

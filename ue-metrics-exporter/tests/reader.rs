@@ -286,3 +286,375 @@ fn a_listener_leaving_mid_export_loses_nothing_and_duplicates_nothing() {
     }
     assert_eq!(exporter.stats().collections, 2);
 }
+
+/// A sink for the failure paths: captures like `CaptureSink`, and on request panics in its
+/// next write, or blocks in its next write until the test lets it go.
+#[derive(Clone, Default)]
+struct TroubleSink {
+    capture: CaptureSink,
+    trouble: std::sync::Arc<Trouble>,
+}
+
+#[derive(Default)]
+struct Trouble {
+    panics_left: std::sync::atomic::AtomicUsize,
+    /// (tell the test the write is blocked, wait for the test's release)
+    gate: std::sync::Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
+}
+
+use std::sync::mpsc;
+
+impl TroubleSink {
+    /// The next `n` writes panic.
+    fn panic_next(&self, n: usize) {
+        self.trouble
+            .panics_left
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The next write blocks: returns (entered, release).
+    fn block_next(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel();
+        *self.trouble.gate.lock().unwrap() = Some((entered_tx, release_rx));
+        (entered_rx, release_tx)
+    }
+}
+
+impl ue_metrics_exporter::Sink for TroubleSink {
+    fn enabled(&self) -> bool {
+        self.capture.enabled()
+    }
+
+    fn write(&self, parts: &[std::io::IoSlice<'_>]) -> Result<(), ue_metrics_exporter::SinkError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let left = self.trouble.panics_left.load(Relaxed);
+        if left > 0 {
+            self.trouble.panics_left.store(left - 1, Relaxed);
+            panic!("the test sink panics on purpose");
+        }
+        let gate = self.trouble.gate.lock().unwrap().take();
+        if let Some((entered, release)) = gate {
+            entered.send(()).unwrap();
+            let _ = release.recv();
+        }
+        self.capture.write(parts)
+    }
+}
+
+fn trouble_setup(
+    interval: Duration,
+) -> (
+    TroubleSink,
+    MetricsExporter,
+    UserEventsReader,
+    SdkMeterProvider,
+) {
+    let sink = TroubleSink::default();
+    let exporter = MetricsExporter::builder()
+        .build_with_sink(sink.clone())
+        .unwrap();
+    let reader = UserEventsReader::builder(exporter.clone())
+        .with_interval(interval)
+        .build();
+    let provider = SdkMeterProvider::builder()
+        .with_resource(common::resource())
+        .with_reader(reader.clone())
+        .build();
+    (sink, exporter, reader, provider)
+}
+
+/// Holds the exporter's encoder from another thread: a direct export through a clone of the
+/// exporter, blocked in its first write. Returns the release handle and the thread.
+fn hold_the_encoder(
+    sink: &TroubleSink,
+    exporter: &MetricsExporter,
+) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (other_provider, other_reader) =
+        common::pipeline(opentelemetry_sdk::metrics::Temporality::Delta);
+    other_provider
+        .meter("other")
+        .u64_counter("x")
+        .build()
+        .add(1, &[]);
+    let rm = other_reader.collect_now();
+    let (entered, release) = sink.block_next();
+    let clone = exporter.clone();
+    let thread = std::thread::spawn(move || {
+        clone.export_metrics(&rm).expect("the direct export");
+    });
+    entered.recv().unwrap();
+    (release, thread)
+}
+
+/// Values of counter `name` over the captured events (one per collection that carried it).
+fn counter_values(events: &[Vec<u8>], name: &str) -> Vec<u64> {
+    let mut values = Vec::new();
+    for event in events {
+        for rm in decode(parse_payload(event).buffer).resource_metrics {
+            for sm in rm.scope_metrics {
+                for m in sm.metrics.into_iter().filter(|m| m.name == name) {
+                    let Some(Data::Sum(sum)) = m.data else {
+                        panic!("{name} is a sum")
+                    };
+                    for p in sum.data_points {
+                        let Some(Value::AsInt(v)) = p.value else {
+                            panic!("integer value")
+                        };
+                        values.push(v as u64);
+                    }
+                }
+            }
+        }
+    }
+    values
+}
+
+#[test]
+fn an_interval_whose_export_finds_the_encoder_busy_is_not_lost() {
+    let (sink, exporter, reader, provider) = trouble_setup(NEVER);
+    let counter = provider.meter("app").u64_counter("busy").build();
+    counter.add(5, &[]);
+    let (release, other) = hold_the_encoder(&sink, &exporter);
+    let result = reader.tick();
+    assert!(
+        matches!(result, Err(ue_metrics_exporter::ExportError::Busy)),
+        "{result:?}"
+    );
+    release.send(()).unwrap();
+    other.join().unwrap();
+    sink.capture.take();
+
+    counter.add(2, &[]);
+    reader.tick().unwrap();
+    // The kept interval first, then the new one: nothing lost, nothing merged twice.
+    assert_eq!(counter_values(&sink.capture.take(), "busy"), [5, 2]);
+}
+
+#[test]
+fn force_flush_that_finds_the_encoder_busy_keeps_the_interval() {
+    let (sink, exporter, _reader, provider) = trouble_setup(NEVER);
+    let counter = provider.meter("app").u64_counter("flush.busy").build();
+    counter.add(4, &[]);
+    let (release, other) = hold_the_encoder(&sink, &exporter);
+    assert!(provider.force_flush().is_err(), "busy is reported");
+    release.send(()).unwrap();
+    other.join().unwrap();
+    sink.capture.take();
+
+    provider.force_flush().unwrap();
+    assert_eq!(counter_values(&sink.capture.take(), "flush.busy"), [4]);
+}
+
+#[test]
+fn an_interval_whose_write_fails_is_sent_with_the_next_export() {
+    let (sink, exporter, reader, provider) = setup(NEVER);
+    let counter = provider.meter("app").u64_counter("write.fails").build();
+    counter.add(6, &[]);
+    sink.fail_write(1);
+    let result = reader.tick();
+    assert!(
+        matches!(
+            result,
+            Err(ue_metrics_exporter::ExportError::WriteFailed { .. })
+        ),
+        "{result:?}"
+    );
+    assert!(sink.take().is_empty());
+
+    counter.add(1, &[]);
+    reader.tick().unwrap();
+    assert_eq!(counter_values(&sink.take(), "write.fails"), [6, 1]);
+    assert_eq!(exporter.stats().write_errors, 1);
+}
+
+#[test]
+fn a_panicking_sink_is_caught_counted_and_its_interval_kept() {
+    let (sink, exporter, reader, provider) = trouble_setup(NEVER);
+    let counter = provider.meter("app").u64_counter("sink.panics").build();
+    counter.add(9, &[]);
+    sink.panic_next(1);
+    let result = reader.tick();
+    assert!(
+        matches!(
+            result,
+            Err(ue_metrics_exporter::ExportError::Panicked { .. })
+        ),
+        "{result:?}"
+    );
+    assert_eq!(exporter.stats().panics, 1);
+
+    counter.add(1, &[]);
+    reader.tick().unwrap();
+    assert_eq!(counter_values(&sink.capture.take(), "sink.panics"), [9, 1]);
+}
+
+#[test]
+fn the_interval_thread_survives_a_panicking_sink_and_keeps_exporting() {
+    let (sink, exporter, _reader, provider) = trouble_setup(Duration::from_millis(20));
+    let counter = provider.meter("app").u64_counter("thread.panics").build();
+    sink.panic_next(2);
+    counter.add(3, &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut values = Vec::new();
+    while values.iter().sum::<u64>() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no export after the panics: {:?}",
+            exporter.stats()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        values.extend(counter_values(&sink.capture.take(), "thread.panics"));
+    }
+    assert_eq!(values, [3]);
+    assert_eq!(exporter.stats().panics, 2);
+    provider.shutdown().unwrap();
+}
+
+#[test]
+fn the_interval_thread_survives_a_panicking_callback() {
+    let (_sink, exporter, _reader, provider) = setup(Duration::from_millis(20));
+    provider
+        .meter("app")
+        .u64_observable_gauge("flaky")
+        .with_callback(|_| panic!("the callback panics on purpose"))
+        .build();
+    // The SDK (0.33) runs callbacks under its pipeline's lock, which the panic poisons: every
+    // later collection of this provider fails ("Failed to lock pipeline"); its own
+    // PeriodicReader's thread would be gone. Ours counts the panic once and keeps ticking.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while exporter.stats().collections_failed < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the thread stopped: {:?}",
+            exporter.stats()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(exporter.stats().panics, 1);
+}
+
+#[test]
+fn a_panicking_callback_is_reported_by_tick() {
+    let (_sink, exporter, reader, provider) = setup(NEVER);
+    provider
+        .meter("app")
+        .u64_observable_gauge("flaky")
+        .with_callback(|_| panic!("the callback panics on purpose"))
+        .build();
+    let result = reader.tick();
+    assert!(
+        matches!(
+            result,
+            Err(ue_metrics_exporter::ExportError::Panicked {
+                events_written: 0,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    let stats = exporter.stats();
+    assert_eq!((stats.panics, stats.collections_failed), (1, 1));
+}
+
+#[test]
+fn a_collection_whose_export_keeps_failing_is_dropped_after_the_last_attempt_and_counted() {
+    let (sink, exporter, reader, provider) = trouble_setup(NEVER);
+    let counter = provider.meter("app").u64_counter("poison").build();
+    counter.add(1, &[]);
+    sink.panic_next(UserEventsReader::MAX_EXPORT_ATTEMPTS as usize);
+    for attempt in 1..UserEventsReader::MAX_EXPORT_ATTEMPTS {
+        let result = reader.tick();
+        assert!(
+            matches!(
+                result,
+                Err(ue_metrics_exporter::ExportError::Panicked { .. })
+            ),
+            "attempt {attempt}: {result:?}"
+        );
+        counter.add(10, &[]);
+    }
+    // The last attempt fails too: that collection is given up, the next one goes out.
+    let report = reader.tick().unwrap();
+    assert!(
+        matches!(report, Some(ExportReport::Written { .. })),
+        "{report:?}"
+    );
+    let stats = exporter.stats();
+    assert_eq!(
+        (stats.collections_dropped, stats.panics, stats.collections),
+        (1, 3, 2)
+    );
+    let expected = 10 * (UserEventsReader::MAX_EXPORT_ATTEMPTS as u64 - 1);
+    assert_eq!(counter_values(&sink.capture.take(), "poison"), [expected]);
+}
+
+#[test]
+fn after_shutdown_force_flush_and_shutdown_say_already_shut_down() {
+    use opentelemetry_sdk::error::OTelSdkError;
+    use opentelemetry_sdk::metrics::reader::MetricReader as _;
+    let (_sink, _exporter, reader, provider) = setup(NEVER);
+    provider.shutdown().unwrap();
+    assert!(matches!(
+        reader.force_flush(),
+        Err(OTelSdkError::AlreadyShutdown)
+    ));
+    assert!(matches!(
+        reader.shutdown(),
+        Err(OTelSdkError::AlreadyShutdown)
+    ));
+    assert!(matches!(
+        reader.tick(),
+        Err(ue_metrics_exporter::ExportError::Shutdown)
+    ));
+}
+
+#[test]
+fn force_flush_and_shutdown_wait_at_most_the_timeout_for_a_stuck_export() {
+    use opentelemetry_sdk::error::OTelSdkError;
+    use opentelemetry_sdk::metrics::reader::MetricReader as _;
+    let sink = TroubleSink::default();
+    let exporter = MetricsExporter::builder()
+        .build_with_sink(sink.clone())
+        .unwrap();
+    let timeout = Duration::from_millis(100);
+    let reader = UserEventsReader::builder(exporter)
+        .with_interval(Duration::from_millis(10))
+        .with_timeout(timeout)
+        .build();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(reader.clone())
+        .build();
+    provider
+        .meter("app")
+        .u64_counter("stuck")
+        .build()
+        .add(1, &[]);
+    // The interval thread's export blocks in the sink.
+    let (entered, release) = sink.block_next();
+    entered.recv().unwrap();
+
+    let started = Instant::now();
+    assert!(matches!(reader.force_flush(), Err(OTelSdkError::Timeout(t)) if t == timeout));
+    assert!(matches!(reader.shutdown(), Err(OTelSdkError::Timeout(t)) if t == timeout));
+    // Bounded: two waits of about `timeout` each (generous margin for a loaded machine).
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    release.send(()).unwrap();
+    assert_eq!(
+        counter_values(&wait_for_events(&sink.capture), "stuck"),
+        [1]
+    );
+}
+
+fn wait_for_events(sink: &CaptureSink) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = sink.take();
+        if !events.is_empty() {
+            return events;
+        }
+        assert!(Instant::now() < deadline, "no events");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
