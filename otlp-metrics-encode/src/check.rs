@@ -17,6 +17,16 @@ use crate::proto::metrics::v1::{
 use crate::workloads::{collect, InstrumentRecipe, Kind, Recipe, ScopeRecipe};
 use crate::{ChunkSummary, MetricsEncoder};
 
+pub use crate::wire::moves::Moves;
+
+/// Runs `f` and returns what it returned with the bytes the encoder moved inside its buffers
+/// meanwhile (on this thread).
+pub fn count_moves<T>(f: impl FnOnce() -> T) -> (T, Moves) {
+    crate::wire::moves::take();
+    let result = f();
+    (result, crate::wire::moves::take())
+}
+
 /// Decodes one request, panicking with the error if it is not a valid request.
 pub fn decode(bytes: &[u8]) -> ExportMetricsServiceRequest {
     match ExportMetricsServiceRequest::decode(bytes) {

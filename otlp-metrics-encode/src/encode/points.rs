@@ -96,9 +96,15 @@ impl<T: Number> ExemplarSource<T> for Exemplar<T> {
     }
 }
 
-/// Writes one exemplar as field `field`. All-zero span and trace ids mean "no span" in the SDK
-/// and are omitted, as the OTLP spec asks (the reference transform writes the zero bytes).
-pub(crate) fn put_exemplar<T: Number>(buf: &mut Buf, field: u8, ex: &impl ExemplarSource<T>) {
+/// Writes one exemplar as field `field`, reserving `*guess` bytes for its length and updating
+/// the guess from the real length. All-zero span and trace ids mean "no span" in the SDK and
+/// are omitted, as the OTLP spec asks (the reference transform writes the zero bytes).
+pub(crate) fn put_exemplar<T: Number>(
+    buf: &mut Buf,
+    field: u8,
+    guess: &mut usize,
+    ex: &impl ExemplarSource<T>,
+) {
     const TIME: u8 = 2;
     const AS_DOUBLE: u8 = 3;
     const SPAN_ID: u8 = 4;
@@ -106,7 +112,7 @@ pub(crate) fn put_exemplar<T: Number>(buf: &mut Buf, field: u8, ex: &impl Exempl
     const AS_INT: u8 = 6;
     const FILTERED_ATTRIBUTES: u8 = 7;
     buf.push(tag(field, crate::wire::WIRE_LEN));
-    let at = reserve_len(buf, 1);
+    let at = reserve_len(buf, *guess);
     let time = to_nanos(ex.time());
     if time != 0 {
         put_fixed64_field(buf, TIME, time);
@@ -119,7 +125,27 @@ pub(crate) fn put_exemplar<T: Number>(buf: &mut Buf, field: u8, ex: &impl Exempl
         crate::wire::put_bytes_field(buf, TRACE_ID, ex.trace_id());
     }
     put_attributes(buf, FILTERED_ATTRIBUTES, ex.filtered_attributes());
-    finish_len(buf, at, 1);
+    let len = finish_len(buf, at, *guess);
+    *guess = varint_len(len as u64);
+}
+
+/// Length prefix widths to reserve for the next data point and the next exemplar of a metric:
+/// the widths the previous ones needed (0: none yet, use the kind's usual width).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Guesses {
+    pub point: usize,
+    pub exemplar: usize,
+}
+
+impl Guesses {
+    /// These guesses with the unknown ones replaced by `point` for points and 1 for exemplars.
+    #[inline]
+    pub(crate) fn or_usual(self, point: usize) -> Self {
+        Self {
+            point: if self.point == 0 { point } else { self.point },
+            exemplar: self.exemplar.max(1),
+        }
+    }
 }
 
 /// The `start_time_unix_nano` (2) and `time_unix_nano` (3) fields shared by every point of one
@@ -168,17 +194,17 @@ fn put_point(buf: &mut Buf, guess: &mut usize, body: impl FnOnce(&mut Buf)) {
 #[inline]
 pub(crate) fn put_number_point<'a, T: Number + 'a>(
     buf: &mut Buf,
-    guess: &mut usize,
+    guess: &mut Guesses,
     times: &Times,
     value: T,
     attributes: impl Iterator<Item = &'a KeyValue>,
     exemplars: impl Iterator<Item = &'a Exemplar<T>>,
 ) {
-    put_point(buf, guess, |buf| {
+    put_point(buf, &mut guess.point, |buf| {
         times.put(buf);
         value.put_value(buf, 4, 6);
         for ex in exemplars {
-            put_exemplar(buf, 5, ex);
+            put_exemplar(buf, 5, &mut guess.exemplar, ex);
         }
         put_attributes(buf, 7, attributes);
     });
@@ -187,11 +213,11 @@ pub(crate) fn put_number_point<'a, T: Number + 'a>(
 /// A `HistogramDataPoint`.
 pub(crate) fn put_histogram_point<T: Number>(
     buf: &mut Buf,
-    guess: &mut usize,
+    guess: &mut Guesses,
     times: &Times,
     point: &HistogramDataPoint<T>,
 ) {
-    put_point(buf, guess, |buf| {
+    put_point(buf, &mut guess.point, |buf| {
         times.put(buf);
         if point.count() != 0 {
             put_fixed64_field(buf, 4, point.count());
@@ -202,7 +228,7 @@ pub(crate) fn put_histogram_point<T: Number>(
         let n = point.bounds().count();
         put_packed_fixed64(buf, 7, n, point.bounds().map(f64::to_bits));
         for ex in point.exemplars() {
-            put_exemplar(buf, 8, ex);
+            put_exemplar(buf, 8, &mut guess.exemplar, ex);
         }
         put_attributes(buf, 9, point.attributes());
         if let Some(min) = point.min() {
@@ -218,11 +244,11 @@ pub(crate) fn put_histogram_point<T: Number>(
 /// empty), as the reference transform sets both.
 pub(crate) fn put_exponential_histogram_point<T: Number>(
     buf: &mut Buf,
-    guess: &mut usize,
+    guess: &mut Guesses,
     times: &Times,
     point: &ExponentialHistogramDataPoint<T>,
 ) {
-    put_point(buf, guess, |buf| {
+    put_point(buf, &mut guess.point, |buf| {
         put_attributes(buf, 1, point.attributes());
         times.put(buf);
         if point.count() != 0 {
@@ -238,7 +264,7 @@ pub(crate) fn put_exponential_histogram_point<T: Number>(
         put_buckets(buf, 8, point.positive_bucket());
         put_buckets(buf, 9, point.negative_bucket());
         for ex in point.exemplars() {
-            put_exemplar(buf, 11, ex);
+            put_exemplar(buf, 11, &mut guess.exemplar, ex);
         }
         if let Some(min) = point.min() {
             put_fixed64_field(buf, 12, min.to_f64().to_bits());
@@ -338,7 +364,7 @@ mod tests {
     fn roundtrip<T: Number>(exemplars: &[TestExemplar<T>]) -> Vec<PbExemplar> {
         let mut buf = Buf::default();
         for ex in exemplars {
-            put_exemplar(&mut buf, 5, ex);
+            put_exemplar(&mut buf, 5, &mut 1, ex);
         }
         let point = NumberDataPoint::decode(buf.as_slice()).expect("valid NumberDataPoint");
         assert_eq!(point.encode_to_vec(), buf.as_slice(), "canonical encoding");
@@ -426,6 +452,31 @@ mod tests {
         }]);
         assert_eq!(ints[0].value, Some(exemplar::Value::AsInt(-3)));
         assert_eq!(ints[0].time_unix_nano, 5);
+    }
+
+    #[test]
+    fn exemplar_widths_carry_over_so_long_exemplars_move_once() {
+        let long = TestExemplar {
+            attributes: (0..4)
+                .map(|i| KeyValue::new(format!("key{i}"), "v".repeat(40)))
+                .collect(),
+            time: at(5),
+            value: 1.5f64,
+            span_id: [1; 8],
+            trace_id: [2; 16],
+        };
+        let mut buf = Buf::default();
+        let mut guess = 1;
+        crate::wire::moves::take();
+        for _ in 0..3 {
+            put_exemplar(&mut buf, 5, &mut guess, &long);
+        }
+        let moves = crate::wire::moves::take();
+        assert_eq!(guess, 2, "the width the exemplars need");
+        assert_eq!(moves.length_fixes, 1, "only the first guess is wrong");
+        let point = NumberDataPoint::decode(buf.as_slice()).expect("valid NumberDataPoint");
+        assert_eq!(point.exemplars.len(), 3);
+        assert_eq!(point.encode_to_vec(), buf.as_slice(), "canonical encoding");
     }
 
     #[test]
