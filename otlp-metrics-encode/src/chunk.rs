@@ -15,6 +15,15 @@ use crate::wire::{len_field_size, put_len_key, varint_len, Buf};
 /// `Run::metric` of a scope with no metrics (the SDK never produces one, but the type allows it).
 pub(crate) const NO_METRIC: usize = usize::MAX;
 
+/// The part of a request's identity that alone exceeds the limit (see
+/// [`Layout::identity_over`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdentityPart {
+    Resource,
+    Scope,
+    Metric,
+}
+
 /// Consecutive points of one metric, as a byte range of [`Layout::points`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Run {
@@ -121,6 +130,34 @@ impl Layout {
             .min(room(scope_body))
             .min(room(rm_body));
         (len_field_size(rm_body), headroom)
+    }
+
+    /// When the identity that every request carrying a point of `metric` (of `scope`) must
+    /// repeat is larger than `limit` on its own, which part makes it so and the size of the
+    /// smallest request holding that part: the resource alone, the resource with the scope, or
+    /// those with the metric's identity (and no point). `None` when the identity fits, i.e. the
+    /// point's own bytes make it too big.
+    pub(crate) fn identity_over(
+        &self,
+        scope: usize,
+        metric: usize,
+        limit: usize,
+    ) -> Option<(IdentityPart, usize)> {
+        let resource = len_field_size(self.resource_metrics_body(0));
+        if resource > limit {
+            return Some((IdentityPart::Resource, resource));
+        }
+        let with_scope =
+            self.chunk_size(&self.chunk_with(&OpenChunk::default(), scope, NO_METRIC, 0));
+        if with_scope > limit {
+            return Some((IdentityPart::Scope, with_scope));
+        }
+        if metric == NO_METRIC {
+            return None;
+        }
+        let with_metric =
+            self.chunk_size(&self.chunk_with(&OpenChunk::default(), scope, metric, 0));
+        (with_metric > limit).then_some((IdentityPart::Metric, with_metric))
     }
 
     /// Size of the request `chunk` describes.
