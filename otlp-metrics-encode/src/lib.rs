@@ -316,7 +316,7 @@ struct Packer<'a> {
 impl Packer<'_> {
     /// Adds one item (a point, or an empty metric/scope) to the current chunk, or flushes the
     /// chunk and starts the next one with it, or reports it when it cannot fit alone.
-    #[inline]
+    #[inline(always)]
     fn place<E>(
         &mut self,
         layout: &Layout,
@@ -327,15 +327,38 @@ impl Packer<'_> {
         sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         let len = bytes.len();
-        // Fast path: another point of the open metric, while no length prefix grows: the size
-        // is known exactly without the arithmetic over the four levels.
+        // Fast path, inlined: another point of the open metric, while no length prefix grows
+        // and the limit is not reached: the size is known exactly without the arithmetic over
+        // the four levels.
         let since = self.since + len;
         if since < self.headroom
             && self.exact + since <= self.limit
             && self.chunk.extend_open_metric(metric, len)
         {
             self.since = since;
+            self.assembler
+                .push_run(scope, metric, bytes.start, bytes.end);
+            self.summary.points += usize::from(is_point);
+            Ok(())
         } else {
+            self.place_slow(layout, scope, metric, bytes, is_point, sink)
+        }
+    }
+
+    /// [`Packer::place`] when the size must be computed: a new metric or scope, a length
+    /// prefix that grows, or the limit reached.
+    #[inline(never)]
+    fn place_slow<E>(
+        &mut self,
+        layout: &Layout,
+        scope: usize,
+        metric: usize,
+        bytes: Range<usize>,
+        is_point: bool,
+        sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let len = bytes.len();
+        {
             let next = layout.chunk_with(&self.chunk, scope, metric, len);
             let (next_size, headroom) = layout.chunk_size_and_headroom(&next);
             if next_size <= self.limit {

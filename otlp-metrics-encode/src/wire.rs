@@ -29,9 +29,9 @@
 //!
 //! # Writing fast without `unsafe`
 //! [`Buf`] keeps its storage initialized to full capacity, so room for a write costs one
-//! comparison and no zero-fill; [`Tail`] stores small headers at indices into that room, and
-//! copies strings of up to [`SHORT`] bytes with two overlapping fixed-size copies instead of a
-//! `memcpy` call.
+//! comparison and no zero-fill; [`Tail`] stores small headers at indices into that room;
+//! [`copy_short`] copies strings of up to [`SHORT`] bytes with two overlapping fixed-size
+//! copies instead of a `memcpy` call.
 
 /// Wire type of varint fields (int32/64, uint32/64, sint32/64, bool, enum).
 pub(crate) const WIRE_VARINT: u8 = 0;
@@ -205,8 +205,32 @@ fn put_long_varint(buf: &mut Buf, value: u64) {
     tail.close();
 }
 
-/// Longest byte string [`Tail::short_bytes`] copies.
+/// Longest byte string [`copy_short`] copies.
 pub(crate) const SHORT: usize = 32;
+
+/// Copies `src` (at most [`SHORT`] bytes) to the start of `dst` (at least [`SHORT`] bytes)
+/// with at most two overlapping fixed-size copies, inlined, instead of a call to `memcpy`
+/// (most attribute keys and values are this short).
+#[inline(always)]
+pub(crate) fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    debug_assert!(n <= SHORT);
+    let dst = &mut dst[..SHORT];
+    if n >= 16 {
+        dst[..16].copy_from_slice(&src[..16]);
+        dst[n - 16..n].copy_from_slice(&src[n - 16..]);
+    } else if n >= 8 {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[n - 8..n].copy_from_slice(&src[n - 8..]);
+    } else if n >= 4 {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..n].copy_from_slice(&src[n - 4..]);
+    } else {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+    }
+}
 
 /// A few bytes written straight into the room after a buffer's written part: room for
 /// [`Tail::ROOM`] bytes is checked once, bytes are stored at indices (no capacity check per
@@ -242,30 +266,6 @@ impl<'a> Tail<'a> {
             written: len,
             len: 0,
         }
-    }
-
-    /// Copies up to [`SHORT`] bytes with at most two overlapping fixed-size copies, inlined,
-    /// instead of a call to `memcpy` (most attribute keys and values are this short).
-    #[inline(always)]
-    pub(crate) fn short_bytes(&mut self, src: &[u8]) {
-        let n = src.len();
-        debug_assert!(n <= SHORT);
-        let dst = &mut self.room[self.len..self.len + SHORT];
-        if n >= 16 {
-            dst[..16].copy_from_slice(&src[..16]);
-            dst[n - 16..n].copy_from_slice(&src[n - 16..]);
-        } else if n >= 8 {
-            dst[..8].copy_from_slice(&src[..8]);
-            dst[n - 8..n].copy_from_slice(&src[n - 8..]);
-        } else if n >= 4 {
-            dst[..4].copy_from_slice(&src[..4]);
-            dst[n - 4..n].copy_from_slice(&src[n - 4..]);
-        } else {
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = *s;
-            }
-        }
-        self.len += n;
     }
 
     #[inline(always)]
