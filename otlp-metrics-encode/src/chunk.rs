@@ -244,10 +244,10 @@ impl Assembler {
             match *section {
                 Section::Scope { scope, body } => {
                     if let Some(prev) = open_scope.replace(scope) {
-                        out.extend_from_slice(&layout.meta[layout.scopes[prev].schema_url.clone()]);
+                        out.extend_from_short(&layout.meta[layout.scopes[prev].schema_url.clone()]);
                     }
                     put_len_key(out, 2, body);
-                    out.extend_from_slice(&layout.meta[layout.scopes[scope].scope.clone()]);
+                    out.extend_from_short(&layout.meta[layout.scopes[scope].scope.clone()]);
                 }
                 Section::Metric {
                     metric,
@@ -258,19 +258,19 @@ impl Assembler {
                     let m = &layout.metrics[metric];
                     let data_len = points + m.tail.len();
                     put_len_key(out, 2, m.head.len() + len_field_size(data_len));
-                    out.extend_from_slice(&layout.meta[m.head.clone()]);
+                    out.extend_from_short(&layout.meta[m.head.clone()]);
                     put_len_key(out, m.data_field, data_len);
                     for run in &self.runs[first_run..end_run] {
                         out.extend_from_slice(&layout.points[run.start..run.end]);
                     }
-                    out.extend_from_slice(&layout.meta[m.tail.clone()]);
+                    out.extend_from_short(&layout.meta[m.tail.clone()]);
                 }
             }
         }
         if let Some(prev) = open_scope {
-            out.extend_from_slice(&layout.meta[layout.scopes[prev].schema_url.clone()]);
+            out.extend_from_short(&layout.meta[layout.scopes[prev].schema_url.clone()]);
         }
-        out.extend_from_slice(&layout.meta[layout.resource_schema_url.clone()]);
+        out.extend_from_short(&layout.meta[layout.resource_schema_url.clone()]);
         out
     }
 

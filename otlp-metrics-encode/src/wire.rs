@@ -121,6 +121,18 @@ impl Buf {
         self.len += bytes.len();
     }
 
+    /// Appends `bytes`, copying up to [`SHORT`] of them inline instead of calling `memcpy`
+    /// (the small identity pieces a size-bounded request repeats).
+    #[inline(always)]
+    pub(crate) fn extend_from_short(&mut self, bytes: &[u8]) {
+        if bytes.len() <= SHORT {
+            copy_short(self.spare(SHORT), bytes);
+            self.advance(bytes.len());
+        } else {
+            self.extend_from_slice(bytes);
+        }
+    }
+
     /// Appends `n` bytes of unspecified content that the caller overwrites, and returns them.
     #[inline(always)]
     pub(crate) fn append(&mut self, n: usize) -> &mut [u8] {

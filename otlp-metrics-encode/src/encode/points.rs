@@ -26,16 +26,24 @@ pub(crate) fn to_nanos(time: SystemTime) -> u64 {
 
 /// The SDK's three value types, as OTLP stores them.
 pub(crate) trait Number: Copy {
+    /// The value as the `as_double` or `as_int` member of a oneof: the field number of the
+    /// two that applies, and the 8 bytes (fixed64 wire type) to write.
+    fn oneof_value(self, double_field: u8, int_field: u8) -> (u8, u64);
+
     /// Writes the value as the `as_double` or `as_int` member of a oneof.
-    fn put_value(self, buf: &mut Buf, double_field: u8, int_field: u8);
+    #[inline]
+    fn put_value(self, buf: &mut Buf, double_field: u8, int_field: u8) {
+        let (field, bits) = self.oneof_value(double_field, int_field);
+        put_fixed64_field(buf, field, bits);
+    }
     /// The value as a double (histogram sum, min and max are doubles in OTLP).
     fn to_f64(self) -> f64;
 }
 
 impl Number for f64 {
     #[inline]
-    fn put_value(self, buf: &mut Buf, double_field: u8, _int_field: u8) {
-        put_fixed64_field(buf, double_field, self.to_bits());
+    fn oneof_value(self, double_field: u8, _int_field: u8) -> (u8, u64) {
+        (double_field, self.to_bits())
     }
     #[inline]
     fn to_f64(self) -> f64 {
@@ -45,8 +53,8 @@ impl Number for f64 {
 
 impl Number for i64 {
     #[inline]
-    fn put_value(self, buf: &mut Buf, _double_field: u8, int_field: u8) {
-        put_fixed64_field(buf, int_field, self as u64);
+    fn oneof_value(self, _double_field: u8, int_field: u8) -> (u8, u64) {
+        (int_field, self as u64)
     }
     #[inline]
     fn to_f64(self) -> f64 {
@@ -58,8 +66,8 @@ impl Number for u64 {
     /// OTLP has no unsigned integer: values above `i64::MAX` are clamped to `i64::MAX` (the
     /// reference transform writes 0 for them, which breaks monotonic counters).
     #[inline]
-    fn put_value(self, buf: &mut Buf, _double_field: u8, int_field: u8) {
-        put_fixed64_field(buf, int_field, self.min(i64::MAX as u64));
+    fn oneof_value(self, _double_field: u8, int_field: u8) -> (u8, u64) {
+        (int_field, self.min(i64::MAX as u64))
     }
     #[inline]
     fn to_f64(self) -> f64 {
@@ -176,6 +184,17 @@ impl Times {
         buf.spare(self.bytes.len()).copy_from_slice(&self.bytes);
         buf.advance(self.len);
     }
+
+    /// Appends the fields and then a fixed64 field, with one room check.
+    #[inline(always)]
+    fn put_then_fixed64(&self, buf: &mut Buf, (field, value): (u8, u64)) {
+        let room = buf.spare(18 + 9);
+        room[..18].copy_from_slice(&self.bytes);
+        let fixed = &mut room[self.len..][..9];
+        fixed[0] = tag(field, WIRE_I64);
+        fixed[1..].copy_from_slice(&value.to_le_bytes());
+        buf.advance(self.len + 9);
+    }
 }
 
 /// Writes one point as field 1 (`data_points`) of its Gauge/Sum/Histogram message, reserving
@@ -201,8 +220,7 @@ pub(crate) fn put_number_point<'a, T: Number + 'a>(
     exemplars: impl Iterator<Item = &'a Exemplar<T>>,
 ) {
     put_point(buf, &mut guess.point, |buf| {
-        times.put(buf);
-        value.put_value(buf, 4, 6);
+        times.put_then_fixed64(buf, value.oneof_value(4, 6));
         for ex in exemplars {
             put_exemplar(buf, 5, &mut guess.exemplar, ex);
         }
