@@ -107,14 +107,14 @@ impl Layout {
     /// of the open metric can be added before any of the four enclosing length prefixes (data
     /// message, Metric, ScopeMetrics, ResourceMetrics) needs one more byte. Below it, the size
     /// grows exactly by the bytes added. 0 when no metric is open.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn chunk_size_and_headroom(&self, chunk: &OpenChunk) -> (usize, usize) {
-        /// Bytes a body of `len` can grow before its varint length gets longer.
+        /// Bytes a body of `len` can grow before its varint length gets longer (the largest
+        /// body of `n` varint bytes is `2^(7n) - 1`).
+        #[inline(always)]
         fn room(len: usize) -> usize {
-            match varint_len(len as u64) {
-                n @ 1..=9 => (1usize << (7 * n)).saturating_sub(len),
-                _ => 0,
-            }
+            let bits = 7 * varint_len(len as u64) as u32;
+            1usize.checked_shl(bits).map_or(usize::MAX - len, |edge| edge - len)
         }
         let (Some((scope, closed)), Some((metric, points))) = (chunk.scope, chunk.metric) else {
             return (self.chunk_size(chunk), 0);
@@ -173,7 +173,7 @@ impl Layout {
     }
 
     /// `chunk` with `bytes` more bytes of points of `metric` (of `scope`) appended.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn chunk_with(
         &self,
         chunk: &OpenChunk,
