@@ -232,7 +232,7 @@ fn put_long_key_value(buf: &mut Buf, field: u8, key: &[u8], value: &Value) {
 }
 
 /// Writes every attribute as a repeated `KeyValue` field `field`.
-#[inline]
+#[inline(always)]
 pub(crate) fn put_attributes<'a>(
     buf: &mut Buf,
     field: u8,

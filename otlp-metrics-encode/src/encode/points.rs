@@ -199,7 +199,7 @@ impl Times {
 
 /// Writes one point as field 1 (`data_points`) of its Gauge/Sum/Histogram message, reserving
 /// `*guess` bytes for its length and updating the guess from the real length.
-#[inline]
+#[inline(always)]
 fn put_point(buf: &mut Buf, guess: &mut usize, body: impl FnOnce(&mut Buf)) {
     const DATA_POINTS: u8 = 1;
     buf.push(tag(DATA_POINTS, crate::wire::WIRE_LEN));
@@ -210,7 +210,7 @@ fn put_point(buf: &mut Buf, guess: &mut usize, body: impl FnOnce(&mut Buf)) {
 }
 
 /// A `NumberDataPoint` (Gauge and Sum).
-#[inline]
+#[inline(always)]
 pub(crate) fn put_number_point<'a, T: Number + 'a>(
     buf: &mut Buf,
     guess: &mut Guesses,
