@@ -15,7 +15,17 @@ use crate::proto::metrics::v1::{
     ResourceMetrics as PbResourceMetrics, ScopeMetrics, SummaryDataPoint,
 };
 use crate::workloads::{collect, InstrumentRecipe, Kind, Recipe, ScopeRecipe};
-use crate::{ChunkSummary, MetricsEncoder};
+use crate::{ChunkSummary, MetricsEncoder, OversizeCause};
+
+pub use crate::wire::moves::Moves;
+
+/// Runs `f` and returns what it returned with the bytes the encoder moved inside its buffers
+/// meanwhile (on this thread).
+pub fn count_moves<T>(f: impl FnOnce() -> T) -> (T, Moves) {
+    crate::wire::moves::take();
+    let result = f();
+    (result, crate::wire::moves::take())
+}
 
 /// Decodes one request, panicking with the error if it is not a valid request.
 pub fn decode(bytes: &[u8]) -> ExportMetricsServiceRequest {
@@ -174,6 +184,41 @@ pub fn alone_size(item: &Item) -> usize {
     unflatten(std::slice::from_ref(item)).encoded_len()
 }
 
+/// Why `item` does not fit in `limit` bytes, measured with prost: the smallest part of its
+/// identity (resource; resource and scope; those and the metric) that alone is over the limit,
+/// else the point itself.
+pub fn oversize_cause(item: &Item, limit: usize) -> OversizeCause {
+    let resource_only = ExportMetricsServiceRequest {
+        resource_metrics: vec![item.resource.clone()],
+    }
+    .encoded_len();
+    if resource_only > limit {
+        return OversizeCause::Resource {
+            bytes: resource_only,
+        };
+    }
+    let identity = |metric: Option<Metric>| Item {
+        metric,
+        point: None,
+        ..item.clone()
+    };
+    let with_scope = alone_size(&identity(None));
+    if with_scope > limit {
+        let scope = item.scope.scope.as_ref().map(|s| s.name.clone());
+        return OversizeCause::Scope {
+            scope: scope.unwrap_or_default(),
+            bytes: with_scope,
+        };
+    }
+    if item.metric.is_some() {
+        let with_metric = alone_size(&identity(item.metric.clone()));
+        if with_metric > limit {
+            return OversizeCause::Metric { bytes: with_metric };
+        }
+    }
+    OversizeCause::DataPoint
+}
+
 /// What [`check_chunks`] saw.
 #[derive(Debug, Clone)]
 pub struct ChunkCheck {
@@ -281,6 +326,11 @@ pub fn check_chunks(
                 "first oversized size"
             );
             assert_eq!(reported.limit, limit);
+            assert_eq!(
+                reported.cause,
+                oversize_cause(item, limit),
+                "oversize cause"
+            );
         }
         (removed, reported) => {
             panic!("first oversized: removed {removed:?}, reported {reported:?}")

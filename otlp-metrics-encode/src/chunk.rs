@@ -15,6 +15,15 @@ use crate::wire::{len_field_size, put_len_key, varint_len, Buf};
 /// `Run::metric` of a scope with no metrics (the SDK never produces one, but the type allows it).
 pub(crate) const NO_METRIC: usize = usize::MAX;
 
+/// The part of a request's identity that alone exceeds the limit (see
+/// [`Layout::identity_over`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdentityPart {
+    Resource,
+    Scope,
+    Metric,
+}
+
 /// Consecutive points of one metric, as a byte range of [`Layout::points`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Run {
@@ -98,14 +107,14 @@ impl Layout {
     /// of the open metric can be added before any of the four enclosing length prefixes (data
     /// message, Metric, ScopeMetrics, ResourceMetrics) needs one more byte. Below it, the size
     /// grows exactly by the bytes added. 0 when no metric is open.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn chunk_size_and_headroom(&self, chunk: &OpenChunk) -> (usize, usize) {
-        /// Bytes a body of `len` can grow before its varint length gets longer.
+        /// Bytes a body of `len` can grow before its varint length gets longer (the largest
+        /// body of `n` varint bytes is `2^(7n) - 1`).
+        #[inline(always)]
         fn room(len: usize) -> usize {
-            match varint_len(len as u64) {
-                n @ 1..=9 => (1usize << (7 * n)).saturating_sub(len),
-                _ => 0,
-            }
+            let bits = 7 * varint_len(len as u64) as u32;
+            1usize.checked_shl(bits).map_or(usize::MAX - len, |edge| edge - len)
         }
         let (Some((scope, closed)), Some((metric, points))) = (chunk.scope, chunk.metric) else {
             return (self.chunk_size(chunk), 0);
@@ -123,6 +132,34 @@ impl Layout {
         (len_field_size(rm_body), headroom)
     }
 
+    /// When the identity that every request carrying a point of `metric` (of `scope`) must
+    /// repeat is larger than `limit` on its own, which part makes it so and the size of the
+    /// smallest request holding that part: the resource alone, the resource with the scope, or
+    /// those with the metric's identity (and no point). `None` when the identity fits, i.e. the
+    /// point's own bytes make it too big.
+    pub(crate) fn identity_over(
+        &self,
+        scope: usize,
+        metric: usize,
+        limit: usize,
+    ) -> Option<(IdentityPart, usize)> {
+        let resource = len_field_size(self.resource_metrics_body(0));
+        if resource > limit {
+            return Some((IdentityPart::Resource, resource));
+        }
+        let with_scope =
+            self.chunk_size(&self.chunk_with(&OpenChunk::default(), scope, NO_METRIC, 0));
+        if with_scope > limit {
+            return Some((IdentityPart::Scope, with_scope));
+        }
+        if metric == NO_METRIC {
+            return None;
+        }
+        let with_metric =
+            self.chunk_size(&self.chunk_with(&OpenChunk::default(), scope, metric, 0));
+        (with_metric > limit).then_some((IdentityPart::Metric, with_metric))
+    }
+
     /// Size of the request `chunk` describes.
     #[inline]
     pub(crate) fn chunk_size(&self, chunk: &OpenChunk) -> usize {
@@ -136,7 +173,7 @@ impl Layout {
     }
 
     /// `chunk` with `bytes` more bytes of points of `metric` (of `scope`) appended.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn chunk_with(
         &self,
         chunk: &OpenChunk,
@@ -207,10 +244,10 @@ impl Assembler {
             match *section {
                 Section::Scope { scope, body } => {
                     if let Some(prev) = open_scope.replace(scope) {
-                        out.extend_from_slice(&layout.meta[layout.scopes[prev].schema_url.clone()]);
+                        out.extend_from_short(&layout.meta[layout.scopes[prev].schema_url.clone()]);
                     }
                     put_len_key(out, 2, body);
-                    out.extend_from_slice(&layout.meta[layout.scopes[scope].scope.clone()]);
+                    out.extend_from_short(&layout.meta[layout.scopes[scope].scope.clone()]);
                 }
                 Section::Metric {
                     metric,
@@ -221,19 +258,19 @@ impl Assembler {
                     let m = &layout.metrics[metric];
                     let data_len = points + m.tail.len();
                     put_len_key(out, 2, m.head.len() + len_field_size(data_len));
-                    out.extend_from_slice(&layout.meta[m.head.clone()]);
+                    out.extend_from_short(&layout.meta[m.head.clone()]);
                     put_len_key(out, m.data_field, data_len);
                     for run in &self.runs[first_run..end_run] {
                         out.extend_from_slice(&layout.points[run.start..run.end]);
                     }
-                    out.extend_from_slice(&layout.meta[m.tail.clone()]);
+                    out.extend_from_short(&layout.meta[m.tail.clone()]);
                 }
             }
         }
         if let Some(prev) = open_scope {
-            out.extend_from_slice(&layout.meta[layout.scopes[prev].schema_url.clone()]);
+            out.extend_from_short(&layout.meta[layout.scopes[prev].schema_url.clone()]);
         }
-        out.extend_from_slice(&layout.meta[layout.resource_schema_url.clone()]);
+        out.extend_from_short(&layout.meta[layout.resource_schema_url.clone()]);
         out
     }
 

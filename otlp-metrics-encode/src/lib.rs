@@ -52,7 +52,7 @@ use std::ops::Range;
 
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 
-use chunk::{Assembler, OpenChunk, NO_METRIC};
+use chunk::{Assembler, IdentityPart, OpenChunk, NO_METRIC};
 use encode::{Layout, RequestWriter};
 
 /// The request size budget that reaches every kind of `user_events` listener: the 4064-byte
@@ -90,11 +90,7 @@ pub struct ChunkSummary {
 }
 
 /// A data point that cannot be sent within the request size limit.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "a data point of metric `{metric}` needs a {point_bytes}-byte request on its own, over the \
-     {limit}-byte limit; it was not sent (fewer or shorter attributes, or a larger limit, fix it)"
-)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OversizedPoint {
     /// Name of the metric the point belongs to.
     pub metric: String,
@@ -103,7 +99,81 @@ pub struct OversizedPoint {
     pub point_bytes: usize,
     /// The `max_request_bytes` it was measured against.
     pub limit: usize,
+    /// What makes the request too large: the point itself, or the identity every request
+    /// carrying it repeats.
+    pub cause: OversizeCause,
 }
+
+/// Which part of the smallest request carrying a data point exceeds the limit. Every
+/// request repeats the resource, the scope and the metric identity of the points it carries,
+/// so when one of those alone is over the limit, none of the points under it can be sent,
+/// however small they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OversizeCause {
+    /// The identity fits; the point's own fields (attributes, buckets, exemplars) do not.
+    DataPoint,
+    /// The resource alone (its attributes and schema URL) makes a request of `bytes` bytes:
+    /// no point of the export can be sent.
+    Resource {
+        /// Size of a request holding only the resource.
+        bytes: usize,
+    },
+    /// The resource with this instrumentation scope (name, version, attributes, schema URL)
+    /// makes a request of `bytes` bytes: no point of the scope can be sent.
+    Scope {
+        /// The scope's name.
+        scope: String,
+        /// Size of a request holding the resource and the scope, without metrics.
+        bytes: usize,
+    },
+    /// The resource, scope and the metric's identity (name, description, unit, kind) make a
+    /// request of `bytes` bytes: no point of the metric can be sent.
+    Metric {
+        /// Size of a request holding the resource, scope and metric, without points.
+        bytes: usize,
+    },
+}
+
+impl std::fmt::Display for OversizedPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            metric,
+            point_bytes,
+            limit,
+            cause,
+        } = self;
+        match cause {
+            OversizeCause::DataPoint => write!(
+                f,
+                "a data point of metric `{metric}` needs a {point_bytes}-byte request on its \
+                 own, over the {limit}-byte limit; it was not sent (fewer or shorter attributes \
+                 or buckets on the point, or a larger limit, fix it)"
+            ),
+            OversizeCause::Resource { bytes } => write!(
+                f,
+                "the resource alone needs a {bytes}-byte request, over the {limit}-byte limit, \
+                 so no data point can be sent (the first was of metric `{metric}`); fewer or \
+                 shorter resource attributes, or a larger limit, fix it"
+            ),
+            OversizeCause::Scope { scope, bytes } => write!(
+                f,
+                "the resource with instrumentation scope `{scope}` needs a {bytes}-byte \
+                 request, over the {limit}-byte limit, so no data point of that scope can be \
+                 sent; fewer or shorter scope or resource attributes, or a larger limit, fix it"
+            ),
+            OversizeCause::Metric { bytes } => write!(
+                f,
+                "the resource, scope and identity of metric `{metric}` (name, description, \
+                 unit) need a {bytes}-byte request, over the {limit}-byte limit, so none of its \
+                 data points can be sent; a shorter description, fewer resource attributes, or \
+                 a larger limit, fix it"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OversizedPoint {}
 
 impl MetricsEncoder {
     /// An encoder with empty buffers; they grow to the largest export seen and are reused.
@@ -180,11 +250,21 @@ impl MetricsEncoder {
             packer.flush(layout, &mut sink)?;
         }
         let mut summary = packer.summary;
-        if let Some((metric, point_bytes)) = packer.first_oversized {
+        if let Some(first) = packer.first_oversized {
+            let cause = match layout.identity_over(first.scope, first.metric, max_request_bytes) {
+                None => OversizeCause::DataPoint,
+                Some((IdentityPart::Resource, bytes)) => OversizeCause::Resource { bytes },
+                Some((IdentityPart::Scope, bytes)) => OversizeCause::Scope {
+                    scope: scope_name(metrics, first.scope),
+                    bytes,
+                },
+                Some((IdentityPart::Metric, bytes)) => OversizeCause::Metric { bytes },
+            };
             summary.first_oversized = Some(OversizedPoint {
-                metric: metric_name(metrics, metric),
-                point_bytes,
+                metric: metric_name(metrics, first.metric),
+                point_bytes: first.alone_bytes,
                 limit: max_request_bytes,
+                cause,
             });
         }
         Ok(summary)
@@ -201,6 +281,23 @@ fn metric_name(metrics: &ResourceMetrics, index: usize) -> String {
         .unwrap_or_default()
 }
 
+/// Name of the `index`-th scope of `metrics`.
+fn scope_name(metrics: &ResourceMetrics, index: usize) -> String {
+    metrics
+        .scope_metrics()
+        .nth(index)
+        .map(|s| s.scope().name().to_owned())
+        .unwrap_or_default()
+}
+
+/// Where the first oversized point of an export is, and the size of the smallest request
+/// carrying it.
+struct FirstOversized {
+    scope: usize,
+    metric: usize,
+    alone_bytes: usize,
+}
+
 /// The greedy packing state of one `encode_chunks` call.
 struct Packer<'a> {
     assembler: &'a mut Assembler,
@@ -213,14 +310,13 @@ struct Packer<'a> {
     since: usize,
     headroom: usize,
     summary: ChunkSummary,
-    /// (metric index, alone size) of the first oversized point.
-    first_oversized: Option<(usize, usize)>,
+    first_oversized: Option<FirstOversized>,
 }
 
 impl Packer<'_> {
     /// Adds one item (a point, or an empty metric/scope) to the current chunk, or flushes the
     /// chunk and starts the next one with it, or reports it when it cannot fit alone.
-    #[inline]
+    #[inline(always)]
     fn place<E>(
         &mut self,
         layout: &Layout,
@@ -231,15 +327,38 @@ impl Packer<'_> {
         sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         let len = bytes.len();
-        // Fast path: another point of the open metric, while no length prefix grows: the size
-        // is known exactly without the arithmetic over the four levels.
+        // Fast path, inlined: another point of the open metric, while no length prefix grows
+        // and the limit is not reached: the size is known exactly without the arithmetic over
+        // the four levels.
         let since = self.since + len;
         if since < self.headroom
             && self.exact + since <= self.limit
             && self.chunk.extend_open_metric(metric, len)
         {
             self.since = since;
+            self.assembler
+                .push_run(scope, metric, bytes.start, bytes.end);
+            self.summary.points += usize::from(is_point);
+            Ok(())
         } else {
+            self.place_slow(layout, scope, metric, bytes, is_point, sink)
+        }
+    }
+
+    /// [`Packer::place`] when the size must be computed: a new metric or scope, a length
+    /// prefix that grows, or the limit reached.
+    #[inline(never)]
+    fn place_slow<E>(
+        &mut self,
+        layout: &Layout,
+        scope: usize,
+        metric: usize,
+        bytes: Range<usize>,
+        is_point: bool,
+        sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let len = bytes.len();
+        {
             let next = layout.chunk_with(&self.chunk, scope, metric, len);
             let (next_size, headroom) = layout.chunk_size_and_headroom(&next);
             if next_size <= self.limit {
@@ -250,7 +369,11 @@ impl Packer<'_> {
                 let (alone_size, headroom) = layout.chunk_size_and_headroom(&alone);
                 if alone_size > self.limit {
                     self.summary.oversized_points += 1;
-                    self.first_oversized.get_or_insert((metric, alone_size));
+                    self.first_oversized.get_or_insert(FirstOversized {
+                        scope,
+                        metric,
+                        alone_bytes: alone_size,
+                    });
                     return Ok(());
                 }
                 self.flush(layout, sink)?;

@@ -12,12 +12,16 @@
 //!   arrays, exponential bucket sets) get their length from string lengths and counts first,
 //!   then are written in one go.
 //! - **Everything else reserves its length prefix and patches it** ([`reserve_len`],
-//!   [`finish_len`]) with a width guessed from history: a data point the width the previous
-//!   point of its metric needed; in a single request (`encode/request.rs`) each outer message
+//!   [`finish_len`]) with a width guessed from history: the resource, each scope and the
+//!   first data point and exemplar of each metric the width they had at the same position in
+//!   the previous export; every further point (exemplar) of a metric the width the point
+//!   (exemplar) before it needed; in a single request (`encode/request.rs`) each outer message
 //!   (`ResourceMetrics`, `ScopeMetrics`, `Metric`, `Sum`/`Gauge`/...) the width it had at the
 //!   same position in the previous export. The usual widths (1 byte below 128, 2 below 16 KiB)
 //!   are patched inline; only a wrong guess moves the body, once. In steady state (same shape
-//!   as the previous export) no guess is wrong: one pass, no copy.
+//!   as the previous export) no guess is wrong and no byte moves, unless the points of one
+//!   metric alternate between sizes below and above 128 bytes (tested by `tests/moves.rs` on
+//!   the reference workloads).
 //! - **Size-bounded requests** are assembled from leaves (`encode/mod.rs`, `chunk.rs`): points
 //!   are encoded once, complete with key and length; the outer sizes are then sums of known
 //!   lengths, so the planner knows a request's exact size before writing it, and writing it is
@@ -25,9 +29,9 @@
 //!
 //! # Writing fast without `unsafe`
 //! [`Buf`] keeps its storage initialized to full capacity, so room for a write costs one
-//! comparison and no zero-fill; [`Tail`] stores small headers at indices into that room, and
-//! copies strings of up to [`SHORT`] bytes with two overlapping fixed-size copies instead of a
-//! `memcpy` call.
+//! comparison and no zero-fill; [`Tail`] stores small headers at indices into that room;
+//! [`copy_short`] copies strings of up to [`SHORT`] bytes with two overlapping fixed-size
+//! copies instead of a `memcpy` call.
 
 /// Wire type of varint fields (int32/64, uint32/64, sint32/64, bool, enum).
 pub(crate) const WIRE_VARINT: u8 = 0;
@@ -37,7 +41,10 @@ pub(crate) const WIRE_I64: u8 = 1;
 pub(crate) const WIRE_LEN: u8 = 2;
 
 /// The one-byte key of field `field` with wire type `wire_type`. Every field this crate writes
-/// has a number below 16, so every key is exactly one byte (checked at compile time).
+/// has a number below 16, so every key is exactly one byte. The assertion is evaluated at
+/// compile time only where a key is a constant item (`const KEY: u8 = tag(..)`); elsewhere it
+/// is a run-time check that the optimizer folds away for constant arguments, and that the
+/// tests, which write every field, never trip.
 pub(crate) const fn tag(field: u8, wire_type: u8) -> u8 {
     assert!(
         field > 0 && field < 16,
@@ -112,6 +119,18 @@ impl Buf {
         self.reserve(bytes.len());
         self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
         self.len += bytes.len();
+    }
+
+    /// Appends `bytes`, copying up to [`SHORT`] of them inline instead of calling `memcpy`
+    /// (the small identity pieces a size-bounded request repeats).
+    #[inline(always)]
+    pub(crate) fn extend_from_short(&mut self, bytes: &[u8]) {
+        if bytes.len() <= SHORT {
+            copy_short(self.spare(SHORT), bytes);
+            self.advance(bytes.len());
+        } else {
+            self.extend_from_slice(bytes);
+        }
     }
 
     /// Appends `n` bytes of unspecified content that the caller overwrites, and returns them.
@@ -198,8 +217,32 @@ fn put_long_varint(buf: &mut Buf, value: u64) {
     tail.close();
 }
 
-/// Longest byte string [`Tail::short_bytes`] copies.
+/// Longest byte string [`copy_short`] copies.
 pub(crate) const SHORT: usize = 32;
+
+/// Copies `src` (at most [`SHORT`] bytes) to the start of `dst` (at least [`SHORT`] bytes)
+/// with at most two overlapping fixed-size copies, inlined, instead of a call to `memcpy`
+/// (most attribute keys and values are this short).
+#[inline(always)]
+pub(crate) fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    debug_assert!(n <= SHORT);
+    let dst = &mut dst[..SHORT];
+    if n >= 16 {
+        dst[..16].copy_from_slice(&src[..16]);
+        dst[n - 16..n].copy_from_slice(&src[n - 16..]);
+    } else if n >= 8 {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[n - 8..n].copy_from_slice(&src[n - 8..]);
+    } else if n >= 4 {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..n].copy_from_slice(&src[n - 4..]);
+    } else {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+    }
+}
 
 /// A few bytes written straight into the room after a buffer's written part: room for
 /// [`Tail::ROOM`] bytes is checked once, bytes are stored at indices (no capacity check per
@@ -235,30 +278,6 @@ impl<'a> Tail<'a> {
             written: len,
             len: 0,
         }
-    }
-
-    /// Copies up to [`SHORT`] bytes with at most two overlapping fixed-size copies, inlined,
-    /// instead of a call to `memcpy` (most attribute keys and values are this short).
-    #[inline(always)]
-    pub(crate) fn short_bytes(&mut self, src: &[u8]) {
-        let n = src.len();
-        debug_assert!(n <= SHORT);
-        let dst = &mut self.room[self.len..self.len + SHORT];
-        if n >= 16 {
-            dst[..16].copy_from_slice(&src[..16]);
-            dst[n - 16..n].copy_from_slice(&src[n - 16..]);
-        } else if n >= 8 {
-            dst[..8].copy_from_slice(&src[..8]);
-            dst[n - 8..n].copy_from_slice(&src[n - 8..]);
-        } else if n >= 4 {
-            dst[..4].copy_from_slice(&src[..4]);
-            dst[n - 4..n].copy_from_slice(&src[n - 4..]);
-        } else {
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = *s;
-            }
-        }
-        self.len += n;
     }
 
     #[inline(always)]
@@ -387,6 +406,10 @@ pub(crate) fn finish_len(buf: &mut Buf, at: usize, reserved: usize) -> usize {
 fn fix_len(buf: &mut Buf, at: usize, reserved: usize, body_len: usize) {
     let body_start = at + reserved;
     let needed = varint_len(body_len as u64);
+    #[cfg(feature = "workloads")]
+    if needed != reserved {
+        moves::record_length_fix(body_len);
+    }
     if needed > reserved {
         let grow = needed - reserved;
         buf.append(grow);
@@ -401,6 +424,62 @@ fn fix_len(buf: &mut Buf, at: usize, reserved: usize, body_len: usize) {
         value >>= 7;
     }
     buf[at + needed - 1] = value as u8;
+}
+
+/// Counts of the bytes this crate moves inside its buffers, per thread: how the tests check
+/// that a steady-state export moves nothing (test support, behind the `workloads` feature).
+#[cfg(feature = "workloads")]
+pub(crate) mod moves {
+    use std::cell::Cell;
+
+    /// What was moved since the last [`take`].
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Moves {
+        /// Bodies moved because their length prefix was reserved with the wrong width.
+        pub length_fixes: usize,
+        /// Bytes of those bodies.
+        pub length_fix_bytes: usize,
+        /// Unsent point bytes moved to the front of the size-bounded mode's leaf buffer.
+        pub compactions: usize,
+        /// Bytes of those moves.
+        pub compaction_bytes: usize,
+    }
+
+    thread_local! {
+        static MOVES: Cell<Moves> = const { Cell::new(Moves {
+            length_fixes: 0,
+            length_fix_bytes: 0,
+            compactions: 0,
+            compaction_bytes: 0,
+        }) };
+    }
+
+    fn update(f: impl FnOnce(&mut Moves)) {
+        MOVES.with(|cell| {
+            let mut moves = cell.get();
+            f(&mut moves);
+            cell.set(moves);
+        });
+    }
+
+    pub(crate) fn record_length_fix(bytes: usize) {
+        update(|m| {
+            m.length_fixes += 1;
+            m.length_fix_bytes += bytes;
+        });
+    }
+
+    pub(crate) fn record_compaction(bytes: usize) {
+        update(|m| {
+            m.compactions += 1;
+            m.compaction_bytes += bytes;
+        });
+    }
+
+    /// The moves of this thread since the last call, and resets them.
+    pub fn take() -> Moves {
+        MOVES.with(|cell| cell.replace(Moves::default()))
+    }
 }
 
 #[cfg(test)]

@@ -309,6 +309,85 @@ fn workload_resource() -> Vec<KeyValue> {
     ]
 }
 
+/// 30 resource attributes as a Kubernetes deployment sets them (pod, node, labels, image,
+/// cloud and process detectors): about 5 KB encoded, more than [`crate::DEFAULT_MAX_REQUEST_BYTES`].
+pub fn kubernetes_resource() -> Vec<KeyValue> {
+    let mut attributes = vec![
+        KeyValue::new("service.name", "checkout"),
+        KeyValue::new("service.namespace", "shop-production-eu-west-1"),
+        KeyValue::new(
+            "service.instance.id",
+            "6f9c1e2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b",
+        ),
+        KeyValue::new("k8s.namespace.name", "shop-production"),
+        KeyValue::new("k8s.pod.name", "checkout-7d9f8b6c5d-x2k4p"),
+        KeyValue::new("k8s.pod.uid", "0b3c0f6e-8e5d-4b7a-9c1f-2d4e6a8b0c2e"),
+        KeyValue::new("k8s.deployment.name", "checkout"),
+        KeyValue::new("k8s.replicaset.name", "checkout-7d9f8b6c5d"),
+        KeyValue::new(
+            "k8s.node.name",
+            "ip-10-42-17-203.eu-west-1.compute.internal",
+        ),
+        KeyValue::new(
+            "k8s.cluster.name",
+            "prod-eu-west-1-general-purpose-cluster-03",
+        ),
+        KeyValue::new("container.name", "checkout-service"),
+        KeyValue::new(
+            "container.id",
+            "4f5e6d7c8b9a0f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0",
+        ),
+        KeyValue::new(
+            "container.image.name",
+            "registry.example.com/platform/shop/checkout-service",
+        ),
+        KeyValue::new("container.image.tag", "2026.11.28-build.4711-g3f2a1b9c"),
+        KeyValue::new("cloud.provider", "aws"),
+        KeyValue::new("cloud.platform", "aws_eks"),
+        KeyValue::new("cloud.region", "eu-west-1"),
+        KeyValue::new("cloud.availability_zone", "eu-west-1b"),
+        KeyValue::new("cloud.account.id", "123456789012"),
+        KeyValue::new("host.name", "ip-10-42-17-203.eu-west-1.compute.internal"),
+        KeyValue::new("host.id", "i-0a1b2c3d4e5f67890"),
+        KeyValue::new("host.type", "m6i.2xlarge"),
+        KeyValue::new("os.type", "linux"),
+        KeyValue::new("process.pid", 1),
+        KeyValue::new("process.executable.name", "checkout-service"),
+        KeyValue::new(
+            "process.command_line",
+            format!(
+                "/usr/local/bin/checkout-service --config /etc/checkout/config.yaml {}",
+                (0..12)
+                    .map(|i| format!("--feature-flag=checkout.experiment-{i}=enabled"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        ),
+    ];
+    // Pod labels and annotations that the k8s attributes processor copies.
+    for (key, value) in [
+        ("app.kubernetes.io/part-of", "shop"),
+        ("app.kubernetes.io/managed-by", "argocd"),
+        ("kubectl.kubernetes.io/last-applied-configuration", ""),
+        ("deployment.kubernetes.io/revision", "4711"),
+    ] {
+        let value = if value.is_empty() {
+            // An annotation carrying a JSON manifest excerpt, as kubectl writes it.
+            format!(
+                "{{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{{{}}}}}",
+                (0..150)
+                    .map(|i| format!("\"label-{i}\":\"value-{i}\""))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        } else {
+            value.to_owned()
+        };
+        attributes.push(KeyValue::new(format!("k8s.pod.annotation.{key}"), value));
+    }
+    attributes
+}
+
 /// `sets` attribute sets of 3 attributes (string, i64, bool).
 fn attribute_sets_3(sets: usize) -> Vec<Vec<KeyValue>> {
     (0..sets)

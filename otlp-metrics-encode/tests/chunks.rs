@@ -2,11 +2,13 @@
 
 use std::convert::Infallible;
 
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::metrics::Temporality;
 use otlp_metrics_encode::check::{
     alone_size, check_chunks, decode, flatten, fuzz_one, roundtrip, Item, Point,
 };
-use otlp_metrics_encode::workloads;
-use otlp_metrics_encode::{MetricsEncoder, DEFAULT_MAX_REQUEST_BYTES};
+use otlp_metrics_encode::workloads::{self, InstrumentRecipe, Kind, Recipe, ScopeRecipe};
+use otlp_metrics_encode::{MetricsEncoder, OversizeCause, DEFAULT_MAX_REQUEST_BYTES};
 
 #[test]
 fn workloads_split_at_the_default_limit() {
@@ -167,4 +169,109 @@ fn a_reused_encoder_gives_the_same_bytes_as_a_fresh_one() {
         }
         shapes.reverse();
     }
+}
+
+/// One scope `app` with two counters of three points each; `description` for both.
+fn small_scope(attributes: Vec<KeyValue>, description: &str) -> ScopeRecipe {
+    let counter = |name: &str| InstrumentRecipe {
+        kind: Kind::U64Counter,
+        name: name.to_owned(),
+        description: description.to_owned(),
+        unit: "{request}".to_owned(),
+        measurements: (0..3)
+            .map(|i| (1.0, vec![KeyValue::new("route", format!("/r{i}"))]))
+            .collect(),
+    };
+    ScopeRecipe {
+        name: "app".to_owned(),
+        version: None,
+        schema_url: None,
+        attributes,
+        instruments: vec![counter("requests"), counter("errors")],
+    }
+}
+
+fn recipe(resource: Vec<KeyValue>, scopes: Vec<ScopeRecipe>) -> Recipe {
+    Recipe {
+        resource,
+        resource_schema_url: None,
+        temporality: Temporality::Delta,
+        scopes,
+    }
+}
+
+#[test]
+fn a_resource_larger_than_the_budget_is_reported_as_the_resource() {
+    let resource = workloads::kubernetes_resource();
+    assert_eq!(resource.len(), 30);
+    let rm = workloads::collect(&recipe(resource, vec![small_scope(vec![], "")]));
+    let mut encoder = MetricsEncoder::new();
+    let check = check_chunks(&mut encoder, &rm, DEFAULT_MAX_REQUEST_BYTES);
+    assert_eq!(
+        (check.summary.chunks, check.summary.oversized_points),
+        (0, 6)
+    );
+    let first = check.summary.first_oversized.expect("reported");
+    let OversizeCause::Resource { bytes } = first.cause else {
+        panic!("reported as {:?}", first.cause);
+    };
+    assert!(
+        (4500..6000).contains(&bytes) && bytes < first.point_bytes,
+        "{bytes}"
+    );
+    let text = first.to_string();
+    assert!(
+        text.contains("resource") && text.contains(&bytes.to_string()),
+        "{text}"
+    );
+    assert!(!text.contains("data point of metric"), "{text}");
+}
+
+#[test]
+fn a_scope_or_metric_identity_larger_than_the_budget_is_reported_as_such() {
+    let big = |n| vec![KeyValue::new("blob", "x".repeat(n))];
+    // The first scope fits; the second's attributes alone exceed the budget.
+    let mut second = small_scope(big(3000), "");
+    second.name = "heavy".to_owned();
+    let rm = workloads::collect(&recipe(
+        vec![KeyValue::new("service.name", "a")],
+        vec![small_scope(vec![], ""), second],
+    ));
+    let mut encoder = MetricsEncoder::new();
+    let check = check_chunks(&mut encoder, &rm, 2000);
+    assert_eq!(
+        (check.summary.points, check.summary.oversized_points),
+        (6, 6)
+    );
+    let first = check.summary.first_oversized.expect("reported");
+    match &first.cause {
+        OversizeCause::Scope { scope, bytes } => {
+            assert!(
+                scope.starts_with("heavy") && *bytes > 3000,
+                "{scope} {bytes}"
+            )
+        }
+        other => panic!("reported as {other:?}"),
+    }
+    assert!(first.to_string().contains("heavy"), "{first}");
+
+    // A metric description longer than the budget: only that identity is to blame.
+    let rm = workloads::collect(&recipe(
+        vec![KeyValue::new("service.name", "a")],
+        vec![small_scope(vec![], &"d".repeat(3000))],
+    ));
+    let check = check_chunks(&mut encoder, &rm, 2000);
+    let first = check.summary.first_oversized.expect("reported");
+    assert!(
+        matches!(first.cause, OversizeCause::Metric { bytes } if bytes > 3000),
+        "{:?}",
+        first.cause
+    );
+    assert!(first.to_string().contains("description"), "{first}");
+
+    // A point whose own attributes are too big stays a data point.
+    let w = workloads::w2();
+    let check = check_chunks(&mut encoder, &w.metrics, 300);
+    let first = check.summary.first_oversized.expect("reported");
+    assert_eq!(first.cause, OversizeCause::DataPoint);
 }

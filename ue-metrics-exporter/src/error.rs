@@ -1,5 +1,10 @@
 //! Typed errors: each names what happened and, where there is one, the remedy.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use otlp_metrics_encode::{OversizeCause, OversizedPoint};
+
+use crate::builder::MAX_EVENT_BYTES_LIMIT;
 use crate::sink::SinkError;
 
 /// Why `build` refused the options (or, with `with_require_user_events`, the kernel).
@@ -218,6 +223,29 @@ pub enum ExportError {
         /// Events written in this export.
         events_written: usize,
     },
+    /// The resource, an instrumentation scope or a metric's identity, which every event
+    /// carrying a data point repeats, is alone larger than the OTLP budget of one event, so
+    /// the data points under it were dropped (counted in `points_dropped_oversized`), however
+    /// small they are; all the others were written.
+    #[error(
+        "{points_dropped} data point(s) dropped: {part} alone needs a {bytes}-byte OTLP request, \
+         over the {limit}-byte budget of one event, so no data point under it can be written; \
+         {events_written} event(s) written. {remedy}, or, if only perf listens to the event, \
+         raise `with_max_event_bytes` (perf-only setups allow up to {MAX_EVENT_BYTES_LIMIT})",
+        remedy = part.remedy()
+    )]
+    IdentityTooLarge {
+        /// What is too large.
+        part: OversizedIdentity,
+        /// Size of the smallest request holding that part (and what it is nested in).
+        bytes: usize,
+        /// The OTLP buffer budget per event.
+        limit: usize,
+        /// Data points dropped in this export (those under the part, and any other oversized).
+        points_dropped: usize,
+        /// Events written in this export.
+        events_written: usize,
+    },
     /// The SDK could not collect (e.g. the reader is not registered with a provider yet, or
     /// the provider is shut down).
     #[error("collecting metrics failed: {0}")]
@@ -250,9 +278,175 @@ pub enum ExportError {
     },
 }
 
+/// The part of every event's OTLP request that is too large in
+/// [`ExportError::IdentityTooLarge`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OversizedIdentity {
+    /// The resource: its attributes and schema URL.
+    Resource,
+    /// An instrumentation scope (name, version, attributes), with the resource.
+    Scope {
+        /// The scope's name.
+        name: String,
+    },
+    /// A metric's name, description and unit, with the resource and its scope.
+    Metric {
+        /// The metric's name.
+        name: String,
+    },
+}
+
+impl std::fmt::Display for OversizedIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Resource => f.write_str("the resource"),
+            Self::Scope { name } => write!(f, "the resource with instrumentation scope {name:?}"),
+            Self::Metric { name } => write!(
+                f,
+                "the resource, scope and identity (name, description, unit) of metric {name:?}"
+            ),
+        }
+    }
+}
+
+impl OversizedIdentity {
+    fn remedy(&self) -> &'static str {
+        match self {
+            Self::Resource => {
+                "Use fewer or shorter resource attributes (leave out resource detectors or \
+                 copied labels and annotations that the backend does not need)"
+            }
+            Self::Scope { .. } => "Use fewer or shorter scope or resource attributes",
+            Self::Metric { .. } => {
+                "Shorten the metric's description, or use fewer or shorter resource attributes"
+            }
+        }
+    }
+}
+
+impl ExportError {
+    /// The error for an export that dropped `count` oversized points, `first` being the first.
+    pub(crate) fn oversized(first: OversizedPoint, count: usize, events_written: usize) -> Self {
+        let (part, bytes) = match first.cause {
+            OversizeCause::Resource { bytes } => (OversizedIdentity::Resource, bytes),
+            OversizeCause::Scope { scope, bytes } => {
+                (OversizedIdentity::Scope { name: scope }, bytes)
+            }
+            OversizeCause::Metric { bytes } => (
+                OversizedIdentity::Metric {
+                    name: first.metric.clone(),
+                },
+                bytes,
+            ),
+            _ => {
+                return Self::OversizedPoints {
+                    count,
+                    metric: first.metric,
+                    point_bytes: first.point_bytes,
+                    limit: first.limit,
+                    events_written,
+                }
+            }
+        };
+        Self::IdentityTooLarge {
+            part,
+            bytes,
+            limit: first.limit,
+            points_dropped: count,
+            events_written,
+        }
+    }
+
+    /// Which oversize condition this error is, for [`OversizeLog`] (0: none).
+    fn oversize_kind(&self) -> u8 {
+        match self {
+            Self::OversizedPoints { .. } => 1,
+            Self::IdentityTooLarge { part, .. } => match part {
+                OversizedIdentity::Resource => 2,
+                OversizedIdentity::Scope { .. } => 3,
+                OversizedIdentity::Metric { .. } => 4,
+            },
+            _ => 0,
+        }
+    }
+}
+
+/// The oversize condition an exporter last logged, so it logs when the condition changes,
+/// not at every export.
+#[derive(Debug, Default)]
+pub(crate) struct OversizeLog(AtomicU8);
+
+impl OversizeLog {
+    /// Records the condition of the export that just ended (`None`: nothing dropped); true
+    /// when it differs from the previous export's, i.e. when it should be logged.
+    pub(crate) fn changed(&self, now: Option<&ExportError>) -> bool {
+        let kind = now.map_or(0, ExportError::oversize_kind);
+        self.0.load(Ordering::Relaxed) != kind && self.0.swap(kind, Ordering::Relaxed) != kind
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn resource_too_large() -> ExportError {
+        ExportError::oversized(
+            OversizedPoint {
+                metric: "requests".to_owned(),
+                point_bytes: 5200,
+                limit: 4048,
+                cause: OversizeCause::Resource { bytes: 5100 },
+            },
+            7,
+            0,
+        )
+    }
+
+    #[test]
+    fn an_oversized_identity_is_its_own_error_and_logged_once_per_change() {
+        let resource = resource_too_large();
+        assert!(matches!(
+            resource,
+            ExportError::IdentityTooLarge {
+                part: OversizedIdentity::Resource,
+                bytes: 5100,
+                limit: 4048,
+                points_dropped: 7,
+                events_written: 0
+            }
+        ));
+        let point = ExportError::oversized(
+            OversizedPoint {
+                metric: "requests".to_owned(),
+                point_bytes: 5200,
+                limit: 4048,
+                cause: OversizeCause::DataPoint,
+            },
+            1,
+            3,
+        );
+        assert!(matches!(
+            point,
+            ExportError::OversizedPoints { count: 1, .. }
+        ));
+
+        let log = OversizeLog::default();
+        let logged: Vec<bool> = [
+            Some(&resource),
+            Some(&resource),
+            Some(&resource),
+            Some(&point),
+            Some(&point),
+            None,
+            None,
+            Some(&resource),
+        ]
+        .into_iter()
+        .map(|now| log.changed(now))
+        .collect();
+        assert_eq!(logged, [true, false, false, true, false, true, false, true]);
+    }
 
     #[test]
     fn unavailable_names_the_problem_and_the_remedy() {

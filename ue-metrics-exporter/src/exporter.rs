@@ -14,7 +14,7 @@ use opentelemetry_sdk::metrics::Temporality;
 use otlp_metrics_encode::MetricsEncoder;
 
 use crate::builder::{MetricsExporterBuilder, PAYLOAD_HEADER_BYTES};
-use crate::error::{ExportError, Unavailable};
+use crate::error::{ExportError, OversizeLog, Unavailable};
 use crate::panics::{self, PanicState};
 use crate::sink::{Sink, SinkError};
 use crate::stats::{ExporterStats, Stats};
@@ -96,7 +96,7 @@ struct LogState {
     /// 0 = not known yet, 1 = a listener is attached, 2 = nobody listens.
     listening: AtomicU8,
     writes_failing: AtomicBool,
-    dropping_oversized: AtomicBool,
+    oversize: OversizeLog,
     panics: PanicState,
 }
 
@@ -344,17 +344,12 @@ impl Inner {
                 match summary.first_oversized {
                     Some(first) if summary.oversized_points > 0 => {
                         self.stats.export_failed();
-                        self.log.oversized(true, &first.metric, first.point_bytes);
-                        Err(ExportError::OversizedPoints {
-                            count: summary.oversized_points,
-                            metric: first.metric,
-                            point_bytes: first.point_bytes,
-                            limit: first.limit,
-                            events_written: events,
-                        })
+                        let error = ExportError::oversized(first, summary.oversized_points, events);
+                        self.log.oversized(Some(&error));
+                        Err(error)
                     }
                     _ => {
-                        self.log.oversized(false, "", 0);
+                        self.log.oversized(None);
                         Ok(ExportReport::Written {
                             events,
                             bytes,
@@ -474,18 +469,15 @@ impl LogState {
         }
     }
 
-    fn oversized(&self, now: bool, metric: &str, point_bytes: usize) {
-        if self.dropping_oversized.load(Ordering::Relaxed) == now
-            || self.dropping_oversized.swap(now, Ordering::Relaxed) == now
-        {
+    /// Logs the oversize condition of an export (`None`: nothing dropped) when it changed.
+    fn oversized(&self, now: Option<&ExportError>) {
+        if !self.oversize.changed(now) {
             return;
         }
-        if now {
+        if let Some(error) = now {
             otel_warn!(
                 name: "UserEventsMetricsExporter.OversizedPoints",
-                metric = metric.to_owned(),
-                point_bytes = point_bytes,
-                message = "data points larger than one event are dropped"
+                message = error.to_string()
             );
         } else {
             otel_info!(name: "UserEventsMetricsExporter.OversizedPointsStopped");

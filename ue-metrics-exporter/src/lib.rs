@@ -41,7 +41,7 @@ pub use builder::{
     MetricsExporterBuilder, DEFAULT_EVENT_NAME, DEFAULT_MAX_EVENT_BYTES, DEFAULT_PROTOCOL_VERSION,
     MAX_EVENT_BYTES_LIMIT, MAX_EVENT_NAME_LEN, MIN_MAX_EVENT_BYTES, PAYLOAD_HEADER_BYTES,
 };
-pub use error::{BuildError, ExportError, Unavailable, UnavailableKind};
+pub use error::{BuildError, ExportError, OversizedIdentity, Unavailable, UnavailableKind};
 pub use exporter::{ExportReport, MetricsExporter};
 pub use reader::{
     UserEventsReader, UserEventsReaderBuilder, DEFAULT_READER_INTERVAL, DEFAULT_READER_TIMEOUT,

@@ -16,7 +16,9 @@ use opentelemetry_sdk::metrics::Temporality;
 use otlp_metrics_encode::proto::metrics::v1::{metric::Data, number_data_point::Value};
 use otlp_metrics_encode::MetricsEncoder;
 use ue_metrics_exporter::sink::CaptureSink;
-use ue_metrics_exporter::{ExportError, ExportReport, MetricsExporter, PAYLOAD_HEADER_BYTES};
+use ue_metrics_exporter::{
+    ExportError, ExportReport, MetricsExporter, OversizedIdentity, PAYLOAD_HEADER_BYTES,
+};
 
 fn exporter(sink: &CaptureSink) -> MetricsExporter {
     MetricsExporter::builder()
@@ -338,6 +340,50 @@ fn oversized_points_are_dropped_counted_and_named_while_the_rest_is_written() {
     assert!(merged.contains_key(&("sizes".to_owned(), "fits".to_owned())));
     assert!(!merged.contains_key(&("sizes".to_owned(), "too.big".to_owned())));
     assert_eq!(exporter.stats().points_dropped_oversized, 1);
+}
+
+#[test]
+fn a_resource_larger_than_an_event_is_reported_as_the_resource_not_as_points() {
+    // 30 Kubernetes-style resource attributes (about 5 KB) at the default event size.
+    let reader = common::SharedReader(Arc::new(
+        opentelemetry_sdk::metrics::ManualReader::builder().build(),
+    ));
+    let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_resource(
+            opentelemetry_sdk::Resource::builder_empty()
+                .with_attributes(otlp_metrics_encode::workloads::kubernetes_resource())
+                .build(),
+        )
+        .with_reader(reader.clone())
+        .build();
+    let counter = provider.meter("app").u64_counter("requests").build();
+    let sink = CaptureSink::new();
+    let exporter = exporter(&sink);
+    for round in 0..2 {
+        counter.add(1, &[KeyValue::new("route", "/a")]);
+        counter.add(1, &[KeyValue::new("route", "/b")]);
+        let err = exporter.export_metrics(&reader.collect_now()).unwrap_err();
+        match &err {
+            ExportError::IdentityTooLarge {
+                part: OversizedIdentity::Resource,
+                bytes,
+                limit,
+                points_dropped: 2,
+                events_written: 0,
+            } => assert!(
+                *bytes > *limit && *limit == otlp_metrics_encode::DEFAULT_MAX_REQUEST_BYTES,
+                "{bytes} {limit}"
+            ),
+            other => panic!("round {round}: {other:?}"),
+        }
+        let text = err.to_string();
+        for remedy in ["resource attributes", "with_max_event_bytes", "perf"] {
+            assert!(text.contains(remedy), "{remedy}: {text}");
+        }
+        assert!(!text.contains("requests"), "not blamed on a metric: {text}");
+    }
+    assert!(sink.take().is_empty());
+    assert_eq!(exporter.stats().points_dropped_oversized, 4);
 }
 
 #[test]

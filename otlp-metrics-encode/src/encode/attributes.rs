@@ -4,8 +4,8 @@
 use opentelemetry::{Array, KeyValue, Value};
 
 use crate::wire::{
-    len_field_size, put_fixed64_field, put_len_key, put_varint_field, str_field_size, tag,
-    varint_len, Buf, Tail, SHORT, WIRE_I64, WIRE_LEN, WIRE_VARINT,
+    copy_short, len_field_size, put_fixed64_field, put_len_key, put_varint_field, str_field_size,
+    tag, varint_len, Buf, Tail, SHORT, WIRE_I64, WIRE_LEN, WIRE_VARINT,
 };
 
 // AnyValue fields.
@@ -86,65 +86,103 @@ fn put_array_value_body(buf: &mut Buf, array: &Array) {
 
 /// Writes one `KeyValue` as field `field` of the enclosing message. The `value` field is always
 /// present (as opentelemetry-proto's transform sets it), the key only when non-empty (proto3).
-#[inline]
+///
+/// The common case (a non-empty key and a string value of at most [`SHORT`] bytes each, or a
+/// scalar value) is written inline: one value match, every length one byte, headers at fixed
+/// offsets of one room check. Everything else takes [`put_long_key_value`].
+#[inline(always)]
 pub(crate) fn put_key_value(buf: &mut Buf, field: u8, key: &str, value: &Value) {
     let key = key.as_bytes();
-    let short_value = match value {
-        Value::String(s) => s.as_str().len() <= SHORT,
-        Value::Array(_) => false,
-        _ => true,
-    };
-    if key.len() <= SHORT && short_value {
-        put_short_key_value(buf, field, key, value);
-    } else {
-        put_long_key_value(buf, field, key, value);
+    if !key.is_empty() && key.len() <= SHORT {
+        match value {
+            Value::String(s) => {
+                let s = s.as_str().as_bytes();
+                if s.len() <= SHORT {
+                    put_short_key_value(buf, field, key, 2 + s.len(), |any| {
+                        any[0] = tag(ANY_STRING, WIRE_LEN);
+                        any[1] = s.len() as u8;
+                        copy_short(&mut any[2..2 + SHORT], s);
+                    });
+                    return;
+                }
+            }
+            Value::I64(i) => {
+                let i = *i as u64;
+                put_short_key_value(buf, field, key, 1 + varint_len(i), |any| {
+                    any[0] = tag(ANY_INT, WIRE_VARINT);
+                    put_varint_into(&mut any[1..11], i);
+                });
+                return;
+            }
+            Value::Bool(b) => {
+                let b = u8::from(*b);
+                put_short_key_value(buf, field, key, 2, |any| {
+                    any[0] = tag(ANY_BOOL, WIRE_VARINT);
+                    any[1] = b;
+                });
+                return;
+            }
+            Value::F64(f) => {
+                let bits = f.to_bits().to_le_bytes();
+                put_short_key_value(buf, field, key, 9, |any| {
+                    any[0] = tag(ANY_DOUBLE, WIRE_I64);
+                    any[1..9].copy_from_slice(&bits);
+                });
+                return;
+            }
+            _ => {}
+        }
     }
+    put_long_key_value(buf, field, key, value);
 }
 
-/// Room a short KeyValue needs: key + length (1 + 1 + 1 + 1) + key (32) + value key and
-/// length (1 + 1) + AnyValue (string: 1 + 1 + 32; i64: 1 + 10), rounded up.
-const SHORT_KEY_VALUE_ROOM: usize = 80;
+/// Room of the AnyValue body in [`put_short_key_value`]: a string of [`SHORT`] bytes with its
+/// key and length (a varint or double needs less).
+const SHORT_ANY_ROOM: usize = 2 + SHORT;
+/// Room [`put_short_key_value`] writes into: KeyValue key and length, key field (key, length,
+/// [`SHORT`] bytes), value key and length, AnyValue body.
+const SHORT_KEY_VALUE_ROOM: usize = 2 + 2 + SHORT + 2 + SHORT_ANY_ROOM;
 
-/// The common case: key and string value of at most [`SHORT`] bytes, every length one byte,
-/// all written through one [`Tail`] with inlined copies.
+/// Writes a KeyValue with a key of 1 to [`SHORT`] bytes and an AnyValue body of `any_len`
+/// bytes (at most [`SHORT_ANY_ROOM`]) that `put_any` writes into the room it is given. Every
+/// length is below 128, so one byte; the room is checked once.
 #[inline(always)]
-fn put_short_key_value(buf: &mut Buf, field: u8, key: &[u8], value: &Value) {
-    let value_len = any_value_len(value);
-    let mut t = Tail::open_with(buf, SHORT_KEY_VALUE_ROOM);
-    t.byte(tag(field, WIRE_LEN));
-    t.varint((str_field_size(key.len()) + len_field_size(value_len)) as u64);
-    if !key.is_empty() {
-        t.byte(tag(KV_KEY, WIRE_LEN));
-        t.byte(key.len() as u8);
-        t.short_bytes(key);
-    }
-    t.byte(tag(KV_VALUE, WIRE_LEN));
-    t.byte(value_len as u8);
-    match value {
-        Value::Bool(b) => {
-            t.byte(tag(ANY_BOOL, WIRE_VARINT));
-            t.byte(u8::from(*b));
-        }
-        Value::I64(i) => {
-            t.byte(tag(ANY_INT, WIRE_VARINT));
-            t.varint(*i as u64);
-        }
-        Value::F64(f) => {
-            t.byte(tag(ANY_DOUBLE, WIRE_I64));
-            t.fixed64(f.to_bits());
-        }
-        Value::String(s) => {
-            let s = s.as_str().as_bytes();
-            t.byte(tag(ANY_STRING, WIRE_LEN));
-            t.byte(s.len() as u8);
-            t.short_bytes(s);
-        }
-        _ => {}
-    }
-    t.close();
+fn put_short_key_value(
+    buf: &mut Buf,
+    field: u8,
+    key: &[u8],
+    any_len: usize,
+    put_any: impl FnOnce(&mut [u8]),
+) {
+    debug_assert!(!key.is_empty() && key.len() <= SHORT && any_len <= SHORT_ANY_ROOM);
+    let key_value_len = 2 + key.len() + 2 + any_len;
+    let room = buf.spare(SHORT_KEY_VALUE_ROOM);
+    room[0] = tag(field, WIRE_LEN);
+    room[1] = key_value_len as u8;
+    room[2] = tag(KV_KEY, WIRE_LEN);
+    room[3] = key.len() as u8;
+    copy_short(&mut room[4..4 + SHORT], key);
+    let value = &mut room[4 + key.len()..][..2 + SHORT_ANY_ROOM];
+    value[0] = tag(KV_VALUE, WIRE_LEN);
+    value[1] = any_len as u8;
+    put_any(&mut value[2..]);
+    buf.advance(2 + key_value_len);
 }
 
-/// Any KeyValue: long keys or strings, arrays.
+/// Writes `value` as a varint at the start of `dst` (10 bytes of room).
+#[inline(always)]
+fn put_varint_into(dst: &mut [u8], mut value: u64) {
+    let dst = &mut dst[..10];
+    let mut at = 0;
+    while value >= 0x80 {
+        dst[at] = (value as u8) | 0x80;
+        value >>= 7;
+        at += 1;
+    }
+    dst[at] = value as u8;
+}
+
+/// Any KeyValue: empty or long keys, long strings, arrays.
 #[inline(never)]
 fn put_long_key_value(buf: &mut Buf, field: u8, key: &[u8], value: &Value) {
     let value_len = any_value_len(value);
@@ -194,7 +232,7 @@ fn put_long_key_value(buf: &mut Buf, field: u8, key: &[u8], value: &Value) {
 }
 
 /// Writes every attribute as a repeated `KeyValue` field `field`.
-#[inline]
+#[inline(always)]
 pub(crate) fn put_attributes<'a>(
     buf: &mut Buf,
     field: u8,

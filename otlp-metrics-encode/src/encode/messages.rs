@@ -7,9 +7,12 @@ use opentelemetry_sdk::metrics::Temporality;
 
 use super::attributes::{put_attributes, put_key_value};
 use super::points::{
-    put_exponential_histogram_point, put_histogram_point, put_number_point, to_nanos, Number, Times,
+    put_exponential_histogram_point, put_histogram_point, put_number_point, to_nanos, Guesses,
+    Number, Times,
 };
-use crate::wire::{finish_len, put_str_field, put_varint_field, reserve_len, tag, Buf, WIRE_LEN};
+use crate::wire::{
+    finish_len, put_str_field, put_varint_field, reserve_len, tag, varint_len, Buf, WIRE_LEN,
+};
 
 /// Field numbers of `Metric.data` members.
 const METRIC_GAUGE: u8 = 5;
@@ -17,24 +20,75 @@ const METRIC_SUM: u8 = 7;
 const METRIC_HISTOGRAM: u8 = 9;
 const METRIC_EXPONENTIAL_HISTOGRAM: u8 = 10;
 
+/// The length prefix widths the messages below the four outer ones needed in the previous
+/// export, by position: the resource, each scope (by index) and the first data point and last
+/// exemplar of each metric (by index). Reserving these, an export of the same shape as the
+/// previous one moves no byte, as long as the points of each metric need the same width
+/// (within a metric each point's guess is the width of the point before it).
+#[derive(Debug, Default)]
+pub(crate) struct Widths {
+    resource: usize,
+    scopes: Vec<usize>,
+    metrics: Vec<Guesses>,
+}
+
+impl Widths {
+    /// The remembered width of scope `index` (0 if none yet), to read and update.
+    #[inline]
+    pub(crate) fn scope(&mut self, index: usize) -> &mut usize {
+        slot(&mut self.scopes, index)
+    }
+
+    /// The remembered point and exemplar widths of metric `index`, to read and update.
+    #[inline]
+    pub(crate) fn metric(&mut self, index: usize) -> &mut Guesses {
+        slot(&mut self.metrics, index)
+    }
+}
+
+/// `list[index]`, growing the list only on the first export of a larger shape.
+#[inline]
+pub(crate) fn slot<T: Default>(list: &mut Vec<T>, index: usize) -> &mut T {
+    if index >= list.len() {
+        list.resize_with(index + 1, T::default);
+    }
+    &mut list[index]
+}
+
+/// Reserves the remembered width (or `usual` the first time) for a length prefix at the end
+/// of `buf`; returns where it starts and the width reserved. Close with [`close_len`].
+#[inline(always)]
+fn open_len(buf: &mut Buf, remembered: usize, usual: usize) -> (usize, usize) {
+    let width = if remembered == 0 { usual } else { remembered };
+    (reserve_len(buf, width), width)
+}
+
+/// Patches the prefix opened by [`open_len`] and remembers the width it needed.
+#[inline(always)]
+fn close_len(buf: &mut Buf, (at, width): (usize, usize), remembered: &mut usize) {
+    let len = finish_len(buf, at, width);
+    *remembered = varint_len(len as u64);
+}
+
 /// `ResourceMetrics.resource` (field 1): `Resource { attributes (1) }`, with key and length.
-pub(crate) fn put_resource(buf: &mut Buf, rm: &ResourceMetrics) {
+pub(crate) fn put_resource(buf: &mut Buf, rm: &ResourceMetrics, widths: &mut Widths) {
     buf.push(tag(1, WIRE_LEN));
-    let at = reserve_len(buf, 2);
+    let open = open_len(buf, widths.resource, 2);
     for (key, value) in rm.resource().iter() {
         put_key_value(buf, 1, key.as_str(), value);
     }
-    finish_len(buf, at, 2);
+    close_len(buf, open, &mut widths.resource);
 }
 
-/// `ScopeMetrics.scope` (field 1): `InstrumentationScope { name 1, version 2, attributes 3 }`.
-pub(crate) fn put_scope(buf: &mut Buf, scope: &InstrumentationScope) {
+/// `ScopeMetrics.scope` (field 1): `InstrumentationScope { name 1, version 2, attributes 3 }`;
+/// `width` is the remembered width of its length prefix.
+pub(crate) fn put_scope(buf: &mut Buf, scope: &InstrumentationScope, width: &mut usize) {
     buf.push(tag(1, WIRE_LEN));
-    let at = reserve_len(buf, 1);
+    let open = open_len(buf, *width, 1);
     put_str_field(buf, 1, scope.name());
     put_str_field(buf, 2, scope.version().unwrap_or_default());
     put_attributes(buf, 3, scope.attributes());
-    finish_len(buf, at, 1);
+    close_len(buf, open, width);
 }
 
 /// `schema_url` (field 3 of both ResourceMetrics and ScopeMetrics), omitted when unset or
@@ -68,67 +122,79 @@ pub(crate) fn data_field(metric: &Metric) -> u8 {
 }
 
 /// Writes every data point of `metric` (each as a complete `data_points` field) and calls
-/// `on_point` with the buffer length after each.
-pub(crate) fn put_points(buf: &mut Buf, metric: &Metric, on_point: impl FnMut(usize)) {
+/// `on_point` with the buffer length after each. `remembered` holds the widths of the metric
+/// at this position in the previous export, and is updated.
+pub(crate) fn put_points(
+    buf: &mut Buf,
+    metric: &Metric,
+    remembered: &mut Guesses,
+    on_point: impl FnMut(usize),
+) {
     match metric.data() {
-        AggregatedMetrics::F64(data) => put_data_points(buf, data, on_point),
-        AggregatedMetrics::U64(data) => put_data_points(buf, data, on_point),
-        AggregatedMetrics::I64(data) => put_data_points(buf, data, on_point),
+        AggregatedMetrics::F64(data) => put_data_points(buf, data, remembered, on_point),
+        AggregatedMetrics::U64(data) => put_data_points(buf, data, remembered, on_point),
+        AggregatedMetrics::I64(data) => put_data_points(buf, data, remembered, on_point),
     }
+}
+
+/// Calls `put` for each point with the running guesses: the first point's from `remembered`
+/// (or `usual`), each next one's from the point before; then remembers the first point's
+/// width and the last exemplar's.
+#[inline(always)]
+fn each_point<P>(
+    mut points: impl Iterator<Item = P>,
+    remembered: &mut Guesses,
+    usual: usize,
+    mut put: impl FnMut(&mut Guesses, P),
+) {
+    let mut guess = remembered.or_usual(usual);
+    if let Some(first) = points.next() {
+        put(&mut guess, first);
+        remembered.point = guess.point;
+    }
+    for point in points {
+        put(&mut guess, point);
+    }
+    remembered.exemplar = guess.exemplar;
 }
 
 fn put_data_points<T: Number>(
     buf: &mut Buf,
     data: &MetricData<T>,
+    remembered: &mut Guesses,
     mut on_point: impl FnMut(usize),
 ) {
     match data {
         MetricData::Gauge(gauge) => {
             let start = gauge.start_time().map(to_nanos).unwrap_or(0);
             let times = Times::new(start, to_nanos(gauge.time()));
-            let mut guess = 1;
-            for p in gauge.data_points() {
-                put_number_point(
-                    buf,
-                    &mut guess,
-                    &times,
-                    p.value(),
-                    p.attributes(),
-                    p.exemplars(),
-                );
+            each_point(gauge.data_points(), remembered, 1, |guess, p| {
+                let (value, attributes) = (p.value(), p.attributes());
+                put_number_point(buf, guess, &times, value, attributes, p.exemplars());
                 on_point(buf.len());
-            }
+            });
         }
         MetricData::Sum(sum) => {
             let times = Times::new(to_nanos(sum.start_time()), to_nanos(sum.time()));
-            let mut guess = 1;
-            for p in sum.data_points() {
-                put_number_point(
-                    buf,
-                    &mut guess,
-                    &times,
-                    p.value(),
-                    p.attributes(),
-                    p.exemplars(),
-                );
+            each_point(sum.data_points(), remembered, 1, |guess, p| {
+                let (value, attributes) = (p.value(), p.attributes());
+                put_number_point(buf, guess, &times, value, attributes, p.exemplars());
                 on_point(buf.len());
-            }
+            });
         }
         MetricData::Histogram(hist) => {
             let times = Times::new(to_nanos(hist.start_time()), to_nanos(hist.time()));
-            let mut guess = 2;
-            for p in hist.data_points() {
-                put_histogram_point(buf, &mut guess, &times, p);
+            each_point(hist.data_points(), remembered, 2, |guess, p| {
+                put_histogram_point(buf, guess, &times, p);
                 on_point(buf.len());
-            }
+            });
         }
         MetricData::ExponentialHistogram(hist) => {
             let times = Times::new(to_nanos(hist.start_time()), to_nanos(hist.time()));
-            let mut guess = 2;
-            for p in hist.data_points() {
-                put_exponential_histogram_point(buf, &mut guess, &times, p);
+            each_point(hist.data_points(), remembered, 2, |guess, p| {
+                put_exponential_histogram_point(buf, guess, &times, p);
                 on_point(buf.len());
-            }
+            });
         }
     }
 }

@@ -16,7 +16,8 @@ use opentelemetry_sdk::metrics::data::{Metric, ResourceMetrics, ScopeMetrics};
 
 use crate::wire::Buf;
 use messages::{
-    data_field, put_data_tail, put_metric_head, put_points, put_resource, put_schema_url, put_scope,
+    data_field, put_data_tail, put_metric_head, put_points, put_resource, put_schema_url,
+    put_scope, Widths,
 };
 pub(crate) use request::RequestWriter;
 
@@ -60,6 +61,8 @@ pub(crate) struct Layout {
     pub resource_schema_url: Range<usize>,
     pub scopes: Vec<ScopeLayout>,
     pub metrics: Vec<MetricLayout>,
+    /// Length prefix widths of the previous export, reserved again.
+    widths: Widths,
 }
 
 /// Points bytes kept before [`Layout::compact`] moves the unsent ones to the front: large
@@ -75,7 +78,7 @@ impl Layout {
         self.scopes.clear();
         self.metrics.clear();
         let start = self.meta.len();
-        put_resource(&mut self.meta, rm);
+        put_resource(&mut self.meta, rm, &mut self.widths);
         self.resource = start..self.meta.len();
         put_schema_url(&mut self.meta, rm.resource().schema_url());
         self.resource_schema_url = self.resource.end..self.meta.len();
@@ -84,7 +87,11 @@ impl Layout {
     /// Encodes the fields of one scope; returns its index.
     pub fn push_scope(&mut self, sm: &ScopeMetrics) -> usize {
         let start = self.meta.len();
-        put_scope(&mut self.meta, sm.scope());
+        put_scope(
+            &mut self.meta,
+            sm.scope(),
+            self.widths.scope(self.scopes.len()),
+        );
         let scope = start..self.meta.len();
         put_schema_url(&mut self.meta, sm.scope().schema_url());
         let schema_url = scope.end..self.meta.len();
@@ -108,7 +115,8 @@ impl Layout {
         self.last_points_start = self.points.len();
         self.last_point_ends.clear();
         let ends = &mut self.last_point_ends;
-        put_points(&mut self.points, metric, |end| ends.push(end));
+        let widths = self.widths.metric(self.metrics.len() - 1);
+        put_points(&mut self.points, metric, widths, |end| ends.push(end));
         (self.metrics.len() - 1, self.last_point_ends.len())
     }
 
@@ -135,6 +143,8 @@ impl Layout {
             return 0;
         }
         let len = self.points.len();
+        #[cfg(feature = "workloads")]
+        crate::wire::moves::record_compaction(len - keep_from);
         self.points.copy_within(keep_from..len, 0);
         self.points.truncate(len - keep_from);
         keep_from

@@ -26,16 +26,24 @@ pub(crate) fn to_nanos(time: SystemTime) -> u64 {
 
 /// The SDK's three value types, as OTLP stores them.
 pub(crate) trait Number: Copy {
+    /// The value as the `as_double` or `as_int` member of a oneof: the field number of the
+    /// two that applies, and the 8 bytes (fixed64 wire type) to write.
+    fn oneof_value(self, double_field: u8, int_field: u8) -> (u8, u64);
+
     /// Writes the value as the `as_double` or `as_int` member of a oneof.
-    fn put_value(self, buf: &mut Buf, double_field: u8, int_field: u8);
+    #[inline]
+    fn put_value(self, buf: &mut Buf, double_field: u8, int_field: u8) {
+        let (field, bits) = self.oneof_value(double_field, int_field);
+        put_fixed64_field(buf, field, bits);
+    }
     /// The value as a double (histogram sum, min and max are doubles in OTLP).
     fn to_f64(self) -> f64;
 }
 
 impl Number for f64 {
     #[inline]
-    fn put_value(self, buf: &mut Buf, double_field: u8, _int_field: u8) {
-        put_fixed64_field(buf, double_field, self.to_bits());
+    fn oneof_value(self, double_field: u8, _int_field: u8) -> (u8, u64) {
+        (double_field, self.to_bits())
     }
     #[inline]
     fn to_f64(self) -> f64 {
@@ -45,8 +53,8 @@ impl Number for f64 {
 
 impl Number for i64 {
     #[inline]
-    fn put_value(self, buf: &mut Buf, _double_field: u8, int_field: u8) {
-        put_fixed64_field(buf, int_field, self as u64);
+    fn oneof_value(self, _double_field: u8, int_field: u8) -> (u8, u64) {
+        (int_field, self as u64)
     }
     #[inline]
     fn to_f64(self) -> f64 {
@@ -58,8 +66,8 @@ impl Number for u64 {
     /// OTLP has no unsigned integer: values above `i64::MAX` are clamped to `i64::MAX` (the
     /// reference transform writes 0 for them, which breaks monotonic counters).
     #[inline]
-    fn put_value(self, buf: &mut Buf, _double_field: u8, int_field: u8) {
-        put_fixed64_field(buf, int_field, self.min(i64::MAX as u64));
+    fn oneof_value(self, _double_field: u8, int_field: u8) -> (u8, u64) {
+        (int_field, self.min(i64::MAX as u64))
     }
     #[inline]
     fn to_f64(self) -> f64 {
@@ -96,9 +104,15 @@ impl<T: Number> ExemplarSource<T> for Exemplar<T> {
     }
 }
 
-/// Writes one exemplar as field `field`. All-zero span and trace ids mean "no span" in the SDK
-/// and are omitted, as the OTLP spec asks (the reference transform writes the zero bytes).
-pub(crate) fn put_exemplar<T: Number>(buf: &mut Buf, field: u8, ex: &impl ExemplarSource<T>) {
+/// Writes one exemplar as field `field`, reserving `*guess` bytes for its length and updating
+/// the guess from the real length. All-zero span and trace ids mean "no span" in the SDK and
+/// are omitted, as the OTLP spec asks (the reference transform writes the zero bytes).
+pub(crate) fn put_exemplar<T: Number>(
+    buf: &mut Buf,
+    field: u8,
+    guess: &mut usize,
+    ex: &impl ExemplarSource<T>,
+) {
     const TIME: u8 = 2;
     const AS_DOUBLE: u8 = 3;
     const SPAN_ID: u8 = 4;
@@ -106,7 +120,7 @@ pub(crate) fn put_exemplar<T: Number>(buf: &mut Buf, field: u8, ex: &impl Exempl
     const AS_INT: u8 = 6;
     const FILTERED_ATTRIBUTES: u8 = 7;
     buf.push(tag(field, crate::wire::WIRE_LEN));
-    let at = reserve_len(buf, 1);
+    let at = reserve_len(buf, *guess);
     let time = to_nanos(ex.time());
     if time != 0 {
         put_fixed64_field(buf, TIME, time);
@@ -119,7 +133,27 @@ pub(crate) fn put_exemplar<T: Number>(buf: &mut Buf, field: u8, ex: &impl Exempl
         crate::wire::put_bytes_field(buf, TRACE_ID, ex.trace_id());
     }
     put_attributes(buf, FILTERED_ATTRIBUTES, ex.filtered_attributes());
-    finish_len(buf, at, 1);
+    let len = finish_len(buf, at, *guess);
+    *guess = varint_len(len as u64);
+}
+
+/// Length prefix widths to reserve for the next data point and the next exemplar of a metric:
+/// the widths the previous ones needed (0: none yet, use the kind's usual width).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Guesses {
+    pub point: usize,
+    pub exemplar: usize,
+}
+
+impl Guesses {
+    /// These guesses with the unknown ones replaced by `point` for points and 1 for exemplars.
+    #[inline]
+    pub(crate) fn or_usual(self, point: usize) -> Self {
+        Self {
+            point: if self.point == 0 { point } else { self.point },
+            exemplar: self.exemplar.max(1),
+        }
+    }
 }
 
 /// The `start_time_unix_nano` (2) and `time_unix_nano` (3) fields shared by every point of one
@@ -150,11 +184,22 @@ impl Times {
         buf.spare(self.bytes.len()).copy_from_slice(&self.bytes);
         buf.advance(self.len);
     }
+
+    /// Appends the fields and then a fixed64 field, with one room check.
+    #[inline(always)]
+    fn put_then_fixed64(&self, buf: &mut Buf, (field, value): (u8, u64)) {
+        let room = buf.spare(18 + 9);
+        room[..18].copy_from_slice(&self.bytes);
+        let fixed = &mut room[self.len..][..9];
+        fixed[0] = tag(field, WIRE_I64);
+        fixed[1..].copy_from_slice(&value.to_le_bytes());
+        buf.advance(self.len + 9);
+    }
 }
 
 /// Writes one point as field 1 (`data_points`) of its Gauge/Sum/Histogram message, reserving
 /// `*guess` bytes for its length and updating the guess from the real length.
-#[inline]
+#[inline(always)]
 fn put_point(buf: &mut Buf, guess: &mut usize, body: impl FnOnce(&mut Buf)) {
     const DATA_POINTS: u8 = 1;
     buf.push(tag(DATA_POINTS, crate::wire::WIRE_LEN));
@@ -165,20 +210,19 @@ fn put_point(buf: &mut Buf, guess: &mut usize, body: impl FnOnce(&mut Buf)) {
 }
 
 /// A `NumberDataPoint` (Gauge and Sum).
-#[inline]
+#[inline(always)]
 pub(crate) fn put_number_point<'a, T: Number + 'a>(
     buf: &mut Buf,
-    guess: &mut usize,
+    guess: &mut Guesses,
     times: &Times,
     value: T,
     attributes: impl Iterator<Item = &'a KeyValue>,
     exemplars: impl Iterator<Item = &'a Exemplar<T>>,
 ) {
-    put_point(buf, guess, |buf| {
-        times.put(buf);
-        value.put_value(buf, 4, 6);
+    put_point(buf, &mut guess.point, |buf| {
+        times.put_then_fixed64(buf, value.oneof_value(4, 6));
         for ex in exemplars {
-            put_exemplar(buf, 5, ex);
+            put_exemplar(buf, 5, &mut guess.exemplar, ex);
         }
         put_attributes(buf, 7, attributes);
     });
@@ -187,11 +231,11 @@ pub(crate) fn put_number_point<'a, T: Number + 'a>(
 /// A `HistogramDataPoint`.
 pub(crate) fn put_histogram_point<T: Number>(
     buf: &mut Buf,
-    guess: &mut usize,
+    guess: &mut Guesses,
     times: &Times,
     point: &HistogramDataPoint<T>,
 ) {
-    put_point(buf, guess, |buf| {
+    put_point(buf, &mut guess.point, |buf| {
         times.put(buf);
         if point.count() != 0 {
             put_fixed64_field(buf, 4, point.count());
@@ -202,7 +246,7 @@ pub(crate) fn put_histogram_point<T: Number>(
         let n = point.bounds().count();
         put_packed_fixed64(buf, 7, n, point.bounds().map(f64::to_bits));
         for ex in point.exemplars() {
-            put_exemplar(buf, 8, ex);
+            put_exemplar(buf, 8, &mut guess.exemplar, ex);
         }
         put_attributes(buf, 9, point.attributes());
         if let Some(min) = point.min() {
@@ -218,11 +262,11 @@ pub(crate) fn put_histogram_point<T: Number>(
 /// empty), as the reference transform sets both.
 pub(crate) fn put_exponential_histogram_point<T: Number>(
     buf: &mut Buf,
-    guess: &mut usize,
+    guess: &mut Guesses,
     times: &Times,
     point: &ExponentialHistogramDataPoint<T>,
 ) {
-    put_point(buf, guess, |buf| {
+    put_point(buf, &mut guess.point, |buf| {
         put_attributes(buf, 1, point.attributes());
         times.put(buf);
         if point.count() != 0 {
@@ -238,7 +282,7 @@ pub(crate) fn put_exponential_histogram_point<T: Number>(
         put_buckets(buf, 8, point.positive_bucket());
         put_buckets(buf, 9, point.negative_bucket());
         for ex in point.exemplars() {
-            put_exemplar(buf, 11, ex);
+            put_exemplar(buf, 11, &mut guess.exemplar, ex);
         }
         if let Some(min) = point.min() {
             put_fixed64_field(buf, 12, min.to_f64().to_bits());
@@ -338,7 +382,7 @@ mod tests {
     fn roundtrip<T: Number>(exemplars: &[TestExemplar<T>]) -> Vec<PbExemplar> {
         let mut buf = Buf::default();
         for ex in exemplars {
-            put_exemplar(&mut buf, 5, ex);
+            put_exemplar(&mut buf, 5, &mut 1, ex);
         }
         let point = NumberDataPoint::decode(buf.as_slice()).expect("valid NumberDataPoint");
         assert_eq!(point.encode_to_vec(), buf.as_slice(), "canonical encoding");
@@ -426,6 +470,31 @@ mod tests {
         }]);
         assert_eq!(ints[0].value, Some(exemplar::Value::AsInt(-3)));
         assert_eq!(ints[0].time_unix_nano, 5);
+    }
+
+    #[test]
+    fn exemplar_widths_carry_over_so_long_exemplars_move_once() {
+        let long = TestExemplar {
+            attributes: (0..4)
+                .map(|i| KeyValue::new(format!("key{i}"), "v".repeat(40)))
+                .collect(),
+            time: at(5),
+            value: 1.5f64,
+            span_id: [1; 8],
+            trace_id: [2; 16],
+        };
+        let mut buf = Buf::default();
+        let mut guess = 1;
+        crate::wire::moves::take();
+        for _ in 0..3 {
+            put_exemplar(&mut buf, 5, &mut guess, &long);
+        }
+        let moves = crate::wire::moves::take();
+        assert_eq!(guess, 2, "the width the exemplars need");
+        assert_eq!(moves.length_fixes, 1, "only the first guess is wrong");
+        let point = NumberDataPoint::decode(buf.as_slice()).expect("valid NumberDataPoint");
+        assert_eq!(point.exemplars.len(), 3);
+        assert_eq!(point.encode_to_vec(), buf.as_slice(), "canonical encoding");
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Mode (a): the whole request written in place, in one pass, with no copy. Each of the four
 //! outer length prefixes (`ResourceMetrics`, `ScopeMetrics`, `Metric`, `Sum`/`Gauge`/...) is
-//! reserved with the width it had in the previous export (same index), so in steady state no
-//! guess is wrong and nothing moves; a wrong guess (first export, or a size crossing 128 /
-//! 16 KiB / 2 MiB) moves that message's body once.
+//! reserved with the width it had in the previous export (same index), as are the resource,
+//! scopes and first points inside them (`messages::Widths`), so in steady state no guess is
+//! wrong and nothing moves; a wrong guess (first export, or a size crossing 128 / 16 KiB /
+//! 2 MiB) moves that message's body once.
 
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 
 use super::messages::{
-    data_field, put_data_tail, put_metric_head, put_points, put_resource, put_schema_url, put_scope,
+    data_field, put_data_tail, put_metric_head, put_points, put_resource, put_schema_url,
+    put_scope, slot, Widths,
 };
 use crate::wire::{finish_len, reserve_len, tag, varint_len, Buf, WIRE_LEN};
 
@@ -18,17 +20,8 @@ pub(crate) struct RequestWriter {
     scopes: Vec<u8>,
     /// (Metric, data message) widths.
     metrics: Vec<[u8; 2]>,
-}
-
-/// Stores `width` at `index`, growing the list only on the first export of a larger shape.
-#[inline]
-fn remember<T: Copy + Default>(widths: &mut Vec<T>, index: usize, width: T) {
-    if index < widths.len() {
-        widths[index] = width;
-    } else {
-        widths.resize(index, T::default());
-        widths.push(width);
-    }
+    /// Widths of the messages inside those (resource, scope, points, exemplars).
+    inner: Widths,
 }
 
 impl RequestWriter {
@@ -43,14 +36,14 @@ impl RequestWriter {
             usize::from(self.request)
         };
         let request_at = reserve_len(out, request_width);
-        put_resource(out, rm);
+        put_resource(out, rm, &mut self.inner);
         let mut metric_index = 0;
         for (scope_index, sm) in rm.scope_metrics().enumerate() {
             // ResourceMetrics.scope_metrics (2)
             out.push(tag(2, WIRE_LEN));
             let scope_width = usize::from(self.scopes.get(scope_index).copied().unwrap_or(3));
             let scope_at = reserve_len(out, scope_width);
-            put_scope(out, sm.scope());
+            put_scope(out, sm.scope(), self.inner.scope(scope_index));
             for metric in sm.metrics() {
                 // ScopeMetrics.metrics (2)
                 out.push(tag(2, WIRE_LEN));
@@ -64,21 +57,17 @@ impl RequestWriter {
                 put_metric_head(out, metric);
                 out.push(tag(data_field(metric), WIRE_LEN));
                 let data_at = reserve_len(out, data_width);
-                put_points(out, metric, |_| {});
+                put_points(out, metric, self.inner.metric(metric_index), |_| {});
                 put_data_tail(out, metric);
                 let data_len = finish_len(out, data_at, data_width);
                 let metric_len = finish_len(out, metric_at, metric_width);
                 let widths = [varint_len(metric_len as u64), varint_len(data_len as u64)];
-                remember(&mut self.metrics, metric_index, widths.map(|w| w as u8));
+                *slot(&mut self.metrics, metric_index) = widths.map(|w| w as u8);
                 metric_index += 1;
             }
             put_schema_url(out, sm.scope().schema_url());
             let scope_len = finish_len(out, scope_at, scope_width);
-            remember(
-                &mut self.scopes,
-                scope_index,
-                varint_len(scope_len as u64) as u8,
-            );
+            *slot(&mut self.scopes, scope_index) = varint_len(scope_len as u64) as u8;
         }
         put_schema_url(out, rm.resource().schema_url());
         let request_len = finish_len(out, request_at, request_width);
