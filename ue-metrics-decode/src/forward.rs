@@ -10,7 +10,8 @@
 //! - **Retries.** The statuses the OTLP specification calls retryable (429, 502, 503, 504) and
 //!   connection failures are retried with exponential backoff, or after the receiver's
 //!   `Retry-After`. Other statuses fail the request; the error carries the receiver's answer
-//!   (its `google.rpc.Status` message, or the start of a text body).
+//!   (its `google.rpc.Status` message, or the start of a text body). Points a receiver rejects
+//!   in an accepted request (OTLP partial success) are counted too.
 //! - **Deadline.** One request, retries included, takes at most [`ForwardOptions::deadline`]
 //!   (with [`Backpressure::Drop`]: once the forwarder is finishing). When a request runs out of
 //!   time because the receiver is unreachable, the receiver counts as down and the requests still
@@ -29,7 +30,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use prost::Message as _;
 
-use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use crate::proto::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 
 /// Why a forwarder could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +106,8 @@ pub struct ForwardStats {
     pub dropped: u64,
     /// Retries made.
     pub retries: u64,
+    /// Data points the endpoint accepted the request of but rejected (OTLP partial success).
+    pub rejected_points: u64,
     /// Request bytes accepted by the endpoint, as sent (after compression).
     pub bytes_sent: u64,
     /// The last failure, for the final message.
@@ -281,7 +286,11 @@ const MAX_ERROR_BODY: usize = 512;
 
 /// Outcome of one attempt.
 enum Attempt {
-    Delivered,
+    /// Accepted; `rejected` points were not (OTLP partial success), for the reason given.
+    Delivered {
+        rejected: u64,
+        message: Option<String>,
+    },
     /// Retryable; the receiver may say when (`Retry-After`).
     Retry {
         reason: String,
@@ -318,10 +327,17 @@ impl Worker {
                     .min(self.options.attempt_timeout)
             });
             let (reason, after) = match self.attempt(&body, timeout) {
-                Attempt::Delivered => {
+                Attempt::Delivered { rejected, message } => {
                     let mut stats = lock(&self.stats);
                     stats.sent += 1;
                     stats.bytes_sent += body.len() as u64;
+                    stats.rejected_points += rejected;
+                    if let Some(message) = message {
+                        stats.last_error = Some(format!(
+                            "POST {}: {rejected} points rejected: {message}",
+                            self.url
+                        ));
+                    }
                     return;
                 }
                 Attempt::Fail(reason) => return self.fail(reason),
@@ -427,7 +443,7 @@ impl Worker {
             .take(64 * 1024)
             .read_to_end(&mut answer);
         if (200..300).contains(&status) {
-            return Attempt::Delivered;
+            return partial_success(&content_type, &answer);
         }
         let reason = format!(
             "HTTP {status}{}",
@@ -442,6 +458,32 @@ impl Worker {
             },
             _ => Attempt::Fail(format!("{reason} (not retryable)")),
         }
+    }
+}
+
+/// What an accepted request's answer says about rejected points (an empty answer: none).
+fn partial_success(content_type: &str, answer: &[u8]) -> Attempt {
+    let partial = content_type
+        .starts_with("application/x-protobuf")
+        .then(|| ExportMetricsServiceResponse::decode(answer).ok())
+        .flatten()
+        .and_then(|response| response.partial_success);
+    match partial {
+        Some(p) if p.rejected_data_points > 0 || !p.error_message.is_empty() => {
+            let message = if p.error_message.is_empty() {
+                "no reason given".to_owned()
+            } else {
+                p.error_message.escape_debug().to_string()
+            };
+            Attempt::Delivered {
+                rejected: u64::try_from(p.rejected_data_points).unwrap_or(0),
+                message: Some(message),
+            }
+        }
+        _ => Attempt::Delivered {
+            rejected: 0,
+            message: None,
+        },
     }
 }
 

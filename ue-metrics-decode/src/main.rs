@@ -193,6 +193,9 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     if args.refresh.is_some() && args.format != Some(Format::Summary) {
         return Err("--refresh needs --format summary".into());
     }
+    if args.forward.is_none() && (args.forward_gzip || args.forward_timeout.is_some()) {
+        return Err("--forward-gzip and --forward-timeout need --forward".into());
+    }
     if args.command == "perf-data" && args.input.is_none() {
         return Err("perf-data needs a FILE (or - for a pipe-mode stream on stdin)".into());
     }
@@ -402,10 +405,11 @@ impl Output {
         if let Some(forwarder) = self.forwarder.take() {
             let f = forwarder.finish();
             eprintln!(
-                "ue-metrics-decode: forwarded {} requests ({} failed, {} dropped by the full queue, {} retries)",
-                f.sent, f.failed, f.dropped, f.retries
+                "ue-metrics-decode: forwarded {} requests ({} failed, {} dropped by the full queue, \
+                 {} retries, {} points rejected by the receiver)",
+                f.sent, f.failed, f.dropped, f.retries, f.rejected_points
             );
-            if f.failed + f.dropped > 0 {
+            if f.failed + f.dropped + f.rejected_points > 0 {
                 if let Some(e) = f.last_error {
                     eprintln!("ue-metrics-decode: last forwarding error: {e}");
                 }
@@ -728,6 +732,19 @@ mod tests {
         assert!(args(&["live", "--format", "summary", "--refresh", "0s"]).is_err());
         assert!(args(&["perf-data", "f", "--format", "summary", "--refresh", "1s"]).is_err());
         assert!(args(&["nope"]).is_err());
+        let a = args(&[
+            "trace",
+            "--forward=http://c:4318",
+            "--forward-gzip",
+            "--forward-timeout",
+            "5s",
+        ])
+        .unwrap();
+        assert!(a.forward_gzip);
+        assert_eq!(a.forward_timeout, Some(Duration::from_secs(5)));
+        assert!(args(&["trace", "--forward-gzip"])
+            .unwrap_err()
+            .contains("--forward"));
         assert!(args(&["trace", "--format", "xml"]).is_err());
     }
 }

@@ -187,6 +187,24 @@ fn client_errors_are_not_retried_and_the_answer_is_in_the_error() {
 }
 
 #[test]
+fn rejected_points_of_a_partial_success_are_counted_with_the_reason() {
+    // ExportMetricsServiceResponse { partial_success: { rejected_data_points: 3,
+    // error_message: "too old!" } }
+    let partial = "\n\x0c\x08\x03\x12\x08too old!";
+    let (url, _received) = server(vec![(
+        200,
+        "Content-Type: application/x-protobuf\r\n",
+        partial,
+    )]);
+    let forwarder = Forwarder::new(&url, fast()).unwrap();
+    forwarder.send(&counter("a", 4, 1));
+    let stats = forwarder.finish();
+    assert_eq!((stats.sent, stats.failed, stats.rejected_points), (1, 0, 3));
+    let error = stats.last_error.unwrap();
+    assert!(error.contains("3 points rejected: too old!"), "{error}");
+}
+
+#[test]
 fn retry_after_is_honoured() {
     let (url, received) = server(vec![(503, "Retry-After: 1\r\n", "busy")]);
     let forwarder = Forwarder::new(&url, fast()).unwrap();
@@ -635,6 +653,7 @@ fn forward_to_python(gzip: bool) {
         stats.last_error
     );
     let mut connections = std::collections::BTreeSet::new();
+    let mut kinds = std::collections::BTreeSet::new();
     for (i, request) in requests.iter().enumerate() {
         let line = receiver
             .lines
@@ -652,8 +671,15 @@ fn forward_to_python(gzip: bool) {
         let expected = points(request);
         assert!(!expected.is_empty());
         assert_eq!(seen, expected, "request {i}");
+        kinds.extend(
+            seen.iter()
+                .filter_map(|p| p.split('|').nth(4).map(str::to_owned)),
+        );
     }
     assert_eq!(connections.len(), 1, "keep-alive: {connections:?}");
+    for kind in ["sum", "gauge", "histogram", "exponential_histogram"] {
+        assert!(kinds.contains(kind), "{kind} not covered: {kinds:?}");
+    }
 }
 
 #[test]
@@ -664,4 +690,36 @@ fn an_independent_otlp_receiver_reads_every_value() {
 #[test]
 fn an_independent_otlp_receiver_reads_gzip_requests() {
     forward_to_python(true);
+}
+
+#[test]
+fn the_cli_forwards_a_perf_file_gzip_compressed_to_the_independent_receiver() {
+    let Some(receiver) = python_receiver() else {
+        return;
+    };
+    let requests = workload_requests();
+    let buffers: Vec<Vec<u8>> = requests.iter().map(|r| r.encode_to_vec()).collect();
+    let path = perf_file("forward-python.data", &buffers);
+    let (success, stderr) = run_cli(&[
+        "perf-data",
+        path.to_str().unwrap(),
+        "--forward",
+        &receiver.url,
+        "--forward-gzip",
+    ]);
+    assert!(success, "{stderr}");
+    for (i, request) in requests.iter().enumerate() {
+        let line = receiver
+            .lines
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(line["content_encoding"], "gzip");
+        let seen: Vec<&str> = line["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        assert_eq!(seen, points(request), "request {i}");
+    }
 }
