@@ -165,8 +165,10 @@ fn sorted_items(records: &[Record]) -> Vec<String> {
 #[test]
 fn one_w3_export_becomes_at_most_three_requests_with_every_point() {
     let (records, expected) = w3_records();
-    assert!(records.len() > 200, "{} chunks", records.len());
+    let events = records.len();
+    assert!(events > 200, "{events} chunks");
     let merged = merge_all(&mut Merger::new(), records);
+    eprintln!("W3: {events} events -> {} requests", merged.len());
     assert!(merged.len() <= 3, "{} requests", merged.len());
     let mut expected: Vec<String> = expected.iter().map(|i| format!("{i:?}")).collect();
     expected.sort();
@@ -198,6 +200,10 @@ fn one_point_per_event_producers_are_batched_into_bounded_requests() {
     let total: usize = records.iter().map(|r| r.buffer_len).sum();
     let limit = MergeOptions::default().max_request_bytes;
     let merged = merge_all(&mut Merger::new(), records);
+    eprintln!(
+        "10,000 one-point events, {total} bytes -> {} requests",
+        merged.len()
+    );
     assert_eq!(merged.len(), total.div_ceil(limit), "{total} bytes");
     assert!(merged.iter().all(|r| r.buffer_len <= limit));
     let mut expected: Vec<String> = expected.iter().map(|i| format!("{i:?}")).collect();
