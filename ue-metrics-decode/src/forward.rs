@@ -181,13 +181,22 @@ pub struct Forwarder {
 impl Forwarder {
     /// Starts the worker thread for `url` (see [`Endpoint::parse`]).
     pub fn new(url: &str, options: ForwardOptions) -> Result<Forwarder, ForwardError> {
+        let agent = ureq::Agent::new_with_config(client_config(&options));
+        Forwarder::with_agent(url, options, agent)
+    }
+
+    fn with_agent(
+        url: &str,
+        options: ForwardOptions,
+        agent: ureq::Agent,
+    ) -> Result<Forwarder, ForwardError> {
         let endpoint = Endpoint::parse(url)?;
         let (queue, receiver) = mpsc::sync_channel::<Vec<u8>>(options.queue_capacity.max(1));
         let stats = Arc::new(Mutex::new(ForwardStats::default()));
         let finishing = Arc::new(AtomicBool::new(false));
         let backpressure = options.backpressure;
         let mut worker = Worker {
-            agent: agent(&options),
+            agent,
             url: endpoint.url(),
             options,
             stats: Arc::clone(&stats),
@@ -270,15 +279,14 @@ fn lock(stats: &Mutex<ForwardStats>) -> MutexGuard<'_, ForwardStats> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The HTTP client: one agent, so connections are kept alive between requests.
-fn agent(options: &ForwardOptions) -> ureq::Agent {
+/// The HTTP client's settings (one agent per forwarder, so connections are kept alive).
+fn client_config(options: &ForwardOptions) -> ureq::config::Config {
     ureq::Agent::config_builder()
         // Statuses are answers to act on, not transport errors.
         .http_status_as_error(false)
         .user_agent(concat!("ue-metrics-decode/", env!("CARGO_PKG_VERSION")))
         .timeout_global(Some(options.attempt_timeout))
         .build()
-        .into()
 }
 
 /// Most of a receiver's error body that goes into a message.
@@ -602,6 +610,77 @@ mod tests {
         ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Resolves every name to fixed addresses, in order.
+    #[derive(Debug)]
+    struct FixedAddresses(Vec<std::net::SocketAddr>);
+
+    impl ureq::unversioned::resolver::Resolver for FixedAddresses {
+        fn resolve(
+            &self,
+            _uri: &ureq::http::Uri,
+            _config: &ureq::config::Config,
+            _timeout: ureq::unversioned::transport::NextTimeout,
+        ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+            let mut addresses = self.empty();
+            for a in &self.0 {
+                addresses.push(*a);
+            }
+            Ok(addresses)
+        }
+    }
+
+    #[test]
+    fn every_resolved_address_is_tried() {
+        use std::io::BufRead as _;
+        // `localhost` as ::1 first (nothing listens there), then 127.0.0.1 (the receiver).
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let v4 = listener.local_addr().unwrap();
+        let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, v4.port()));
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = io::BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line.trim().is_empty() {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            (&stream)
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+            body
+        });
+        let options = ForwardOptions {
+            deadline: Duration::from_secs(5),
+            initial_backoff: Duration::from_secs(5),
+            ..ForwardOptions::default()
+        };
+        let agent = ureq::Agent::with_parts(
+            client_config(&options),
+            ureq::unversioned::transport::DefaultConnector::new(),
+            FixedAddresses(vec![v6, v4]),
+        );
+        let url = format!("http://localhost:{}", v4.port());
+        let forwarder = Forwarder::with_agent(&url, options, agent).unwrap();
+        forwarder.send_encoded(b"request".to_vec());
+        let stats = forwarder.finish();
+        // First try, no retry: the backoff (5 s) is beyond the deadline's reach otherwise.
+        assert_eq!(
+            (stats.sent, stats.retries, stats.failed),
+            (1, 0, 0),
+            "{:?}",
+            stats.last_error
+        );
+        assert_eq!(server.join().unwrap(), b"request");
     }
 
     #[test]
