@@ -723,3 +723,64 @@ fn the_cli_forwards_a_perf_file_gzip_compressed_to_the_independent_receiver() {
         assert_eq!(seen, points(request), "request {i}");
     }
 }
+
+#[test]
+fn a_merged_w3_export_reaches_the_receiver_as_at_most_three_requests_with_every_point() {
+    use otlp_metrics_encode::{check, workloads, MetricsEncoder, DEFAULT_MAX_REQUEST_BYTES};
+    let w = workloads::w3();
+    let mut encoder = MetricsEncoder::new();
+    let mut expected = check::flatten(check::roundtrip(&mut encoder, &w.metrics));
+    let mut chunks = Vec::new();
+    encoder
+        .encode_chunks(&w.metrics, DEFAULT_MAX_REQUEST_BYTES, |chunk| {
+            chunks.push(chunk.to_vec());
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap();
+    // One writer, back to back (20 µs apart), as the exporter writes an export.
+    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
+    let records: Vec<Vec<u8>> = chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            perf_file::sample_bytes(
+                &Sample {
+                    pid: 40,
+                    tid: 41,
+                    time: 5_000_000_000 + i as u64 * 20_000,
+                    cpu: 1,
+                    raw: encode_raw_sample(&format, 1535, 40, chunk).unwrap(),
+                },
+                true,
+            )
+        })
+        .collect();
+    let path = perf_file::temp_path("forward-w3.data");
+    perf_file::write_normal(&path, &[("user_events", EXAMPLE_FORMAT)], true, &records);
+    let (url, received) = server(Vec::new());
+    let (success, stderr) = run_cli(&[
+        "perf-data",
+        path.to_str().unwrap(),
+        "--merge",
+        "--forward",
+        &url,
+    ]);
+    assert!(success, "{stderr}");
+    let bodies: Vec<Vec<u8>> = received.try_iter().map(|r| r.body).collect();
+    eprintln!(
+        "W3 through the CLI: {} events -> {} requests",
+        chunks.len(),
+        bodies.len()
+    );
+    assert!(chunks.len() > 200);
+    assert!((1..=3).contains(&bodies.len()), "{} requests", bodies.len());
+    let mut items: Vec<check::Item> = bodies
+        .iter()
+        .flat_map(|b| check::flatten(check::decode(b)))
+        .collect();
+    let key = |i: &check::Item| format!("{i:?}");
+    items.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(items.len(), 10_000);
+    assert!(items == expected, "points changed");
+}
