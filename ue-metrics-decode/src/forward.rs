@@ -14,9 +14,10 @@
 //!   in an accepted request (OTLP partial success) are counted too.
 //! - **Deadline.** One request, retries included, takes at most [`ForwardOptions::deadline`]
 //!   (with [`Backpressure::Drop`]: once the forwarder is finishing). When a request runs out of
-//!   time because the receiver is unreachable, the receiver counts as down and the requests still
-//!   queued fail at once instead of each waiting out its own deadline: a dead receiver delays the
-//!   end of a run by one deadline, not by one per request.
+//!   time because the receiver is unreachable, the receiver counts as down and the requests that
+//!   follow fail at once instead of each waiting out its own deadline (a dead receiver delays the
+//!   end of a run by one deadline, not by one per request); one of them is tried at most every
+//!   `max_backoff`, and when it gets through, forwarding resumes.
 //! - **Connections.** HTTP/1.1 with keep-alive through [`ureq`]; every address the host name
 //!   resolves to is tried (`localhost` is often `::1` first). No TLS: forward to a local
 //!   OpenTelemetry Collector, which can use TLS and authentication upstream.
@@ -314,17 +315,30 @@ struct Worker {
     options: ForwardOptions,
     stats: Arc<Mutex<ForwardStats>>,
     finishing: Arc<AtomicBool>,
-    /// Why the receiver counts as down (a request ran out of time on retryable failures).
-    receiver_down: Option<String>,
+    /// Set while the receiver counts as down (a request ran out of time on retryable failures).
+    receiver_down: Option<Down>,
+}
+
+/// The receiver is down: requests fail without being sent, except one attempt (a probe) at most
+/// every `max_backoff`, so a long-running pipe resumes when the receiver returns.
+struct Down {
+    reason: String,
+    last_probe: Instant,
 }
 
 impl Worker {
     fn deliver(&mut self, body: Vec<u8>) {
-        if let Some(reason) = &self.receiver_down {
-            let reason = format!("not sent: the receiver is down ({reason})");
-            self.fail(reason);
-            return;
-        }
+        let probing = match &mut self.receiver_down {
+            Some(down) if down.last_probe.elapsed() < self.options.max_backoff => {
+                let reason = format!("not sent: the receiver is down ({})", down.reason);
+                return self.fail(reason);
+            }
+            Some(down) => {
+                down.last_probe = Instant::now();
+                true
+            }
+            None => false,
+        };
         let body = if self.options.gzip { gzip(&body) } else { body };
         let mut started = Instant::now();
         let mut backoff = self.options.initial_backoff;
@@ -336,6 +350,7 @@ impl Worker {
             });
             let (reason, after) = match self.attempt(&body, timeout) {
                 Attempt::Delivered { rejected, message } => {
+                    self.receiver_down = None;
                     let mut stats = lock(&self.stats);
                     stats.sent += 1;
                     stats.bytes_sent += body.len() as u64;
@@ -348,7 +363,14 @@ impl Worker {
                     }
                     return;
                 }
-                Attempt::Fail(reason) => return self.fail(reason),
+                Attempt::Fail(reason) => {
+                    // It answered: it is up.
+                    self.receiver_down = None;
+                    return self.fail(reason);
+                }
+                Attempt::Retry { reason, .. } if probing => {
+                    return self.fail(format!("the receiver is still down: {reason}"));
+                }
                 Attempt::Retry { reason, after } => (reason, after),
             };
             let wait = after.unwrap_or(backoff);
@@ -359,7 +381,10 @@ impl Worker {
                         "{reason}; gave up after {:.1} s",
                         started.elapsed().as_secs_f64()
                     );
-                    self.receiver_down = Some(reason.clone());
+                    self.receiver_down = Some(Down {
+                        reason: reason.clone(),
+                        last_probe: Instant::now(),
+                    });
                     return self.fail(reason);
                 }
             }

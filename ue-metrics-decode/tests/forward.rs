@@ -239,6 +239,33 @@ fn a_dead_receiver_costs_one_deadline_not_one_per_request() {
 }
 
 #[test]
+fn after_the_receiver_was_down_forwarding_resumes_when_it_returns() {
+    let port = closed_port();
+    let options = ForwardOptions {
+        deadline: Duration::from_millis(200),
+        ..fast()
+    };
+    let forwarder = Forwarder::new(&format!("http://127.0.0.1:{port}"), options).unwrap();
+    forwarder.send(&counter("a", 1, 1));
+    while forwarder.stats().failed == 0 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let received = serve(
+        TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        Vec::new(),
+        Duration::ZERO,
+    );
+    // Past one probe interval (max_backoff, 20 ms): the next request is tried, and gets through.
+    std::thread::sleep(Duration::from_millis(50));
+    for i in 2..5 {
+        forwarder.send(&counter("a", 1, i));
+    }
+    let stats = forwarder.finish();
+    assert_eq!((stats.sent, stats.failed), (3, 1), "{:?}", stats.last_error);
+    assert_eq!(received.try_iter().count(), 3);
+}
+
+#[test]
 fn a_receiver_that_never_answers_is_bounded_by_the_deadline() {
     // Accepts connections (the kernel's backlog) but never reads or answers.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
