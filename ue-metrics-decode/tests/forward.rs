@@ -4,13 +4,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::http::{ok, serve, Answer, Received};
 use common::perf_file::{self, Sample};
 use common::requests::counter;
 use prost::Message as _;
@@ -20,97 +21,11 @@ use ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceReques
 use ue_metrics_decode::sample::encode_raw_sample;
 use ue_metrics_decode::RecordFormat;
 
-struct Received {
-    /// Which accepted connection (from 0) carried the request.
-    connection: usize,
-    at: Instant,
-    request_line: String,
-    headers: Vec<String>,
-    body: Vec<u8>,
-}
-
-impl Received {
-    fn has_header(&self, header: &str) -> bool {
-        self.headers.iter().any(|h| h.eq_ignore_ascii_case(header))
-    }
-}
-
-/// One scripted answer: status, extra header lines, body.
-type Answer = (u16, &'static str, &'static str);
-
-fn ok() -> Answer {
-    (200, "", "")
-}
-
-/// Serves requests in order, on as many connections as the client opens (keep-alive honoured),
-/// answering request `n` with `answers[n]` (200 once the script is used up).
+/// A scripted server on a free loopback port (see [`serve`]).
 fn server(answers: Vec<Answer>) -> (String, mpsc::Receiver<Received>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     (url, serve(listener, answers, Duration::ZERO))
-}
-
-fn serve(listener: TcpListener, answers: Vec<Answer>, delay: Duration) -> mpsc::Receiver<Received> {
-    let (tx, rx) = mpsc::channel();
-    let answers = std::sync::Arc::new(std::sync::Mutex::new(answers.into_iter()));
-    std::thread::spawn(move || {
-        for (connection, stream) in listener.incoming().enumerate() {
-            let Ok(stream) = stream else { return };
-            let (tx, answers) = (tx.clone(), answers.clone());
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut stream = stream;
-                while let Some(mut r) = read_request(&mut reader) {
-                    std::thread::sleep(delay);
-                    let (status, headers, body) = answers.lock().unwrap().next().unwrap_or(ok());
-                    let answer = format!(
-                        "HTTP/1.1 {status} X\r\n{headers}Content-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    r.connection = connection;
-                    let close = r.has_header("connection: close");
-                    if tx.send(r).is_err() || stream.write_all(answer.as_bytes()).is_err() {
-                        return;
-                    }
-                    if close {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    rx
-}
-
-fn read_request(reader: &mut impl BufRead) -> Option<Received> {
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).ok()? == 0 {
-        return None;
-    }
-    let at = Instant::now();
-    let mut headers = Vec::new();
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        let line = line.trim_end().to_owned();
-        if line.is_empty() {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap();
-        }
-        headers.push(line);
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(Received {
-        connection: 0,
-        at,
-        request_line,
-        headers,
-        body,
-    })
 }
 
 fn fast() -> ForwardOptions {

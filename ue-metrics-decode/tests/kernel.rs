@@ -2,6 +2,8 @@
 //! writes real requests; they are read back live through perf and through ftrace text, and must
 //! come back identical.
 
+mod common;
+
 use std::io::IoSlice;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -325,4 +327,71 @@ fn live_cli_ends_on_ctrl_c_with_its_output_and_final_count() {
         "{stdout}"
     );
     assert!(stderr.contains("2 records: 2 decoded"), "{stderr}");
+}
+
+#[test]
+fn live_forwarding_rides_out_a_receiver_outage_and_sends_the_producers_bytes() {
+    // The guest's init leaves networking alone: bring up loopback (127.0.0.1).
+    let lo = std::process::Command::new("/bin/busybox")
+        .args(["ip", "link", "set", "lo", "up"])
+        .status()
+        .unwrap();
+    assert!(lo.success(), "ip link set lo up: {lo:?}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tracefs = tracefs();
+    let data = DataFile::open(&tracefs).unwrap();
+    let event = register(&data, &format!("ue_decode_forward {EVENT_FIELDS}"));
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+        .args(["live", "--event", "ue_decode_forward", "--forward"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !event.enabled() {
+        assert!(Instant::now() < deadline, "the CLI never attached");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The receiver is down: the requests wait in the queue.
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let mut bytes = request(&format!("forward-{i}"), 2).encode_to_vec();
+        // Field 99 (varint 7), unknown to the decoder: it must reach the receiver.
+        bytes.extend_from_slice(&[0x98, 0x06, 0x07]);
+        event
+            .write(&[IoSlice::new(&encode_payload(&bytes))])
+            .unwrap();
+        sent.push(bytes);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    // The receiver comes up: everything queued arrives.
+    let received = common::http::serve(
+        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        Vec::new(),
+        Duration::ZERO,
+    );
+    let mut bodies = Vec::new();
+    while bodies.len() < sent.len() {
+        match received.recv_timeout(Duration::from_secs(30)) {
+            Ok(r) => bodies.push(r.body),
+            Err(e) => panic!("{} of {} requests arrived: {e}", bodies.len(), sent.len()),
+        }
+    }
+    let kill = std::process::Command::new("/bin/busybox")
+        .args(["kill", "-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(bodies == sent, "the producer's bytes, in order");
+    assert!(
+        stderr.contains("forwarded 5 requests (0 failed, 0 dropped by the full queue"),
+        "{stderr}"
+    );
 }
