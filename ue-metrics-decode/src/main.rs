@@ -32,7 +32,8 @@ OPTIONS:
                               are queued while the receiver is down, dropped and counted when full)
   --forward-gzip              compress forwarded requests (Content-Encoding: gzip)
   --forward-timeout D         give up on a request after D, retries included (default 30s)
-  --merge                     merge consecutive events of one export into one request
+  --merge                     one request per export (events of one writer, back to back) instead
+                              of one per event; one-point-per-event producers batched (up to 1 MiB)
   --event NAME                event name (trace, live; default otlp_metrics, or an EventHeader
                               tracepoint such as MyApp_L4K1)
 LIVE OPTIONS:
