@@ -15,7 +15,7 @@ use ue_metrics_decode::format::EXAMPLE_FORMAT;
 use ue_metrics_decode::payload::encode_payload;
 use ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use ue_metrics_decode::sample::encode_raw_sample;
-use ue_metrics_decode::{decode_payload, RecordFormat, SampleDecoder};
+use ue_metrics_decode::{decode_payload, Record, RecordFormat, SampleDecoder, SampleMeta};
 
 /// The events `ue-metrics-exporter` writes for a workload: the encoder's size-bounded chunks.
 fn event_buffers(workload: &workloads::Workload) -> Vec<Vec<u8>> {
@@ -74,6 +74,16 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 for raw in &raws {
                     std::hint::black_box(decoder.decode(raw).unwrap().to_request().unwrap());
+                }
+            })
+        });
+        // What every source does per record: the request plus a copy of the producer's bytes
+        // (forwarded as they are).
+        group.bench_function("record_from_raw_sample", |b| {
+            b.iter(|| {
+                for raw in &raws {
+                    let payload = decoder.decode(raw).unwrap();
+                    std::hint::black_box(Record::from_payload(SampleMeta::default(), &payload));
                 }
             })
         });

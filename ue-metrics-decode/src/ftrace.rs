@@ -162,16 +162,8 @@ impl TraceLine {
     /// Decodes the rebuilt payload into a record.
     pub fn to_record(&self) -> Record {
         match decode_payload(&self.payload) {
-            Ok(payload) => Record {
-                meta: self.meta,
-                buffer_len: payload.buffer.len(),
-                result: payload.to_request(),
-            },
-            Err(error) => Record {
-                meta: self.meta,
-                buffer_len: 0,
-                result: Err(error),
-            },
+            Ok(payload) => Record::from_payload(self.meta, &payload),
+            Err(error) => Record::failed(self.meta, error),
         }
     }
 }
@@ -195,11 +187,7 @@ pub fn read_trace(
                 }
                 continue;
             }
-            Err(error) => Record {
-                meta: SampleMeta::default(),
-                buffer_len: 0,
-                result: Err(error),
-            },
+            Err(error) => Record::failed(SampleMeta::default(), error),
         };
         stats.count(&record);
         on_record(record);

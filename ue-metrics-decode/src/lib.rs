@@ -18,6 +18,7 @@ mod error;
 pub mod event;
 pub mod eventheader;
 pub mod format;
+#[cfg(feature = "cli")]
 pub mod forward;
 pub mod ftrace;
 #[doc(hidden)]

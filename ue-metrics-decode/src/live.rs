@@ -224,16 +224,8 @@ impl LiveSource {
                         stats.other_events += 1;
                         return;
                     }
-                    Ok(Some(payload)) => Record {
-                        meta,
-                        buffer_len: payload.buffer.len(),
-                        result: payload.to_request(),
-                    },
-                    Err(error) => Record {
-                        meta,
-                        buffer_len: 0,
-                        result: Err(error),
-                    },
+                    Ok(Some(payload)) => Record::from_payload(meta, &payload),
+                    Err(error) => Record::failed(meta, error),
                 };
                 stats.count(&record);
                 on_record(record);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ue_metrics_decode::forward::{ForwardOptions, Forwarder};
+use ue_metrics_decode::forward::{Backpressure, ForwardOptions, Forwarder};
 use ue_metrics_decode::live::{self, LiveOptions, LiveSource};
 use ue_metrics_decode::merge::Merger;
 use ue_metrics_decode::summary::Summary;
@@ -28,7 +28,12 @@ OPTIONS:
                               summary: a table (metric, kind, attribute sets, points, last value)
                               none: no output (default when --forward is given)
   --forward URL               POST each request to an OTLP/HTTP endpoint, e.g. http://localhost:4318
-  --merge                     merge consecutive events of one export into one request
+                              (files and pipes: every request is delivered or fails; live: requests
+                              are queued while the receiver is down, dropped and counted when full)
+  --forward-gzip              compress forwarded requests (Content-Encoding: gzip)
+  --forward-timeout D         give up on a request after D, retries included (default 30s)
+  --merge                     one request per export (events of one writer, back to back) instead
+                              of one per event; one-point-per-event producers batched (up to 1 MiB)
   --event NAME                event name (trace, live; default otlp_metrics, or an EventHeader
                               tracepoint such as MyApp_L4K1)
 LIVE OPTIONS:
@@ -57,6 +62,8 @@ struct Args {
     input: Option<String>,
     format: Option<Format>,
     forward: Option<String>,
+    forward_gzip: bool,
+    forward_timeout: Option<Duration>,
     merge: bool,
     event: Option<String>,
     duration: Option<Duration>,
@@ -96,6 +103,8 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         input: None,
         format: None,
         forward: None,
+        forward_gzip: false,
+        forward_timeout: None,
         merge: false,
         event: None,
         duration: None,
@@ -134,6 +143,10 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                 })
             }
             "--forward" => args.forward = Some(value("--forward")?),
+            "--forward-gzip" => args.forward_gzip = true,
+            "--forward-timeout" => {
+                args.forward_timeout = Some(parse_duration(&value("--forward-timeout")?)?)
+            }
             "--merge" => args.merge = true,
             "--event" => args.event = Some(value("--event")?),
             "--duration" => {
@@ -181,6 +194,9 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     if args.refresh.is_some() && args.format != Some(Format::Summary) {
         return Err("--refresh needs --format summary".into());
     }
+    if args.forward.is_none() && (args.forward_gzip || args.forward_timeout.is_some()) {
+        return Err("--forward-gzip and --forward-timeout need --forward".into());
+    }
     if args.command == "perf-data" && args.input.is_none() {
         return Err("perf-data needs a FILE (or - for a pipe-mode stream on stdin)".into());
     }
@@ -211,7 +227,24 @@ impl Output {
     fn new(args: &Args, flush_each: bool) -> Result<Output, String> {
         let forwarder = match &args.forward {
             Some(url) => {
-                Some(Forwarder::new(url, ForwardOptions::default()).map_err(|e| e.to_string())?)
+                let defaults = ForwardOptions::default();
+                let options = if args.command == "live" {
+                    // Live reading must not stop (the kernel's ring buffer would overflow): a
+                    // larger queue rides out a receiver restart, then new requests are dropped.
+                    ForwardOptions {
+                        backpressure: Backpressure::Drop,
+                        queue_capacity: 4096,
+                        ..defaults
+                    }
+                } else {
+                    defaults
+                };
+                let options = ForwardOptions {
+                    gzip: args.forward_gzip,
+                    deadline: args.forward_timeout.unwrap_or(options.deadline),
+                    ..options
+                };
+                Some(Forwarder::new(url, options).map_err(|e| e.to_string())?)
             }
             None => None,
         };
@@ -247,7 +280,7 @@ impl Output {
     }
 
     fn flush_merge(&mut self) {
-        if let Some(r) = self.merger.as_mut().and_then(Merger::flush) {
+        for r in self.merger.as_mut().map(Merger::flush).unwrap_or_default() {
             self.emit(r);
         }
     }
@@ -274,7 +307,11 @@ impl Output {
                     self.summary.add(&request);
                 }
                 if let Some(f) = &self.forwarder {
-                    f.send(&request);
+                    // The producer's bytes when there are some: they keep unknown fields.
+                    match record.original {
+                        Some(bytes) => f.send_encoded(bytes),
+                        None => f.send(&request),
+                    };
                 }
             }
             Err(error) => {
@@ -369,10 +406,11 @@ impl Output {
         if let Some(forwarder) = self.forwarder.take() {
             let f = forwarder.finish();
             eprintln!(
-                "ue-metrics-decode: forwarded {} requests ({} failed, {} dropped by the full queue, {} retries)",
-                f.sent, f.failed, f.dropped, f.retries
+                "ue-metrics-decode: forwarded {} requests ({} failed, {} dropped by the full queue, \
+                 {} retries, {} points rejected by the receiver)",
+                f.sent, f.failed, f.dropped, f.retries, f.rejected_points
             );
-            if f.failed + f.dropped > 0 {
+            if f.failed + f.dropped + f.rejected_points > 0 {
                 if let Some(e) = f.last_error {
                     eprintln!("ue-metrics-decode: last forwarding error: {e}");
                 }
@@ -426,11 +464,7 @@ fn run_payload(args: &Args) -> ExitCode {
         Ok(payload) => payload,
         Err(e) => return fail(format!("{name} is not a usable payload: {e}")),
     };
-    let record = Record {
-        meta: Default::default(),
-        buffer_len: payload.buffer.len(),
-        result: payload.to_request(),
-    };
+    let record = Record::from_payload(Default::default(), &payload);
     if let Err(e) = &record.result {
         return fail(format!("{name}: {e}"));
     }
@@ -699,6 +733,19 @@ mod tests {
         assert!(args(&["live", "--format", "summary", "--refresh", "0s"]).is_err());
         assert!(args(&["perf-data", "f", "--format", "summary", "--refresh", "1s"]).is_err());
         assert!(args(&["nope"]).is_err());
+        let a = args(&[
+            "trace",
+            "--forward=http://c:4318",
+            "--forward-gzip",
+            "--forward-timeout",
+            "5s",
+        ])
+        .unwrap();
+        assert!(a.forward_gzip);
+        assert_eq!(a.forward_timeout, Some(Duration::from_secs(5)));
+        assert!(args(&["trace", "--forward-gzip"])
+            .unwrap_err()
+            .contains("--forward"));
         assert!(args(&["trace", "--format", "xml"]).is_err());
     }
 }

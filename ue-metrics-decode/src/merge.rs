@@ -1,87 +1,93 @@
-//! Optional merging: the events one export was split into (same process, same resource, same
-//! collection time, one after another) become one request again, so fewer and larger requests
-//! go downstream.
+//! Optional merging: the events one export was split into become one request again, and
+//! producers that write one event per data point are batched, so fewer and larger requests go
+//! downstream.
 //!
-//! Records merge when they come from the same `pid`, carry the same resource and their data
-//! points have the same latest `time_unix_nano` (an export's points share the collection time).
-//! Metrics split across events are put back together (same scope, name, unit, kind).
+//! An export is written by one thread, its events back to back; the next export of that thread
+//! comes an export interval later. So records from the same writer (`pid`, `tid`) join while
+//! each follows the previous one within [`MergeOptions::max_gap`] of sample time, and while the
+//! merged request stays within [`MergeOptions::max_request_bytes`]. Writers are tracked
+//! separately, so exports of different processes that interleave still merge. Metrics split
+//! across events are put back together (same resource, scope, name, unit, kind); data points
+//! are never changed.
 
-use prost::Message as _;
+use std::time::Duration;
 
 use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::proto::metrics::v1::{metric, Metric, ResourceMetrics, ScopeMetrics};
 use crate::record::{Record, SampleMeta};
 
-/// Identity of the export a record belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ExportKey {
-    pid: Option<u32>,
-    resources: Vec<Vec<u8>>,
-    time: u64,
+/// Limits of a [`Merger`].
+#[derive(Debug, Clone)]
+pub struct MergeOptions {
+    /// Largest merged request, counted as the sum of the merged events' buffers (the merged
+    /// encoding is smaller: shared resources and scopes are written once).
+    pub max_request_bytes: usize,
+    /// Longest pause between two events of one writer that still belong together. Events
+    /// without a sample time join on size alone.
+    pub max_gap: Duration,
+    /// Writers with a pending merge; when one more arrives, the oldest merge is handed out.
+    pub max_writers: usize,
 }
 
-fn export_key(meta: &SampleMeta, request: &ExportMetricsServiceRequest) -> ExportKey {
-    ExportKey {
-        pid: meta.pid,
-        resources: request
-            .resource_metrics
-            .iter()
-            .map(|rm| {
-                rm.resource
-                    .as_ref()
-                    .map(|r| r.encode_to_vec())
-                    .unwrap_or_default()
-            })
-            .collect(),
-        time: latest_point_time(request),
+impl Default for MergeOptions {
+    fn default() -> Self {
+        MergeOptions {
+            max_request_bytes: 1 << 20,
+            max_gap: Duration::from_millis(100),
+            max_writers: 64,
+        }
     }
 }
 
-fn latest_point_time(request: &ExportMetricsServiceRequest) -> u64 {
-    let mut latest = 0;
-    for m in request
-        .resource_metrics
-        .iter()
-        .flat_map(|rm| &rm.scope_metrics)
-        .flat_map(|sm| &sm.metrics)
-    {
-        let t = match &m.data {
-            Some(metric::Data::Gauge(g)) => g.data_points.iter().map(|p| p.time_unix_nano).max(),
-            Some(metric::Data::Sum(s)) => s.data_points.iter().map(|p| p.time_unix_nano).max(),
-            Some(metric::Data::Histogram(h)) => {
-                h.data_points.iter().map(|p| p.time_unix_nano).max()
-            }
-            Some(metric::Data::ExponentialHistogram(h)) => {
-                h.data_points.iter().map(|p| p.time_unix_nano).max()
-            }
-            Some(metric::Data::Summary(s)) => s.data_points.iter().map(|p| p.time_unix_nano).max(),
-            None => None,
-        };
-        latest = latest.max(t.unwrap_or(0));
-    }
-    latest
-}
+/// Who wrote a record: all processes share one event, threads export independently.
+type Writer = (Option<u32>, Option<u32>);
 
-/// Merges consecutive records of one export. Feed records with [`Merger::push`]; failed
-/// records pass through unchanged (after the pending merge).
+/// Merges the consecutive records of each writer. Feed records with [`Merger::push`], and
+/// call [`Merger::flush`] at the end of the input (or when the input is idle). Failed records
+/// pass through at once.
 #[derive(Debug, Default)]
 pub struct Merger {
-    pending: Option<Pending>,
+    options: MergeOptions,
+    /// Pending merges, oldest first.
+    pending: Vec<Pending>,
     merged_records: u64,
 }
 
 #[derive(Debug)]
 struct Pending {
-    key: ExportKey,
+    writer: Writer,
     meta: SampleMeta,
+    /// Sample time of the latest record merged.
+    last_time: Option<u64>,
     buffer_len: usize,
     request: ExportMetricsServiceRequest,
+    /// The single record's bytes until a second one joins.
+    original: Option<Vec<u8>>,
+}
+
+impl Pending {
+    fn into_record(self) -> Record {
+        Record {
+            meta: self.meta,
+            buffer_len: self.buffer_len,
+            result: Ok(self.request),
+            original: self.original,
+        }
+    }
 }
 
 impl Merger {
-    /// A merger with nothing pending.
+    /// A merger with the default limits.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A merger with the given limits.
+    pub fn with_options(options: MergeOptions) -> Self {
+        Merger {
+            options,
+            ..Self::default()
+        }
     }
 
     /// Records folded into an earlier one so far.
@@ -89,44 +95,73 @@ impl Merger {
         self.merged_records
     }
 
-    /// Adds a record; returns the records that are complete (zero, one or two).
+    /// Adds a record; returns the records that are complete.
     pub fn push(&mut self, record: Record) -> Vec<Record> {
         let request = match record.result {
             Ok(request) => request,
             Err(error) => {
-                let mut out: Vec<Record> = self.flush().into_iter().collect();
-                out.push(Record {
+                return vec![Record {
                     result: Err(error),
                     ..record
-                });
-                return out;
+                }]
             }
         };
-        let key = export_key(&record.meta, &request);
-        if let Some(pending) = self.pending.as_mut().filter(|p| p.key == key) {
+        let mut out = Vec::new();
+        let now = record.meta.time;
+        // Writers that have been quiet for longer than the gap are done.
+        if let Some(now) = now {
+            let max_gap = duration_nanos(self.options.max_gap);
+            self.hand_out(&mut out, |p| {
+                p.last_time
+                    .is_some_and(|last| now.saturating_sub(last) > max_gap)
+            });
+        }
+        let writer = (record.meta.pid, record.meta.tid);
+        let max_bytes = self.options.max_request_bytes;
+        self.hand_out(&mut out, |p| {
+            p.writer == writer && p.buffer_len.saturating_add(record.buffer_len) > max_bytes
+        });
+        if let Some(pending) = self.pending.iter_mut().find(|p| p.writer == writer) {
             merge_into(&mut pending.request, request);
             pending.buffer_len += record.buffer_len;
+            pending.last_time = now.or(pending.last_time);
+            pending.original = None;
             self.merged_records += 1;
-            return Vec::new();
+            return out;
         }
-        let out = self.flush().into_iter().collect();
-        self.pending = Some(Pending {
-            key,
+        if self.pending.len() >= self.options.max_writers.max(1) {
+            out.push(self.pending.remove(0).into_record());
+        }
+        self.pending.push(Pending {
+            writer,
             meta: record.meta,
+            last_time: now,
             buffer_len: record.buffer_len,
             request,
+            original: record.original,
         });
         out
     }
 
-    /// Hands out the pending merged record, if any (at the end of input or when idle).
-    pub fn flush(&mut self) -> Option<Record> {
-        self.pending.take().map(|p| Record {
-            meta: p.meta,
-            buffer_len: p.buffer_len,
-            result: Ok(p.request),
-        })
+    /// Hands out every pending merged record (at the end of input or when idle), oldest first.
+    pub fn flush(&mut self) -> Vec<Record> {
+        self.pending.drain(..).map(Pending::into_record).collect()
     }
+
+    fn hand_out(&mut self, out: &mut Vec<Record>, done: impl Fn(&Pending) -> bool) {
+        let mut i = 0;
+        while i < self.pending.len() {
+            if done(&self.pending[i]) {
+                out.push(self.pending.remove(i).into_record());
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Appends `source` to `target`, joining equal resources, scopes and metrics.

@@ -181,29 +181,15 @@ fn decode_sample(
     let decoder = decoders.entry(common_type).or_insert(None).as_ref()?;
     let decoder = match decoder {
         Ok(decoder) => decoder,
-        Err(e) => {
-            return Some(Record {
-                meta,
-                buffer_len: 0,
-                result: Err(e.clone()),
-            })
-        }
+        Err(e) => return Some(Record::failed(meta, e.clone())),
     };
     if meta.pid.is_none() {
         meta.pid = decoder.common_pid(raw).and_then(|p| u32::try_from(p).ok());
     }
     Some(match decoder.decode(context, raw) {
         Ok(None) => return None,
-        Ok(Some(payload)) => Record {
-            meta,
-            buffer_len: payload.buffer.len(),
-            result: payload.to_request(),
-        },
-        Err(error) => Record {
-            meta,
-            buffer_len: 0,
-            result: Err(error),
-        },
+        Ok(Some(payload)) => Record::from_payload(meta, &payload),
+        Err(error) => Record::failed(meta, error),
     })
 }
 

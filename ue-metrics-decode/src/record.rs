@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::payload::Payload;
 use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::DecodeError;
 
@@ -30,6 +31,33 @@ pub struct Record {
     pub buffer_len: usize,
     /// The decoded request, or why this record was skipped.
     pub result: Result<ExportMetricsServiceRequest, DecodeError>,
+    /// The OTLP buffer exactly as the producer wrote it, when this record is one event's
+    /// request: forwarding these bytes keeps fields the decoder does not know, which
+    /// re-encoding `result` would drop. `None` for merged records and records that failed.
+    pub original: Option<Vec<u8>>,
+}
+
+impl Record {
+    /// The record of one event's payload: its request decoded, its bytes kept.
+    pub fn from_payload(meta: SampleMeta, payload: &Payload<'_>) -> Record {
+        let result = payload.to_request();
+        Record {
+            meta,
+            buffer_len: payload.buffer.len(),
+            original: result.is_ok().then(|| payload.buffer.to_vec()),
+            result,
+        }
+    }
+
+    /// A record that failed before its buffer was decoded.
+    pub fn failed(meta: SampleMeta, error: DecodeError) -> Record {
+        Record {
+            meta,
+            buffer_len: 0,
+            result: Err(error),
+            original: None,
+        }
+    }
 }
 
 /// Counts kept by a source while it reads.

@@ -40,6 +40,7 @@ fn check_chunks(rm: &opentelemetry_sdk_metrics::ResourceMetrics) {
             },
             buffer_len: chunk.len(),
             result: Ok(request),
+            original: None,
         }));
     }
     merged.extend(merger.flush());

@@ -2,6 +2,8 @@
 //! writes real requests; they are read back live through perf and through ftrace text, and must
 //! come back identical.
 
+mod common;
+
 use std::io::IoSlice;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -278,23 +280,70 @@ fn eventheader_buffer_field_reads_back_live() {
     assert_eq!(records[0].result.as_ref().unwrap(), &expected);
 }
 
+/// The `live` CLI, running.
+struct LiveCli {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Its stderr so far.
+    log: Vec<String>,
+}
+
+impl LiveCli {
+    /// Starts `ue-metrics-decode live ARGS` and returns once it reports reading: every CPU's
+    /// ring is open then (the event's enable bit comes with the first one, and events written on
+    /// a CPU not yet attached are missed).
+    fn start(args: &[&str]) -> LiveCli {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+            .arg("live")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (line_tx, lines) = std::sync::mpsc::channel::<String>();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = line_tx.send(line);
+            }
+        });
+        let mut log = Vec::new();
+        while !log
+            .iter()
+            .any(|l: &String| l.contains("reading user_events/"))
+        {
+            match lines.recv_timeout(Duration::from_secs(10)) {
+                Ok(line) => log.push(line),
+                Err(e) => panic!("the CLI never attached ({e}): {log:?}"),
+            }
+        }
+        LiveCli { child, lines, log }
+    }
+
+    /// SIGINT, then its exit status, stdout and whole stderr.
+    fn interrupt(mut self) -> (std::process::ExitStatus, String, String) {
+        let kill = std::process::Command::new("/bin/busybox")
+            .args(["kill", "-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let out = self.child.wait_with_output().unwrap();
+        self.log.extend(self.lines.iter());
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            self.log.join("\n"),
+        )
+    }
+}
+
 #[test]
 fn live_cli_ends_on_ctrl_c_with_its_output_and_final_count() {
     let tracefs = tracefs();
     let data = DataFile::open(&tracefs).unwrap();
     let event = register(&data, &format!("ue_decode_sigint {EVENT_FIELDS}"));
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
-        .args(["live", "--event", "ue_decode_sigint", "--format", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The collector is listening once the kernel sets our enable bit.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !event.enabled() {
-        assert!(Instant::now() < deadline, "the CLI never attached");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let cli = LiveCli::start(&["--event", "ue_decode_sigint", "--format", "json"]);
     let sent = [request("sigint-a", 2), request("sigint-b", 3)];
     for r in &sent {
         event
@@ -302,19 +351,8 @@ fn live_cli_ends_on_ctrl_c_with_its_output_and_final_count() {
             .unwrap();
     }
     std::thread::sleep(Duration::from_millis(500));
-    let kill = std::process::Command::new("/bin/busybox")
-        .args(["kill", "-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "exit {:?} after SIGINT: {stderr}",
-        out.status
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (status, stdout, stderr) = cli.interrupt();
+    assert!(status.success(), "exit {status:?} after SIGINT: {stderr}");
     assert_eq!(
         stdout.lines().count(),
         2,
@@ -325,4 +363,57 @@ fn live_cli_ends_on_ctrl_c_with_its_output_and_final_count() {
         "{stdout}"
     );
     assert!(stderr.contains("2 records: 2 decoded"), "{stderr}");
+}
+
+#[test]
+fn live_forwarding_rides_out_a_receiver_outage_and_sends_the_producers_bytes() {
+    // The guest's init leaves networking alone: bring up loopback (127.0.0.1).
+    let lo = std::process::Command::new("/bin/busybox")
+        .args(["ip", "link", "set", "lo", "up"])
+        .status()
+        .unwrap();
+    assert!(lo.success(), "ip link set lo up: {lo:?}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tracefs = tracefs();
+    let data = DataFile::open(&tracefs).unwrap();
+    let event = register(&data, &format!("ue_decode_forward {EVENT_FIELDS}"));
+    let url = format!("http://127.0.0.1:{port}");
+    let cli = LiveCli::start(&["--event", "ue_decode_forward", "--forward", &url]);
+    // The receiver is down: the requests wait in the queue.
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let mut bytes = request(&format!("forward-{i}"), 2).encode_to_vec();
+        // Field 99 (varint 7), unknown to the decoder: it must reach the receiver.
+        bytes.extend_from_slice(&[0x98, 0x06, 0x07]);
+        event
+            .write(&[IoSlice::new(&encode_payload(&bytes))])
+            .unwrap();
+        sent.push(bytes);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    // The receiver comes up: everything queued arrives.
+    let received = common::http::serve(
+        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        Vec::new(),
+        Duration::ZERO,
+    );
+    let mut bodies = Vec::new();
+    while bodies.len() < sent.len() {
+        match received.recv_timeout(Duration::from_secs(30)) {
+            Ok(r) => bodies.push(r.body),
+            Err(_) => break,
+        }
+    }
+    let (status, _, stderr) = cli.interrupt();
+    assert_eq!(bodies.len(), sent.len(), "requests that arrived; {stderr}");
+    assert!(status.success(), "exit {status:?}: {stderr}");
+    assert!(bodies == sent, "the producer's bytes, in order");
+    assert!(
+        stderr.contains("forwarded 5 requests (0 failed, 0 dropped by the full queue"),
+        "{stderr}"
+    );
 }
