@@ -27,6 +27,7 @@ pub mod live;
 pub mod merge;
 pub mod payload;
 pub mod perf_data;
+pub mod prometheus;
 pub mod record;
 pub mod sample;
 pub mod summary;

@@ -1,0 +1,269 @@
+//! The Prometheus text exposition format (0.0.4) of a [`PrometheusState`].
+//!
+//! Families come sorted by name, each with one `# HELP` (when the metric has a description)
+//! and one `# TYPE` line. Exponential histograms become classic `_bucket` series whose `le`
+//! bounds are the exact bucket bounds: with `base = 2^(2^-scale)`, positive bucket `i` holds
+//! `(base^i, base^(i+1)]` and is rendered as `le="base^(i+1)"`; the zero bucket
+//! (`[-zero_threshold, zero_threshold]`) as `le="zero_threshold"` (`"0"` for the usual
+//! threshold 0); negative bucket `i` holds `[-base^(i+1), -base^i)` and is rendered, most
+//! negative first, as `le="-base^i"` (a value exactly `-base^i` lands in the next bucket up, as
+//! the exponential layout puts it there). `_sum` is left out when negative values may have been
+//! recorded (the specification reports it only when it is monotonic).
+
+use std::fmt::Write as _;
+
+use super::naming::{push_float, push_label_value, FamilyType};
+use super::state::{DropReason, ExponentialHistogram, PrometheusState, SeriesValue};
+use crate::DecodeStats;
+
+/// The `Content-Type` of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The exact upper bound `base^index` of exponential bucket `index - 1` at `scale`.
+pub fn exponential_bound(index: i64, scale: i32) -> f64 {
+    if scale <= 0 {
+        // An integer power of two: exact (or infinite / zero past the f64 range).
+        let exponent = index.saturating_mul(1i64 << (-scale).min(62));
+        let clamped = exponent.clamp(-1100, 1100) as i32;
+        2f64.powi(clamped)
+    } else {
+        (index as f64 / f64::from(1u32 << scale.min(31))).exp2()
+    }
+}
+
+/// The classic cumulative buckets of an exponential histogram: `(le, count of values <= le)`,
+/// ascending, without the final `+Inf` (which is `count`).
+pub(crate) fn exponential_buckets(h: &ExponentialHistogram) -> Vec<(f64, u64)> {
+    let mut out: Vec<(f64, u64)> =
+        Vec::with_capacity(h.positive.counts.len() + h.negative.counts.len() + 1);
+    let mut cumulative = 0u64;
+    let push = |out: &mut Vec<(f64, u64)>, le: f64, cumulative: u64| match out.last_mut() {
+        // Bounds below an earlier one (a zero threshold above the first buckets): merge.
+        Some(last) if le <= last.0 => last.1 = cumulative,
+        _ => out.push((le, cumulative)),
+    };
+    for (k, c) in h.negative.counts.iter().enumerate().rev() {
+        cumulative += c;
+        let index = i64::from(h.negative.offset) + k as i64;
+        push(&mut out, -exponential_bound(index, h.scale), cumulative);
+    }
+    cumulative += h.zero_count;
+    push(&mut out, h.zero_threshold.max(0.0), cumulative);
+    for (k, c) in h.positive.counts.iter().enumerate() {
+        cumulative += c;
+        let index = i64::from(h.positive.offset) + k as i64 + 1;
+        push(&mut out, exponential_bound(index, h.scale), cumulative);
+    }
+    out
+}
+
+fn push_help(out: &mut String, help: &str) {
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn push_sample(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &str,
+    le: Option<f64>,
+    value: f64,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    out.push('{');
+    out.push_str(labels);
+    if let Some(le) = le {
+        if !labels.is_empty() {
+            out.push(',');
+        }
+        out.push_str("le=\"");
+        push_float(out, le);
+        out.push('"');
+    }
+    out.push_str("} ");
+    push_float(out, value);
+    out.push('\n');
+}
+
+fn push_u64_sample(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &str,
+    le: Option<f64>,
+    value: u64,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    out.push('{');
+    out.push_str(labels);
+    if let Some(le) = le {
+        if !labels.is_empty() {
+            out.push(',');
+        }
+        out.push_str("le=\"");
+        push_float(out, le);
+        out.push('"');
+    }
+    let _ = writeln!(out, "}} {value}");
+}
+
+/// Appends every family of `state` (then `target_info` and `otel_scope_info`) to `out`.
+pub fn render(state: &PrometheusState, out: &mut String) {
+    let mut names: Vec<&String> = state.families.keys().collect();
+    names.sort_unstable();
+    for name in names {
+        let family = &state.families[name];
+        if !family.help.is_empty() {
+            let _ = write!(out, "# HELP {name} ");
+            push_help(out, &family.help);
+            out.push('\n');
+        }
+        let _ = writeln!(out, "# TYPE {name} {}", family.kind.as_str());
+        for (labels, series) in &family.series {
+            match &series.value {
+                SeriesValue::Number(v) => push_sample(out, name, "", labels, None, *v),
+                SeriesValue::Histogram(h) => {
+                    let mut cumulative = 0u64;
+                    for (bound, c) in h.bounds.iter().zip(&h.counts) {
+                        cumulative += c;
+                        push_u64_sample(out, name, "_bucket", labels, Some(*bound), cumulative);
+                    }
+                    push_u64_sample(out, name, "_bucket", labels, Some(f64::INFINITY), h.count);
+                    if !h.negative {
+                        push_sample(out, name, "_sum", labels, None, h.sum);
+                    }
+                    push_u64_sample(out, name, "_count", labels, None, h.count);
+                }
+                SeriesValue::Exponential(h) => {
+                    for (le, cumulative) in exponential_buckets(h) {
+                        push_u64_sample(out, name, "_bucket", labels, Some(le), cumulative);
+                    }
+                    push_u64_sample(out, name, "_bucket", labels, Some(f64::INFINITY), h.count);
+                    if !h.negative_values {
+                        push_sample(out, name, "_sum", labels, None, h.sum);
+                    }
+                    push_u64_sample(out, name, "_count", labels, None, h.count);
+                }
+            }
+        }
+        debug_assert!(matches!(
+            family.kind,
+            FamilyType::Counter | FamilyType::Gauge | FamilyType::Histogram
+        ));
+    }
+    for (name, help, entries) in [
+        ("target_info", "Target metadata", &state.targets),
+        (
+            "otel_scope_info",
+            "Instrumentation Scope metadata",
+            &state.scopes,
+        ),
+    ] {
+        if entries.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        let mut lines: Vec<&str> = entries.values().map(|e| e.labels.as_str()).collect();
+        lines.sort_unstable();
+        for labels in lines {
+            push_u64_sample(out, name, "", labels, None, 1);
+        }
+    }
+}
+
+/// Appends the agent's own metrics (`ue_metrics_decode_*`): records read, decoded, failed and
+/// lost by the source, points taken and dropped, live, created, expired and reset series.
+pub fn render_self_telemetry(state: &PrometheusState, source: &DecodeStats, out: &mut String) {
+    let counts = state.counts();
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        let _ = writeln!(
+            out,
+            "# HELP ue_metrics_decode_{name} {help}\n# TYPE ue_metrics_decode_{name} {kind}"
+        );
+        for (labels, value) in samples {
+            if labels.is_empty() {
+                let _ = writeln!(out, "ue_metrics_decode_{name} {value}");
+            } else {
+                let _ = writeln!(out, "ue_metrics_decode_{name}{{{labels}}} {value}");
+            }
+        }
+    };
+    family(
+        "records_read_total",
+        "counter",
+        "Records of the event read from the source",
+        &[("", source.records)],
+    );
+    family(
+        "records_decoded_total",
+        "counter",
+        "Records decoded into a request",
+        &[("", source.decoded)],
+    );
+    family(
+        "records_failed_total",
+        "counter",
+        "Records skipped because they could not be decoded",
+        &[("", source.failed)],
+    );
+    family(
+        "records_lost_total",
+        "counter",
+        "Records the kernel reported lost",
+        &[("", source.lost)],
+    );
+    family(
+        "points_total",
+        "counter",
+        "Data points taken into a series",
+        &[("", counts.points)],
+    );
+    let dropped: Vec<(String, u64)> = DropReason::ALL_REASONS
+        .iter()
+        .map(|r| {
+            let mut label = String::from("reason=\"");
+            push_label_value(&mut label, r.as_str());
+            label.push('"');
+            (label, counts.dropped(*r))
+        })
+        .collect();
+    let dropped: Vec<(&str, u64)> = dropped.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    family(
+        "points_dropped_total",
+        "counter",
+        "Data points dropped, by reason",
+        &dropped,
+    );
+    family(
+        "series",
+        "gauge",
+        "Series held",
+        &[("", state.series() as u64)],
+    );
+    family(
+        "series_created_total",
+        "counter",
+        "Series created",
+        &[("", counts.series_created)],
+    );
+    family(
+        "series_expired_total",
+        "counter",
+        "Series removed after --prometheus-expire without updates",
+        &[("", counts.series_expired)],
+    );
+    family(
+        "series_resets_total",
+        "counter",
+        "Series started again (producer restart, delta gap, new bounds)",
+        &[("", counts.resets)],
+    );
+}
