@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use ue_metrics_decode::forward::{ForwardOptions, Forwarder};
 use ue_metrics_decode::live::{self, LiveOptions, LiveSource};
 use ue_metrics_decode::merge::Merger;
+use ue_metrics_decode::prometheus::{PrometheusEndpoint, PrometheusOptions};
 use ue_metrics_decode::summary::Summary;
 use ue_metrics_decode::{decode_payload, ftrace, json, DecodeStats, PerfDataSource, Record};
 
@@ -29,6 +30,9 @@ OPTIONS:
                               none: no output (default when --forward is given)
   --forward URL               POST each request to an OTLP/HTTP endpoint, e.g. http://localhost:4318
   --merge                     merge consecutive events of one export into one request
+  --prometheus ADDR           serve the metrics at http://ADDR/metrics (Prometheus text format), e.g.
+                              127.0.0.1:9464 or :9464; from a file, keeps serving until Ctrl-C/SIGTERM
+  --prometheus-expire D       drop a series not updated for D (default 5m)
   --event NAME                event name (trace, live; default otlp_metrics, or an EventHeader
                               tracepoint such as MyApp_L4K1)
 LIVE OPTIONS:
@@ -65,6 +69,8 @@ struct Args {
     register: bool,
     pages: usize,
     refresh: Option<Duration>,
+    prometheus: Option<String>,
+    prometheus_expire: Duration,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -104,6 +110,8 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         register: false,
         pages: 64,
         refresh: None,
+        prometheus: None,
+        prometheus_expire: PrometheusOptions::default().expire_after,
     };
     let live = args.command == "live";
     while let Some(arg) = iter.next() {
@@ -135,6 +143,10 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             }
             "--forward" => args.forward = Some(value("--forward")?),
             "--merge" => args.merge = true,
+            "--prometheus" => args.prometheus = Some(value("--prometheus")?),
+            "--prometheus-expire" => {
+                args.prometheus_expire = parse_duration(&value("--prometheus-expire")?)?
+            }
             "--event" => args.event = Some(value("--event")?),
             "--duration" => {
                 live_only(flag)?;
@@ -194,6 +206,7 @@ struct Output {
     flush_each: bool,
     summary: Summary,
     forwarder: Option<Forwarder>,
+    prometheus: Option<PrometheusEndpoint>,
     merger: Option<Merger>,
     errors_shown: u64,
     line: String,
@@ -215,7 +228,22 @@ impl Output {
             }
             None => None,
         };
-        let default = if forwarder.is_some() {
+        let prometheus = match &args.prometheus {
+            Some(addr) => {
+                let options = PrometheusOptions {
+                    expire_after: args.prometheus_expire,
+                };
+                let endpoint =
+                    PrometheusEndpoint::start(addr, options).map_err(|e| e.to_string())?;
+                eprintln!(
+                    "ue-metrics-decode: serving Prometheus metrics at http://{}/metrics",
+                    endpoint.local_addr()
+                );
+                Some(endpoint)
+            }
+            None => None,
+        };
+        let default = if forwarder.is_some() || prometheus.is_some() {
             Format::None
         } else {
             Format::Json
@@ -226,6 +254,7 @@ impl Output {
             flush_each,
             summary: Summary::new(),
             forwarder,
+            prometheus,
             merger: args.merge.then(Merger::new),
             errors_shown: 0,
             line: String::new(),
@@ -276,6 +305,9 @@ impl Output {
                 if let Some(f) = &self.forwarder {
                     f.send(&request);
                 }
+                if let Some(p) = &self.prometheus {
+                    p.add(&request);
+                }
             }
             Err(error) => {
                 self.errors_shown += 1;
@@ -322,9 +354,44 @@ impl Output {
         }
     }
 
+    /// The source's counts, for the Prometheus endpoint's self-telemetry.
+    fn source_stats(&self, stats: &DecodeStats) {
+        if let Some(p) = &self.prometheus {
+            p.set_source_stats(stats);
+        }
+    }
+
+    /// A file source was read to the end: with `--prometheus`, keep serving what it held until
+    /// SIGINT or SIGTERM.
+    fn serve_until_stopped(&mut self, stats: &DecodeStats) {
+        self.flush_merge();
+        let Some(p) = &self.prometheus else { return };
+        p.set_source_stats(stats);
+        eprintln!("ue-metrics-decode: input read; serving until interrupted (Ctrl-C or SIGTERM)");
+        let stop = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let _ = signal_hook::flag::register(signal, Arc::clone(&stop));
+        }
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Prints the summary and counts; returns the exit code.
     fn finish(mut self, stats: &DecodeStats, live_rate: Option<Duration>) -> ExitCode {
         self.flush_merge();
+        if let Some(p) = self.prometheus.take() {
+            let (series, c) = p.counts();
+            eprintln!(
+                "ue-metrics-decode: prometheus: {} points into {series} live series ({} created, {} expired, {} resets), {} points dropped",
+                c.points,
+                c.series_created,
+                c.series_expired,
+                c.resets,
+                c.dropped.iter().sum::<u64>()
+            );
+            p.stop();
+        }
         let mut code = ExitCode::SUCCESS;
         if let (Some(elapsed), true) = (live_rate, self.refresh) {
             self.draw_live(stats, elapsed);
@@ -441,6 +508,7 @@ fn run_payload(args: &Args) -> ExitCode {
     let mut stats = DecodeStats::default();
     stats.count(&record);
     output.record(record);
+    output.serve_until_stopped(&stats);
     output.finish(&stats, None)
 }
 
@@ -465,6 +533,7 @@ fn run_perf_data(args: &Args) -> ExitCode {
             stats.other_events
         );
     }
+    output.serve_until_stopped(&stats);
     let code = output.finish(&stats, None);
     match result {
         Ok(()) => code,
@@ -491,6 +560,7 @@ fn run_trace(args: &Args) -> ExitCode {
     };
     let mut stats = DecodeStats::default();
     let result = ftrace::read_trace(input, event, &mut stats, |record| output.record(record));
+    output.serve_until_stopped(&stats);
     let code = output.finish(&stats, None);
     match result {
         Ok(()) => code,
@@ -599,6 +669,7 @@ fn run_live(args: &Args) -> ExitCode {
                 output.record(record);
             }
         });
+        output.source_stats(source.stats());
         match result {
             Ok(0) => {
                 // Idle: a pending merge will not grow any more.

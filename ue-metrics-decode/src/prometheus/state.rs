@@ -536,17 +536,24 @@ fn series_key(scratch: &mut Scratch, scoped: &str, attributes: &[KeyValue]) {
     );
 }
 
+/// A point's times and temporality.
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
+    start: u64,
+    time: u64,
+    delta: bool,
+}
+
 /// The series for the key in `scratch` with what to do with a point, or `None` to drop it.
 fn apply<'a>(
     family: &'a mut Family,
     counts: &mut PrometheusCounts,
     key: &str,
-    start: u64,
-    time: u64,
-    delta: bool,
+    stamp: Stamp,
     now: Instant,
     initial: impl FnOnce() -> SeriesValue,
 ) -> Option<(&'a mut Series, Merge)> {
+    let Stamp { start, time, delta } = stamp;
     let merge = decide(family.series.get(key), start, time, delta);
     if merge == Merge::Drop {
         counts.dropped[DropReason::OutOfOrder as usize] += 1;
@@ -607,9 +614,11 @@ fn add_number(
         family,
         counts,
         &scratch.key,
-        start,
-        p.time_unix_nano,
-        delta,
+        Stamp {
+            start,
+            time: p.time_unix_nano,
+            delta,
+        },
         now,
         || SeriesValue::Number(value),
     ) else {
@@ -662,9 +671,11 @@ fn add_histogram(
         family,
         counts,
         &scratch.key,
-        p.start_time_unix_nano,
-        p.time_unix_nano,
-        delta,
+        Stamp {
+            start: p.start_time_unix_nano,
+            time: p.time_unix_nano,
+            delta,
+        },
         now,
         fresh,
     ) else {
@@ -801,9 +812,11 @@ fn add_exponential(
         family,
         counts,
         &scratch.key,
-        p.start_time_unix_nano,
-        p.time_unix_nano,
-        delta,
+        Stamp {
+            start: p.start_time_unix_nano,
+            time: p.time_unix_nano,
+            delta,
+        },
         now,
         fresh,
     ) else {
