@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use super::naming::{push_float, push_label_value, FamilyType};
+use super::naming::{push_float, push_label_value};
 use super::state::{DropReason, ExponentialHistogram, PrometheusState, SeriesValue};
 use crate::DecodeStats;
 
@@ -67,56 +67,89 @@ fn push_help(out: &mut String, help: &str) {
     }
 }
 
-fn push_sample(
-    out: &mut String,
-    name: &str,
-    suffix: &str,
-    labels: &str,
-    le: Option<f64>,
-    value: f64,
-) {
+/// Appends `value` in decimal (without the formatting machinery: a scrape writes hundreds of
+/// thousands of them).
+fn push_u64(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"));
+}
+
+/// The start of a sample line: `name suffix {labels` (then `,le="..."` and the closing `} `).
+fn push_head(out: &mut String, name: &str, suffix: &str, labels: &str) {
     out.push_str(name);
     out.push_str(suffix);
     out.push('{');
     out.push_str(labels);
-    if let Some(le) = le {
-        if !labels.is_empty() {
-            out.push(',');
-        }
-        out.push_str("le=\"");
-        push_float(out, le);
-        out.push('"');
-    }
+}
+
+fn push_sample(out: &mut String, name: &str, suffix: &str, labels: &str, value: f64) {
+    push_head(out, name, suffix, labels);
     out.push_str("} ");
-    push_float(out, value);
+    if value == value.trunc() && value.abs() < 1e15 {
+        if value < 0.0 {
+            out.push('-');
+        }
+        push_u64(out, value.abs() as u64);
+    } else {
+        push_float(out, value);
+    }
     out.push('\n');
 }
 
-fn push_u64_sample(
-    out: &mut String,
-    name: &str,
-    suffix: &str,
-    labels: &str,
-    le: Option<f64>,
-    value: u64,
-) {
-    out.push_str(name);
-    out.push_str(suffix);
-    out.push('{');
-    out.push_str(labels);
-    if let Some(le) = le {
-        if !labels.is_empty() {
-            out.push(',');
-        }
-        out.push_str("le=\"");
-        push_float(out, le);
-        out.push('"');
+fn push_u64_sample(out: &mut String, name: &str, suffix: &str, labels: &str, value: u64) {
+    push_head(out, name, suffix, labels);
+    out.push_str("} ");
+    push_u64(out, value);
+    out.push('\n');
+}
+
+/// A `_bucket` line; `le` is the formatted bound.
+fn push_bucket(out: &mut String, name: &str, labels: &str, le: &str, value: u64) {
+    push_head(out, name, "_bucket", labels);
+    if !labels.is_empty() {
+        out.push(',');
     }
-    let _ = writeln!(out, "}} {value}");
+    out.push_str("le=\"");
+    out.push_str(le);
+    out.push_str("\"} ");
+    push_u64(out, value);
+    out.push('\n');
+}
+
+/// The `le` texts of the last bounds seen: series of one histogram family share their bounds,
+/// so each bound is formatted once per scrape rather than once per series.
+#[derive(Default)]
+struct LeCache {
+    bounds: Vec<f64>,
+    texts: Vec<String>,
+}
+
+impl LeCache {
+    fn texts(&mut self, bounds: &[f64]) -> &[String] {
+        if self.bounds != bounds {
+            self.bounds = bounds.to_vec();
+            self.texts = bounds
+                .iter()
+                .map(|b| super::naming::format_float(*b))
+                .collect();
+        }
+        &self.texts
+    }
 }
 
 /// Appends every family of `state` (then `target_info` and `otel_scope_info`) to `out`.
 pub fn render(state: &PrometheusState, out: &mut String) {
+    let mut les = LeCache::default();
     let mut names: Vec<&String> = state.families.keys().collect();
     names.sort_unstable();
     for name in names {
@@ -129,35 +162,34 @@ pub fn render(state: &PrometheusState, out: &mut String) {
         let _ = writeln!(out, "# TYPE {name} {}", family.kind.as_str());
         for (labels, series) in &family.series {
             match &series.value {
-                SeriesValue::Number(v) => push_sample(out, name, "", labels, None, *v),
+                SeriesValue::Number(v) => push_sample(out, name, "", labels, *v),
                 SeriesValue::Histogram(h) => {
                     let mut cumulative = 0u64;
-                    for (bound, c) in h.bounds.iter().zip(&h.counts) {
+                    for (le, c) in les.texts(&h.bounds).iter().zip(&h.counts) {
                         cumulative += c;
-                        push_u64_sample(out, name, "_bucket", labels, Some(*bound), cumulative);
+                        push_bucket(out, name, labels, le, cumulative);
                     }
-                    push_u64_sample(out, name, "_bucket", labels, Some(f64::INFINITY), h.count);
+                    push_bucket(out, name, labels, "+Inf", h.count);
                     if !h.negative {
-                        push_sample(out, name, "_sum", labels, None, h.sum);
+                        push_sample(out, name, "_sum", labels, h.sum);
                     }
-                    push_u64_sample(out, name, "_count", labels, None, h.count);
+                    push_u64_sample(out, name, "_count", labels, h.count);
                 }
                 SeriesValue::Exponential(h) => {
-                    for (le, cumulative) in exponential_buckets(h) {
-                        push_u64_sample(out, name, "_bucket", labels, Some(le), cumulative);
+                    let mut le = String::new();
+                    for (bound, cumulative) in exponential_buckets(h) {
+                        le.clear();
+                        push_float(&mut le, bound);
+                        push_bucket(out, name, labels, &le, cumulative);
                     }
-                    push_u64_sample(out, name, "_bucket", labels, Some(f64::INFINITY), h.count);
+                    push_bucket(out, name, labels, "+Inf", h.count);
                     if !h.negative_values {
-                        push_sample(out, name, "_sum", labels, None, h.sum);
+                        push_sample(out, name, "_sum", labels, h.sum);
                     }
-                    push_u64_sample(out, name, "_count", labels, None, h.count);
+                    push_u64_sample(out, name, "_count", labels, h.count);
                 }
             }
         }
-        debug_assert!(matches!(
-            family.kind,
-            FamilyType::Counter | FamilyType::Gauge | FamilyType::Histogram
-        ));
     }
     for (name, help, entries) in [
         ("target_info", "Target metadata", &state.targets),
@@ -174,7 +206,7 @@ pub fn render(state: &PrometheusState, out: &mut String) {
         let mut lines: Vec<&str> = entries.values().map(|e| e.labels.as_str()).collect();
         lines.sort_unstable();
         for labels in lines {
-            push_u64_sample(out, name, "", labels, None, 1);
+            push_u64_sample(out, name, "", labels, 1);
         }
     }
 }
