@@ -34,6 +34,17 @@ impl FamilyType {
 /// names) or `[a-zA-Z0-9_]` (label names) replaced by `_`, runs of `_` collapsed into one, and a
 /// `_` in front of a leading digit.
 fn push_sanitized(out: &mut String, name: &str, colon: bool) {
+    // Most names are valid but for dots: check bytes first, copy when nothing changes.
+    let bytes = name.as_bytes();
+    let clean = !bytes.first().is_some_and(u8::is_ascii_digit)
+        && !name.contains("__")
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || (colon && b == b':'));
+    if clean {
+        out.push_str(name);
+        return;
+    }
     let start = out.len();
     for c in name.chars() {
         let valid = c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':');
@@ -186,6 +197,10 @@ pub fn family_name(name: &str, unit: &str, family: FamilyType) -> String {
 
 /// Appends a label value with the text format's escapes (`\\`, `\"`, `\n`).
 pub fn push_label_value(out: &mut String, value: &str) {
+    if !value.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+        out.push_str(value);
+        return;
+    }
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),

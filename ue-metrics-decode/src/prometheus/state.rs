@@ -571,46 +571,50 @@ struct Stamp {
     delta: bool,
 }
 
-/// The series for the key in `scratch` with what to do with a point, or `None` to drop it.
-fn apply<'a>(
-    family: &'a mut Family,
+/// Finds the series for `key` and applies the point: a new series gets `initial()`; an existing
+/// one gets `update(series, merge)` unless the point is dropped. One hash lookup per point.
+fn apply(
+    family: &mut Family,
     counts: &mut PrometheusCounts,
     key: &str,
     stamp: Stamp,
     now: Instant,
     initial: impl FnOnce() -> SeriesValue,
-) -> Option<(&'a mut Series, Merge)> {
+    update: impl FnOnce(&mut Series, Merge, &mut PrometheusCounts),
+) {
     let Stamp { start, time, delta } = stamp;
-    if !family.series.contains_key(key) {
-        counts.points += 1;
-        counts.series_created += 1;
-        family.series.insert(
-            key.to_owned(),
-            Series {
-                start,
-                time,
-                seen: now,
-                value: initial(),
-            },
-        );
-        return family.series.get_mut(key).map(|s| (s, Merge::Replace));
+    match family.series.get_mut(key) {
+        Some(series) => {
+            let merge = decide(series, start, time, delta);
+            if merge == Merge::Drop {
+                counts.dropped[DropReason::OutOfOrder as usize] += 1;
+                return;
+            }
+            counts.points += 1;
+            if merge == Merge::Reset {
+                counts.resets += 1;
+            }
+            if merge != Merge::Accumulate {
+                series.start = start;
+            }
+            series.time = series.time.max(time);
+            series.seen = now;
+            update(series, merge, counts);
+        }
+        None => {
+            counts.points += 1;
+            counts.series_created += 1;
+            family.series.insert(
+                key.to_owned(),
+                Series {
+                    start,
+                    time,
+                    seen: now,
+                    value: initial(),
+                },
+            );
+        }
     }
-    let series = family.series.get_mut(key)?;
-    let merge = decide(series, start, time, delta);
-    if merge == Merge::Drop {
-        counts.dropped[DropReason::OutOfOrder as usize] += 1;
-        return None;
-    }
-    counts.points += 1;
-    if merge == Merge::Reset {
-        counts.resets += 1;
-    }
-    if merge != Merge::Accumulate {
-        series.start = start;
-    }
-    series.time = series.time.max(time);
-    series.seen = now;
-    Some((series, merge))
 }
 
 fn add_number(
@@ -639,27 +643,29 @@ fn add_number(
     } else {
         p.start_time_unix_nano
     };
-    let Some((series, merge)) = apply(
+    let stamp = Stamp {
+        start,
+        time: p.time_unix_nano,
+        delta,
+    };
+    let initial = || SeriesValue::Number(value);
+    apply(
         family,
         counts,
         &scratch.key,
-        Stamp {
-            start,
-            time: p.time_unix_nano,
-            delta,
-        },
+        stamp,
         now,
-        || SeriesValue::Number(value),
-    ) else {
-        return;
-    };
-    if let SeriesValue::Number(v) = &mut series.value {
-        if merge == Merge::Accumulate {
-            *v += value;
-        } else {
-            *v = value;
-        }
-    }
+        initial,
+        |series, merge, _| {
+            if let SeriesValue::Number(v) = &mut series.value {
+                if merge == Merge::Accumulate {
+                    *v += value;
+                } else {
+                    *v = value;
+                }
+            }
+        },
+    );
 }
 
 fn add_histogram(
@@ -696,52 +702,51 @@ fn add_histogram(
         })
     };
     series_key(scratch, scoped, &p.attributes);
-    let Some((series, merge)) = apply(
+    let stamp = Stamp {
+        start: p.start_time_unix_nano,
+        time: p.time_unix_nano,
+        delta,
+    };
+    apply(
         family,
         counts,
         &scratch.key,
-        Stamp {
-            start: p.start_time_unix_nano,
-            time: p.time_unix_nano,
-            delta,
-        },
+        stamp,
         now,
         fresh,
-    ) else {
-        return;
-    };
-    match &mut series.value {
-        SeriesValue::Histogram(h)
-            if merge == Merge::Accumulate && h.bounds == p.explicit_bounds =>
-        {
-            for (c, add) in h.counts.iter_mut().zip(&p.bucket_counts) {
-                *c += add;
+        |series, merge, counts| {
+            match &mut series.value {
+                SeriesValue::Histogram(h)
+                    if merge == Merge::Accumulate && h.bounds == p.explicit_bounds =>
+                {
+                    for (c, add) in h.counts.iter_mut().zip(&p.bucket_counts) {
+                        *c += add;
+                    }
+                    h.count += p.count;
+                    h.sum += p.sum.unwrap_or(0.0);
+                    h.negative |= negative;
+                }
+                SeriesValue::Histogram(h) if h.bounds == p.explicit_bounds => {
+                    // A cumulative update or restart: copy in place (no allocation).
+                    match p.bucket_counts.is_empty() {
+                        true => h.counts.iter_mut().for_each(|c| *c = 0),
+                        false => h.counts.clone_from(&p.bucket_counts),
+                    }
+                    h.count = p.count;
+                    h.sum = p.sum.unwrap_or(0.0);
+                    h.negative = negative;
+                }
+                value => {
+                    if merge == Merge::Accumulate {
+                        // Bounds changed between deltas: start again from this one.
+                        counts.resets += 1;
+                        series.start = p.start_time_unix_nano;
+                    }
+                    *value = fresh();
+                }
             }
-            h.count += p.count;
-            h.sum += p.sum.unwrap_or(0.0);
-            h.negative |= negative;
-        }
-        SeriesValue::Histogram(h)
-            if merge != Merge::Accumulate && h.bounds == p.explicit_bounds =>
-        {
-            // A cumulative update: copy in place (no allocation).
-            match p.bucket_counts.is_empty() {
-                true => h.counts.iter_mut().for_each(|c| *c = 0),
-                false => h.counts.clone_from(&p.bucket_counts),
-            }
-            h.count = p.count;
-            h.sum = p.sum.unwrap_or(0.0);
-            h.negative = negative;
-        }
-        value => {
-            if merge == Merge::Accumulate {
-                // Bounds changed between deltas: start again from this one.
-                counts.resets += 1;
-                series.start = p.start_time_unix_nano;
-            }
-            *value = fresh();
-        }
-    }
+        },
+    );
 }
 
 impl Dense {
@@ -849,24 +854,23 @@ fn add_exponential(
     }
     series_key(scratch, scoped, &p.attributes);
     let fresh = || SeriesValue::Exponential(ExponentialHistogram::from_point(p));
-    let Some((series, merge)) = apply(
+    let stamp = Stamp {
+        start: p.start_time_unix_nano,
+        time: p.time_unix_nano,
+        delta,
+    };
+    apply(
         family,
         counts,
         &scratch.key,
-        Stamp {
-            start: p.start_time_unix_nano,
-            time: p.time_unix_nano,
-            delta,
-        },
+        stamp,
         now,
         fresh,
-    ) else {
-        return;
-    };
-    match &mut series.value {
-        SeriesValue::Exponential(h) if merge == Merge::Accumulate => {
-            h.add(ExponentialHistogram::from_point(p))
-        }
-        value => *value = fresh(),
-    }
+        |series, merge, _| match &mut series.value {
+            SeriesValue::Exponential(h) if merge == Merge::Accumulate => {
+                h.add(ExponentialHistogram::from_point(p))
+            }
+            value => *value = fresh(),
+        },
+    );
 }
