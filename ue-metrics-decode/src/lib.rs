@@ -14,6 +14,7 @@
 //! Bad input never panics: every function returns a [`DecodeError`] with the byte offset.
 #![forbid(unsafe_code)]
 
+pub mod enrich;
 mod error;
 pub mod event;
 pub mod eventheader;

@@ -33,6 +33,8 @@ OPTIONS:
   --prometheus ADDR           serve the metrics at http://ADDR/metrics (Prometheus text format), e.g.
                               127.0.0.1:9464 or :9464; from a file, keeps serving until Ctrl-C/SIGTERM
   --prometheus-expire D       drop a series not updated for D (default 5m)
+  --pid on|off                add process.pid (the writer's pid) to resources that lack it
+                              (default: on for live, off for files)
   --event NAME                event name (trace, live; default otlp_metrics, or an EventHeader
                               tracepoint such as MyApp_L4K1)
 LIVE OPTIONS:
@@ -71,6 +73,7 @@ struct Args {
     refresh: Option<Duration>,
     prometheus: Option<String>,
     prometheus_expire: Duration,
+    add_pid: Option<bool>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -112,6 +115,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         refresh: None,
         prometheus: None,
         prometheus_expire: PrometheusOptions::default().expire_after,
+        add_pid: None,
     };
     let live = args.command == "live";
     while let Some(arg) = iter.next() {
@@ -143,6 +147,13 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             }
             "--forward" => args.forward = Some(value("--forward")?),
             "--merge" => args.merge = true,
+            "--pid" => {
+                args.add_pid = Some(match value("--pid")?.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    other => return Err(format!("--pid takes on or off, not {other:?}")),
+                })
+            }
             "--prometheus" => args.prometheus = Some(value("--prometheus")?),
             "--prometheus-expire" => {
                 args.prometheus_expire = parse_duration(&value("--prometheus-expire")?)?
@@ -207,6 +218,8 @@ struct Output {
     summary: Summary,
     forwarder: Option<Forwarder>,
     prometheus: Option<PrometheusEndpoint>,
+    /// Add `process.pid` from the sample to resources without one.
+    add_pid: bool,
     merger: Option<Merger>,
     errors_shown: u64,
     line: String,
@@ -255,6 +268,7 @@ impl Output {
             summary: Summary::new(),
             forwarder,
             prometheus,
+            add_pid: args.add_pid.unwrap_or(args.command == "live"),
             merger: args.merge.then(Merger::new),
             errors_shown: 0,
             line: String::new(),
@@ -283,7 +297,10 @@ impl Output {
 
     fn emit(&mut self, record: Record) {
         match record.result {
-            Ok(request) => {
+            Ok(mut request) => {
+                if let (true, Some(pid)) = (self.add_pid, record.meta.pid) {
+                    ue_metrics_decode::enrich::add_process_pid(&mut request, pid);
+                }
                 if self.format == Format::Json {
                     self.line.clear();
                     json::write_json(&request, &mut self.line);

@@ -5,6 +5,8 @@
 //! `python3-prometheus-client`). Each outside program is skipped, with a message, only when it is
 //! not installed.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -141,11 +143,17 @@ impl Drop for Guard {
 /// Starts `ue-metrics-decode trace FILE --prometheus 127.0.0.1:0`; returns the child, the
 /// address it serves, and its remaining stderr lines.
 fn start_agent(trace: &Path) -> (Guard, String, mpsc::Receiver<String>) {
+    let trace = trace.to_str().unwrap();
+    start_agent_with(&["trace", trace, "--prometheus-expire", "10m"])
+}
+
+/// Starts `ue-metrics-decode ARGS --prometheus 127.0.0.1:0` (stdout piped) and waits until it
+/// has read its input.
+fn start_agent_with(args: &[&str]) -> (Guard, String, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
-        .arg("trace")
-        .arg(trace)
-        .args(["--prometheus", "127.0.0.1:0", "--prometheus-expire", "10m"])
-        .stdout(Stdio::null())
+        .args(args)
+        .args(["--prometheus", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -191,12 +199,14 @@ fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     Ok((status, body.to_owned()))
 }
 
-fn stop_agent(mut agent: Guard, stderr: mpsc::Receiver<String>) {
+/// Ends the agent with SIGTERM; returns its stdout and remaining stderr.
+fn stop_agent(mut agent: Guard, stderr: mpsc::Receiver<String>) -> (String, Vec<String>) {
     let pid = agent.0.id().to_string();
     let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
     let exit = agent.0.wait().unwrap();
-    let rest: Vec<String> = stderr.try_iter().collect();
+    // Every line up to the end of its stderr.
+    let rest: Vec<String> = stderr.iter().collect();
     assert!(
         exit.success(),
         "SIGTERM ends the agent cleanly: {exit:?}\n{rest:?}"
@@ -206,6 +216,11 @@ fn stop_agent(mut agent: Guard, stderr: mpsc::Receiver<String>) {
             .any(|l| l.contains("prometheus: ") && l.contains("live series")),
         "final summary has the Prometheus counts: {rest:?}"
     );
+    let mut stdout = String::new();
+    if let Some(mut out) = agent.0.stdout.take() {
+        out.read_to_string(&mut stdout).unwrap();
+    }
+    (stdout, rest)
 }
 
 #[test]
@@ -440,4 +455,100 @@ fn which(program: &str) -> Result<PathBuf, ()> {
         .map(|dir| dir.join(program))
         .find(|p| p.is_file())
         .ok_or(())
+}
+
+#[test]
+fn several_outputs_at_once_with_the_writers_pid_added() {
+    use common::perf_file::{self, Sample};
+    use common::requests::counter;
+    use prost::Message as _;
+    use ue_metrics_decode::format::EXAMPLE_FORMAT;
+    use ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+    use ue_metrics_decode::sample::encode_raw_sample;
+    use ue_metrics_decode::RecordFormat;
+
+    // Two processes of one app: the same resource (service.name "a", no instance id).
+    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
+    let sample = |pid: u32, buffer: &[u8]| Sample {
+        pid,
+        tid: pid,
+        time: 1,
+        cpu: 0,
+        raw: encode_raw_sample(&format, 1535, pid as i32, buffer).unwrap(),
+    };
+    let records = vec![
+        perf_file::sample_bytes(&sample(101, &counter("a", 1, 5).encode_to_vec()), true),
+        perf_file::sample_bytes(&sample(202, &counter("a", 1, 9).encode_to_vec()), true),
+    ];
+    let dir = temp_dir("outputs");
+    let path = dir.join("two.data");
+    perf_file::write_normal(&path, &[("user_events", EXAMPLE_FORMAT)], true, &records);
+
+    // An OTLP/HTTP receiver.
+    let receiver = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", receiver.server_addr().to_ip().unwrap());
+    let (tx, bodies) = mpsc::channel();
+    std::thread::spawn(move || {
+        while let Ok(mut request) = receiver.recv() {
+            let mut body = Vec::new();
+            let _ = request.as_reader().read_to_end(&mut body);
+            let _ = request.respond(tiny_http::Response::empty(200));
+            if tx.send(body).is_err() {
+                break;
+            }
+        }
+    });
+
+    let (agent, addr, stderr) = start_agent_with(&[
+        "perf-data",
+        path.to_str().unwrap(),
+        "--format",
+        "json",
+        "--pid",
+        "on",
+        "--forward",
+        &url,
+    ]);
+    let (_, text) = http_get(&addr, "/metrics").unwrap();
+    for (pid, value) in [(101, 5), (202, 9)] {
+        let line = format!(
+            r#"requests_total{{job="a",instance="{pid}",otel_scope_name="test",otel_scope_version="",route="/r0"}} {value}"#
+        );
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
+    let (stdout, rest) = stop_agent(agent, stderr);
+    // JSON lines: both requests, each with its writer's pid.
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    for (line, pid) in lines.iter().zip([101, 202]) {
+        let needle = format!(r#"{{"key":"process.pid","value":{{"intValue":"{pid}"}}}}"#);
+        assert!(line.contains(&needle), "{line}");
+    }
+    // Forwarded: the same two requests.
+    let forwarded: Vec<ExportMetricsServiceRequest> = (0..2)
+        .map(|_| {
+            let body = bodies.recv_timeout(Duration::from_secs(10)).unwrap();
+            ExportMetricsServiceRequest::decode(&body[..]).unwrap()
+        })
+        .collect();
+    for (request, pid) in forwarded.iter().zip([101i64, 202]) {
+        let attributes = &request.resource_metrics[0]
+            .resource
+            .as_ref()
+            .unwrap()
+            .attributes;
+        let found = attributes
+            .iter()
+            .find(|kv| kv.key == "process.pid")
+            .unwrap();
+        assert_eq!(
+            found.value.as_ref().unwrap().value,
+            Some(ue_metrics_decode::proto::common::v1::any_value::Value::IntValue(pid))
+        );
+    }
+    assert!(
+        rest.iter().any(|l| l.contains("forwarded 2 requests")),
+        "{rest:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -19,6 +19,7 @@
 //! follows the live series.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
@@ -384,10 +385,19 @@ impl PrometheusState {
                 string_attribute(resource, "service.name").unwrap_or(""),
             );
             base.push_str("\",instance=\"");
-            naming::push_label_value(
-                &mut base,
-                string_attribute(resource, "service.instance.id").unwrap_or(""),
-            );
+            match string_attribute(resource, "service.instance.id") {
+                Some(id) => naming::push_label_value(&mut base, id),
+                // No instance id: the process id (which the agent adds from the sample) keeps
+                // two processes of one app apart.
+                None => {
+                    let pid = resource.iter().rev().find(|kv| kv.key == "process.pid");
+                    if let Some(any_value::Value::IntValue(pid)) =
+                        pid.and_then(|kv| kv.value.as_ref()?.value.as_ref())
+                    {
+                        let _ = write!(base, "{pid}");
+                    }
+                }
+            }
             base.push('"');
             if resource
                 .iter()

@@ -584,3 +584,35 @@ fn self_telemetry_lists_source_and_series_counts() {
         assert_eq!(sample(&text, line), value, "{line}");
     }
 }
+
+#[test]
+fn without_an_instance_id_the_process_pid_tells_instances_apart() {
+    let mut state = PrometheusState::new(PrometheusOptions::default());
+    let now = Instant::now();
+    for pid in [100, 200] {
+        let mut req = request(
+            vec![kv("service.name", "shop")],
+            vec![sum(
+                "http.requests",
+                CUMULATIVE,
+                true,
+                vec![point(T0, T0 + SEC, pid, "/a")],
+            )],
+        );
+        crate::enrich::add_process_pid(&mut req, pid as u32);
+        state.add_request(&req, now);
+    }
+    let text = rendered(&state);
+    for pid in [100, 200] {
+        let line = format!(
+            r#"http_requests_total{{job="shop",instance="{pid}",otel_scope_name="lib",otel_scope_version="1.0",http_route="/a"}}"#
+        );
+        assert_eq!(sample(&text, &line), pid as f64, "{text}");
+        assert!(
+            text.contains(&format!(
+                r#"target_info{{job="shop",instance="{pid}",process_pid="{pid}"}} 1"#
+            )),
+            "{text}"
+        );
+    }
+}
