@@ -375,6 +375,9 @@ impl Output {
     fn source_stats(&self, stats: &DecodeStats) {
         if let Some(p) = &self.prometheus {
             p.set_source_stats(stats);
+            if let Some(f) = &self.forwarder {
+                p.set_forward_stats(f.stats());
+            }
         }
     }
 
@@ -382,14 +385,17 @@ impl Output {
     /// SIGINT or SIGTERM.
     fn serve_until_stopped(&mut self, stats: &DecodeStats) {
         self.flush_merge();
-        let Some(p) = &self.prometheus else { return };
-        p.set_source_stats(stats);
+        if self.prometheus.is_none() {
+            return;
+        }
         eprintln!("ue-metrics-decode: input read; serving until interrupted (Ctrl-C or SIGTERM)");
         let stop = Arc::new(AtomicBool::new(false));
         for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             let _ = signal_hook::flag::register(signal, Arc::clone(&stop));
         }
         while !stop.load(Ordering::Relaxed) {
+            // Forwarding goes on in the background: keep its counts current.
+            self.source_stats(stats);
             std::thread::sleep(Duration::from_millis(50));
         }
     }

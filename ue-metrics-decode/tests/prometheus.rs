@@ -516,6 +516,18 @@ fn several_outputs_at_once_with_the_writers_pid_added() {
         );
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }
+    // The forwarder's counts on the endpoint (sending goes on in the background).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sent = r#"ue_metrics_decode_forward_requests_total{outcome="sent"} 2"#;
+    while !http_get(&addr, "/metrics")
+        .unwrap()
+        .1
+        .lines()
+        .any(|l| l == sent)
+    {
+        assert!(Instant::now() < deadline, "no {sent} on the endpoint");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let (stdout, rest) = stop_agent(agent, stderr);
     // JSON lines: both requests, each with its writer's pid.
     let lines: Vec<&str> = stdout.lines().collect();

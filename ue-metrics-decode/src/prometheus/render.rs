@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 
 use super::naming::{push_float, push_label_value};
 use super::state::{DropReason, ExponentialHistogram, PrometheusState, SeriesValue};
+use crate::forward::ForwardStats;
 use crate::DecodeStats;
 
 /// The `Content-Type` of [`render`]'s output.
@@ -297,5 +298,28 @@ pub fn render_self_telemetry(state: &PrometheusState, source: &DecodeStats, out:
         "counter",
         "Series started again (producer restart, delta gap, new bounds)",
         &[("", counts.resets)],
+    );
+}
+
+/// Appends the forwarder's counts (`ue_metrics_decode_forward_requests_total{outcome}` with
+/// `sent`, `failed`, `dropped`; `ue_metrics_decode_forward_retries_total`).
+pub fn render_forward_telemetry(stats: &ForwardStats, out: &mut String) {
+    let name = "ue_metrics_decode_forward_requests_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Requests forwarded to the OTLP/HTTP endpoint, by outcome\n# TYPE {name} counter"
+    );
+    for (outcome, value) in [
+        ("sent", stats.sent),
+        ("failed", stats.failed),
+        ("dropped", stats.dropped),
+    ] {
+        let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {value}");
+    }
+    let name = "ue_metrics_decode_forward_retries_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Forwarding attempts retried\n# TYPE {name} counter\n{name} {}",
+        stats.retries
     );
 }

@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::render::{render, render_self_telemetry, CONTENT_TYPE};
+use super::render::{render, render_forward_telemetry, render_self_telemetry, CONTENT_TYPE};
 use super::state::{PrometheusCounts, PrometheusOptions, PrometheusState};
+use crate::forward::ForwardStats;
 use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::DecodeStats;
 
@@ -15,6 +16,7 @@ use crate::DecodeStats;
 struct Shared {
     state: PrometheusState,
     source: DecodeStats,
+    forward: Option<ForwardStats>,
     next_expiry: Instant,
 }
 
@@ -61,6 +63,7 @@ impl PrometheusEndpoint {
         let shared = Arc::new(Mutex::new(Shared {
             state: PrometheusState::new(options),
             source: DecodeStats::default(),
+            forward: None,
             next_expiry: Instant::now() + expiry_every,
         }));
         let server = Arc::new(server);
@@ -104,6 +107,11 @@ impl PrometheusEndpoint {
         }
     }
 
+    /// The forwarder's counts, shown as `ue_metrics_decode_forward_*`.
+    pub fn set_forward_stats(&self, stats: ForwardStats) {
+        lock(&self.shared).forward = Some(stats);
+    }
+
     /// Series held now and the conversion's counts (for the final summary).
     pub fn counts(&self) -> (usize, PrometheusCounts) {
         let shared = lock(&self.shared);
@@ -143,6 +151,9 @@ fn serve(server: &tiny_http::Server, shared: &Mutex<Shared>) {
                     shared.state.expire(now);
                     render(&shared.state, &mut body);
                     render_self_telemetry(&shared.state, &shared.source, &mut body);
+                    if let Some(forward) = &shared.forward {
+                        render_forward_telemetry(forward, &mut body);
+                    }
                 }
                 text_response(200, CONTENT_TYPE, body.as_bytes())
             }
