@@ -346,6 +346,14 @@ fn live_serves_prometheus_with_the_writers_pid() {
     let tracefs = tracefs();
     let data = DataFile::open(&tracefs).unwrap();
     let event = register(&data, &format!("ue_decode_prom {EVENT_FIELDS}"));
+    // The guest's init leaves the loopback interface down (127.0.0.1 is then unassigned).
+    let up = std::process::Command::new("/bin/busybox")
+        .args(["ip", "link", "set", "lo", "up"])
+        .status();
+    assert!(
+        up.as_ref().is_ok_and(|s| s.success()),
+        "ip link set lo up: {up:?}"
+    );
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
         .args([
             "live",
@@ -360,14 +368,18 @@ fn live_serves_prometheus_with_the_writers_pid() {
         .unwrap();
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut addr = None;
+    let mut seen = String::new();
     let mut line = String::new();
     while addr.is_none() && stderr.read_line(&mut line).unwrap() > 0 {
         if let Some(rest) = line.split("serving Prometheus metrics at http://").nth(1) {
             addr = Some(rest.trim().trim_end_matches("/metrics").to_owned());
         }
+        seen.push_str(&line);
         line.clear();
     }
-    let addr = addr.expect("the endpoint's address on stderr");
+    let Some(addr) = addr else {
+        panic!("no endpoint address on stderr ({:?}): {seen}", child.wait());
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while !event.enabled() {
         assert!(Instant::now() < deadline, "the CLI never attached");

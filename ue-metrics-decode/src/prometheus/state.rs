@@ -443,10 +443,8 @@ impl PrometheusState {
         scratch: &mut Scratch,
         now: Instant,
     ) {
-        if let Some(entry) = self.targets.get_mut(base) {
-            entry.seen = now;
-            return;
-        }
+        // Built every time (once per resource and request, not per point): a producer that
+        // changed its other resource attributes under the same job/instance shows the new ones.
         let mut labels = base.to_owned();
         push_attribute_labels(
             &mut labels,
@@ -455,7 +453,15 @@ impl PrometheusState {
             &mut scratch.names,
             &mut scratch.value,
         );
-        upsert_info(&mut self.targets, base.to_owned(), labels, now);
+        match self.targets.get_mut(base) {
+            Some(entry) => {
+                entry.seen = now;
+                if entry.labels != labels {
+                    entry.labels = labels;
+                }
+            }
+            None => upsert_info(&mut self.targets, base.to_owned(), labels, now),
+        }
     }
 
     fn add_metric(

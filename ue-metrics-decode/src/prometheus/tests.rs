@@ -616,3 +616,24 @@ fn without_an_instance_id_the_process_pid_tells_instances_apart() {
         );
     }
 }
+
+#[test]
+fn target_info_follows_changed_resource_attributes() {
+    let mut state = PrometheusState::new(PrometheusOptions::default());
+    let now = Instant::now();
+    let counter = || {
+        sum(
+            "http.requests",
+            CUMULATIVE,
+            true,
+            vec![point(T0, T0 + SEC, 1, "/a")],
+        )
+    };
+    state.add_request(&request(shop(), vec![counter()]), now);
+    let mut moved = shop();
+    moved[3] = kv("host.name", "web-8");
+    state.add_request(&request(moved, vec![counter()]), now);
+    let text = rendered(&state);
+    assert_eq!(text.matches("target_info{").count(), 1, "{text}");
+    assert!(text.contains(r#"host_name="web-8""#), "{text}");
+}
