@@ -388,6 +388,8 @@ impl Output {
         if self.prometheus.is_none() {
             return;
         }
+        // The counts first: the line below tells scripts that everything read is served.
+        self.source_stats(stats);
         eprintln!("ue-metrics-decode: input read; serving until interrupted (Ctrl-C or SIGTERM)");
         let stop = Arc::new(AtomicBool::new(false));
         for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
