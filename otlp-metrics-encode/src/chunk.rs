@@ -114,7 +114,9 @@ impl Layout {
         #[inline(always)]
         fn room(len: usize) -> usize {
             let bits = 7 * varint_len(len as u64) as u32;
-            1usize.checked_shl(bits).map_or(usize::MAX - len, |edge| edge - len)
+            1usize
+                .checked_shl(bits)
+                .map_or(usize::MAX - len, |edge| edge - len)
         }
         let (Some((scope, closed)), Some((metric, points))) = (chunk.scope, chunk.metric) else {
             return (self.chunk_size(chunk), 0);

@@ -109,9 +109,11 @@ pub enum Kind {
     },
 }
 
-/// A `ManualReader` the test keeps a handle to after giving it to the provider.
+/// A `ManualReader` the test keeps a handle to after giving it to the provider (clone it into
+/// `SdkMeterProvider::builder().with_reader(..)`, then `collect` from the clone kept), for tests
+/// that collect one pipeline several times.
 #[derive(Debug, Clone)]
-struct SharedReader(Arc<ManualReader>);
+pub struct SharedReader(pub Arc<ManualReader>);
 
 impl MetricReader for SharedReader {
     fn register_pipeline(&self, pipeline: Weak<Pipeline>) {

@@ -14,6 +14,7 @@
 //! Bad input never panics: every function returns a [`DecodeError`] with the byte offset.
 #![forbid(unsafe_code)]
 
+pub mod enrich;
 mod error;
 pub mod event;
 pub mod eventheader;
@@ -28,6 +29,7 @@ pub mod live;
 pub mod merge;
 pub mod payload;
 pub mod perf_data;
+pub mod prometheus;
 pub mod record;
 pub mod sample;
 pub mod summary;

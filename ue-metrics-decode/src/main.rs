@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 use ue_metrics_decode::forward::{Backpressure, ForwardOptions, Forwarder};
 use ue_metrics_decode::live::{self, LiveOptions, LiveSource};
 use ue_metrics_decode::merge::Merger;
+use ue_metrics_decode::prometheus::{PrometheusEndpoint, PrometheusOptions};
 use ue_metrics_decode::summary::Summary;
-use ue_metrics_decode::{decode_payload, ftrace, json, DecodeStats, PerfDataSource, Record};
+use ue_metrics_decode::{
+    decode_payload, enrich, ftrace, json, DecodeStats, PerfDataSource, Record,
+};
 
 const USAGE: &str = "\
 ue-metrics-decode: decode user_events OTLP metrics records back into OTLP
@@ -34,6 +37,11 @@ OPTIONS:
   --forward-timeout D         give up on a request after D, retries included (default 30s)
   --merge                     one request per export (events of one writer, back to back) instead
                               of one per event; one-point-per-event producers batched (up to 1 MiB)
+  --prometheus ADDR           serve the metrics at http://ADDR/metrics (Prometheus text format), e.g.
+                              127.0.0.1:9464 or :9464; from a file, keeps serving until Ctrl-C/SIGTERM
+  --prometheus-expire D       drop a series not updated for D (default 5m)
+  --pid on|off                add process.pid (the writer's pid) to resources that lack it
+                              (default: on for live, off for files)
   --event NAME                event name (trace, live; default otlp_metrics, or an EventHeader
                               tracepoint such as MyApp_L4K1)
 LIVE OPTIONS:
@@ -72,6 +80,9 @@ struct Args {
     register: bool,
     pages: usize,
     refresh: Option<Duration>,
+    prometheus: Option<String>,
+    prometheus_expire: Duration,
+    add_pid: Option<bool>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -113,6 +124,9 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         register: false,
         pages: 64,
         refresh: None,
+        prometheus: None,
+        prometheus_expire: PrometheusOptions::default().expire_after,
+        add_pid: None,
     };
     let live = args.command == "live";
     while let Some(arg) = iter.next() {
@@ -148,6 +162,17 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                 args.forward_timeout = Some(parse_duration(&value("--forward-timeout")?)?)
             }
             "--merge" => args.merge = true,
+            "--pid" => {
+                args.add_pid = Some(match value("--pid")?.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    other => return Err(format!("--pid takes on or off, not {other:?}")),
+                })
+            }
+            "--prometheus" => args.prometheus = Some(value("--prometheus")?),
+            "--prometheus-expire" => {
+                args.prometheus_expire = parse_duration(&value("--prometheus-expire")?)?
+            }
             "--event" => args.event = Some(value("--event")?),
             "--duration" => {
                 live_only(flag)?;
@@ -210,6 +235,9 @@ struct Output {
     flush_each: bool,
     summary: Summary,
     forwarder: Option<Forwarder>,
+    prometheus: Option<PrometheusEndpoint>,
+    /// Add `process.pid` from the sample to resources without one.
+    add_pid: bool,
     merger: Option<Merger>,
     errors_shown: u64,
     line: String,
@@ -248,7 +276,22 @@ impl Output {
             }
             None => None,
         };
-        let default = if forwarder.is_some() {
+        let prometheus = match &args.prometheus {
+            Some(addr) => {
+                let options = PrometheusOptions {
+                    expire_after: args.prometheus_expire,
+                };
+                let endpoint =
+                    PrometheusEndpoint::start(addr, options).map_err(|e| e.to_string())?;
+                eprintln!(
+                    "ue-metrics-decode: serving Prometheus metrics at http://{}/metrics",
+                    endpoint.local_addr()
+                );
+                Some(endpoint)
+            }
+            None => None,
+        };
+        let default = if forwarder.is_some() || prometheus.is_some() {
             Format::None
         } else {
             Format::Json
@@ -259,6 +302,8 @@ impl Output {
             flush_each,
             summary: Summary::new(),
             forwarder,
+            prometheus,
+            add_pid: args.add_pid.unwrap_or(args.command == "live"),
             merger: args.merge.then(Merger::new),
             errors_shown: 0,
             line: String::new(),
@@ -286,8 +331,17 @@ impl Output {
     }
 
     fn emit(&mut self, record: Record) {
+        let mut original = record.original;
         match record.result {
-            Ok(request) => {
+            Ok(mut request) => {
+                if let (true, Some(pid)) = (self.add_pid, record.meta.pid) {
+                    // The forwarded bytes gain the pid too, and keep unknown fields.
+                    if let Some(bytes) = &original {
+                        original = enrich::add_process_pid_encoded(bytes, &request, pid)
+                            .or(original.take());
+                    }
+                    enrich::add_process_pid(&mut request, pid);
+                }
                 if self.format == Format::Json {
                     self.line.clear();
                     json::write_json(&request, &mut self.line);
@@ -308,10 +362,13 @@ impl Output {
                 }
                 if let Some(f) = &self.forwarder {
                     // The producer's bytes when there are some: they keep unknown fields.
-                    match record.original {
+                    match original {
                         Some(bytes) => f.send_encoded(bytes),
                         None => f.send(&request),
                     };
+                }
+                if let Some(p) = &self.prometheus {
+                    p.add(&request);
                 }
             }
             Err(error) => {
@@ -359,9 +416,52 @@ impl Output {
         }
     }
 
+    /// The source's counts, for the Prometheus endpoint's self-telemetry.
+    fn source_stats(&self, stats: &DecodeStats) {
+        if let Some(p) = &self.prometheus {
+            p.set_source_stats(stats);
+            if let Some(f) = &self.forwarder {
+                p.set_forward_stats(f.stats());
+            }
+        }
+    }
+
+    /// A file source was read to the end: with `--prometheus`, keep serving what it held until
+    /// SIGINT or SIGTERM.
+    fn serve_until_stopped(&mut self, stats: &DecodeStats) {
+        self.flush_merge();
+        if self.prometheus.is_none() {
+            return;
+        }
+        // The counts first: the line below tells scripts that everything read is served.
+        self.source_stats(stats);
+        eprintln!("ue-metrics-decode: input read; serving until interrupted (Ctrl-C or SIGTERM)");
+        let stop = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let _ = signal_hook::flag::register(signal, Arc::clone(&stop));
+        }
+        while !stop.load(Ordering::Relaxed) {
+            // Forwarding goes on in the background: keep its counts current.
+            self.source_stats(stats);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Prints the summary and counts; returns the exit code.
     fn finish(mut self, stats: &DecodeStats, live_rate: Option<Duration>) -> ExitCode {
         self.flush_merge();
+        if let Some(p) = self.prometheus.take() {
+            let (series, c) = p.counts();
+            eprintln!(
+                "ue-metrics-decode: prometheus: {} points into {series} live series ({} created, {} expired, {} resets), {} points dropped",
+                c.points,
+                c.series_created,
+                c.series_expired,
+                c.resets,
+                c.dropped.iter().sum::<u64>()
+            );
+            p.stop();
+        }
         let mut code = ExitCode::SUCCESS;
         if let (Some(elapsed), true) = (live_rate, self.refresh) {
             self.draw_live(stats, elapsed);
@@ -475,6 +575,7 @@ fn run_payload(args: &Args) -> ExitCode {
     let mut stats = DecodeStats::default();
     stats.count(&record);
     output.record(record);
+    output.serve_until_stopped(&stats);
     output.finish(&stats, None)
 }
 
@@ -499,6 +600,7 @@ fn run_perf_data(args: &Args) -> ExitCode {
             stats.other_events
         );
     }
+    output.serve_until_stopped(&stats);
     let code = output.finish(&stats, None);
     match result {
         Ok(()) => code,
@@ -525,6 +627,7 @@ fn run_trace(args: &Args) -> ExitCode {
     };
     let mut stats = DecodeStats::default();
     let result = ftrace::read_trace(input, event, &mut stats, |record| output.record(record));
+    output.serve_until_stopped(&stats);
     let code = output.finish(&stats, None);
     match result {
         Ok(()) => code,
@@ -633,6 +736,7 @@ fn run_live(args: &Args) -> ExitCode {
                 output.record(record);
             }
         });
+        output.source_stats(source.stats());
         match result {
             Ok(0) => {
                 // Idle: a pending merge will not grow any more.

@@ -415,5 +415,99 @@ fn live_forwarding_rides_out_a_receiver_outage_and_sends_the_producers_bytes() {
     assert!(
         stderr.contains("forwarded 5 requests (0 failed, 0 dropped by the full queue"),
         "{stderr}"
+/// A plain HTTP/1.0 GET of `path` on `addr`: the body.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn live_serves_prometheus_with_the_writers_pid() {
+    use std::io::BufRead as _;
+    let tracefs = tracefs();
+    let data = DataFile::open(&tracefs).unwrap();
+    let event = register(&data, &format!("ue_decode_prom {EVENT_FIELDS}"));
+    // The guest's init leaves the loopback interface down (127.0.0.1 is then unassigned).
+    let up = std::process::Command::new("/bin/busybox")
+        .args(["ip", "link", "set", "lo", "up"])
+        .status();
+    assert!(
+        up.as_ref().is_ok_and(|s| s.success()),
+        "ip link set lo up: {up:?}"
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+        .args([
+            "live",
+            "--event",
+            "ue_decode_prom",
+            "--prometheus",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut addr = None;
+    let mut seen = String::new();
+    let mut line = String::new();
+    while addr.is_none() && stderr.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.split("serving Prometheus metrics at http://").nth(1) {
+            addr = Some(rest.trim().trim_end_matches("/metrics").to_owned());
+        }
+        seen.push_str(&line);
+        line.clear();
+    }
+    let Some(addr) = addr else {
+        panic!("no endpoint address on stderr ({:?}): {seen}", child.wait());
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !event.enabled() {
+        assert!(Instant::now() < deadline, "the CLI never attached");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    event
+        .write(&[IoSlice::new(&encode_payload(
+            &request("prom-live", 3).encode_to_vec(),
+        ))])
+        .unwrap();
+    // The series appear once the record is read; `instance` is this process' pid.
+    let expected = format!(
+        r#"kernel_test_requests_total{{job="prom-live",instance="{}",route="/route/0002"}} 2"#,
+        std::process::id()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = http_get(&addr, "/metrics");
+        if body.lines().any(|l| l == expected) {
+            assert!(
+                body.lines()
+                    .any(|l| l == "ue_metrics_decode_records_decoded_total 1"),
+                "{body}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no {expected} in\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let kill = std::process::Command::new("/bin/busybox")
+        .args(["kill", "-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit {status:?} after SIGTERM: {rest}");
+    assert!(
+        rest.contains("prometheus: 3 points into 3 live series"),
+        "{rest}"
     );
 }

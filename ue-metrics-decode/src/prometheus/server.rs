@@ -1,0 +1,187 @@
+//! The `/metrics` HTTP endpoint (a `tiny_http` server on its own thread).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::render::{render, render_forward_telemetry, render_self_telemetry, CONTENT_TYPE};
+use super::state::{PrometheusCounts, PrometheusOptions, PrometheusState};
+use crate::forward::ForwardStats;
+use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use crate::DecodeStats;
+
+#[derive(Debug)]
+struct Shared {
+    state: PrometheusState,
+    source: DecodeStats,
+    forward: Option<ForwardStats>,
+    next_expiry: Instant,
+}
+
+/// Serves the series of a [`PrometheusState`] at `http://ADDR/metrics` while requests are
+/// added to it. Dropping it (or [`stop`](Self::stop)) shuts the server down.
+pub struct PrometheusEndpoint {
+    shared: Arc<Mutex<Shared>>,
+    server: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+    addr: SocketAddr,
+    expiry_every: Duration,
+}
+
+impl std::fmt::Debug for PrometheusEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrometheusEndpoint")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // A panic while holding the lock cannot leave the state half-updated in a way that matters
+    // more than losing the endpoint: keep serving.
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl PrometheusEndpoint {
+    /// Listens on `addr` (`127.0.0.1:9464`, `[::]:9464`, `:9464` for every address) and serves
+    /// from a background thread.
+    pub fn start(addr: &str, options: PrometheusOptions) -> io::Result<PrometheusEndpoint> {
+        let addr = match addr.strip_prefix(':') {
+            Some(port) => format!("0.0.0.0:{port}"),
+            None => addr.to_owned(),
+        };
+        let server = tiny_http::Server::http(&addr)
+            .map_err(|e| io::Error::other(format!("cannot listen on {addr}: {e}")))?;
+        let local = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| io::Error::other(format!("{addr} is not an IP address")))?;
+        // Expire often enough that a series lives at most ~1.25x the configured time.
+        let expiry_every = (options.expire_after / 4).max(Duration::from_millis(100));
+        let shared = Arc::new(Mutex::new(Shared {
+            state: PrometheusState::new(options),
+            source: DecodeStats::default(),
+            forward: None,
+            next_expiry: Instant::now() + expiry_every,
+        }));
+        let server = Arc::new(server);
+        let thread = {
+            let server = Arc::clone(&server);
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("prometheus".into())
+                .spawn(move || serve(&server, &shared))?
+        };
+        Ok(PrometheusEndpoint {
+            shared,
+            server,
+            thread: Some(thread),
+            addr: local,
+            expiry_every,
+        })
+    }
+
+    /// The address the server listens on (with the port chosen when it was 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Adds the points of `request` (see [`PrometheusState::add_request`]).
+    pub fn add(&self, request: &ExportMetricsServiceRequest) {
+        let now = Instant::now();
+        let mut shared = lock(&self.shared);
+        shared.state.add_request(request, now);
+        if now >= shared.next_expiry {
+            shared.state.expire(now);
+            shared.next_expiry = now + self.expiry_every;
+        }
+    }
+
+    /// The source's counts, shown as `ue_metrics_decode_records_*`.
+    pub fn set_source_stats(&self, stats: &DecodeStats) {
+        let mut shared = lock(&self.shared);
+        if shared.source != *stats {
+            shared.source.clone_from(stats);
+        }
+    }
+
+    /// The forwarder's counts, shown as `ue_metrics_decode_forward_*`.
+    pub fn set_forward_stats(&self, stats: ForwardStats) {
+        lock(&self.shared).forward = Some(stats);
+    }
+
+    /// Series held now and the conversion's counts (for the final summary).
+    pub fn counts(&self) -> (usize, PrometheusCounts) {
+        let shared = lock(&self.shared);
+        (shared.state.series(), shared.state.counts().clone())
+    }
+
+    /// Stops the server and waits for its thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.server.unblock();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for PrometheusEndpoint {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn serve(server: &tiny_http::Server, shared: &Mutex<Shared>) {
+    let mut body = String::new();
+    while let Ok(request) = server.recv() {
+        let path = request.url().split('?').next().unwrap_or("");
+        let method = request.method().clone();
+        let response = match (path, &method) {
+            ("/metrics", tiny_http::Method::Get | tiny_http::Method::Head) => {
+                body.clear();
+                {
+                    let mut shared = lock(shared);
+                    let now = Instant::now();
+                    shared.state.expire(now);
+                    render(&shared.state, &mut body);
+                    render_self_telemetry(&shared.state, &shared.source, &mut body);
+                    if let Some(forward) = &shared.forward {
+                        render_forward_telemetry(forward, &mut body);
+                    }
+                }
+                text_response(200, CONTENT_TYPE, body.as_bytes())
+            }
+            ("/", tiny_http::Method::Get | tiny_http::Method::Head) => text_response(
+                200,
+                "text/plain; charset=utf-8",
+                b"ue-metrics-decode: Prometheus metrics at /metrics\n",
+            ),
+            (_, tiny_http::Method::Get | tiny_http::Method::Head) => text_response(
+                404,
+                "text/plain; charset=utf-8",
+                b"not found: try /metrics\n",
+            ),
+            _ => text_response(405, "text/plain; charset=utf-8", b"only GET and HEAD\n"),
+        };
+        // A client that went away is no reason to stop serving.
+        let _ = request.respond(response);
+    }
+}
+
+fn text_response(
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+) -> tiny_http::Response<io::Cursor<Vec<u8>>> {
+    let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes())
+        .expect("a valid header");
+    tiny_http::Response::from_data(body.to_vec())
+        .with_status_code(status)
+        .with_header(header)
+}

@@ -1,0 +1,566 @@
+//! `--prometheus`: data made by the real SDK (delta temporality, two collections), written as
+//! kernel trace lines, served by the CLI and scraped by a real Prometheus (Debian's
+//! `prometheus` package), whose query API must return the values recorded. The exposition is
+//! also read by an independent parser (Python's `prometheus_client`, Debian's
+//! `python3-prometheus-client`). Each outside program is skipped, with a message, only when it is
+//! not installed.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::reader::MetricReader as _;
+use opentelemetry_sdk::metrics::{
+    Aggregation, Instrument, ManualReader, SdkMeterProvider, Stream, Temporality,
+};
+use opentelemetry_sdk::Resource;
+use otlp_metrics_encode::workloads::SharedReader;
+use otlp_metrics_encode::MetricsEncoder;
+use serde_json::Value;
+use ue_metrics_decode::ftrace::format_trace_line;
+use ue_metrics_decode::payload::encode_payload;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ue-metrics-prom-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Two delta collections of one SDK pipeline: every instrument kind Prometheus shows.
+fn sdk_collections() -> Vec<ResourceMetrics> {
+    let reader = SharedReader(Arc::new(
+        ManualReader::builder()
+            .with_temporality(Temporality::Delta)
+            .build(),
+    ));
+    let resource = Resource::builder_empty()
+        .with_attributes([
+            KeyValue::new("service.name", "shop"),
+            KeyValue::new("service.namespace", "demo"),
+            KeyValue::new("service.instance.id", "i-1"),
+            KeyValue::new("host.name", "web-7"),
+        ])
+        .build();
+    let provider = SdkMeterProvider::builder()
+        .with_resource(resource)
+        .with_reader(reader.clone())
+        .with_view(|instrument: &Instrument| {
+            (instrument.name() == "payload.size").then(|| {
+                Stream::builder()
+                    .with_aggregation(Aggregation::Base2ExponentialHistogram {
+                        max_size: 160,
+                        max_scale: 0,
+                        record_min_max: true,
+                    })
+                    .build()
+                    .unwrap()
+            })
+        })
+        .build();
+    let meter = provider.meter_with_scope(
+        InstrumentationScope::builder("shop.lib")
+            .with_version("1.2.3")
+            .build(),
+    );
+    let requests = meter
+        .u64_counter("http.requests")
+        .with_unit("{request}")
+        .with_description("Requests handled")
+        .build();
+    let queue = meter
+        .i64_up_down_counter("queue.size")
+        .with_unit("{item}")
+        .build();
+    let temperature = meter.f64_gauge("temperature").with_unit("Cel").build();
+    let duration = meter
+        .f64_histogram("http.server.duration")
+        .with_unit("s")
+        .with_boundaries(vec![0.1, 0.5, 1.0])
+        .build();
+    let size = meter.f64_histogram("payload.size").with_unit("By").build();
+    let route = [KeyValue::new("http.route", "/a")];
+
+    let mut collections = Vec::new();
+    let mut collect = || {
+        let mut rm = ResourceMetrics::default();
+        reader.collect(&mut rm).unwrap();
+        collections.push(rm);
+    };
+    requests.add(5, &route);
+    queue.add(10, &[]);
+    temperature.record(21.5, &[]);
+    for v in [0.05, 0.2, 0.3, 0.7] {
+        duration.record(v, &route);
+    }
+    for v in [1.0, 2.0, 4.0, 8.0] {
+        size.record(v, &[]);
+    }
+    collect();
+    requests.add(7, &route);
+    queue.add(-3, &[]);
+    temperature.record(23.0, &[]);
+    duration.record(2.0, &route);
+    size.record(3.0, &[]);
+    collect();
+    drop(provider);
+    collections
+}
+
+/// The collections as the kernel's `trace` shows the events.
+fn write_trace(path: &Path) {
+    let mut encoder = MetricsEncoder::new();
+    let mut text = String::new();
+    for (i, rm) in sdk_collections().iter().enumerate() {
+        let payload = encode_payload(encoder.encode_request(rm));
+        let prefix = format!("           shop-4242    [000] .....  10{i}.000000");
+        text.push_str(&format_trace_line(&prefix, "otlp_metrics", &payload).unwrap());
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// Kills (SIGKILL) a child process of this test when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `ue-metrics-decode trace FILE --prometheus 127.0.0.1:0`; returns the child, the
+/// address it serves, and its remaining stderr lines.
+fn start_agent(trace: &Path) -> (Guard, String, mpsc::Receiver<String>) {
+    let trace = trace.to_str().unwrap();
+    start_agent_with(&["trace", trace, "--prometheus-expire", "10m"])
+}
+
+/// Starts `ue-metrics-decode ARGS --prometheus 127.0.0.1:0` (stdout piped) and waits until it
+/// has read its input.
+fn start_agent_with(args: &[&str]) -> (Guard, String, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+        .args(args)
+        .args(["--prometheus", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let guard = Guard(child);
+    let mut addr = None;
+    let mut read_done = false;
+    while addr.is_none() || !read_done {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the agent announces its endpoint and the end of its input");
+        eprintln!("agent: {line}");
+        if let Some(rest) = line.split("serving Prometheus metrics at http://").nth(1) {
+            addr = Some(rest.trim_end_matches("/metrics").to_owned());
+        }
+        read_done |= line.contains("serving until interrupted");
+    }
+    (guard, addr.unwrap(), rx)
+}
+
+/// A plain HTTP/1.0 GET: (status, body).
+fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+/// Ends the agent with SIGTERM; returns its stdout and remaining stderr.
+fn stop_agent(mut agent: Guard, stderr: mpsc::Receiver<String>) -> (String, Vec<String>) {
+    let pid = agent.0.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let exit = agent.0.wait().unwrap();
+    // Every line up to the end of its stderr.
+    let rest: Vec<String> = stderr.iter().collect();
+    assert!(
+        exit.success(),
+        "SIGTERM ends the agent cleanly: {exit:?}\n{rest:?}"
+    );
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("prometheus: ") && l.contains("live series")),
+        "final summary has the Prometheus counts: {rest:?}"
+    );
+    let mut stdout = String::new();
+    if let Some(mut out) = agent.0.stdout.take() {
+        out.read_to_string(&mut stdout).unwrap();
+    }
+    (stdout, rest)
+}
+
+#[test]
+fn serves_the_sdk_data_in_the_text_format() {
+    let dir = temp_dir("text");
+    let trace = dir.join("trace.txt");
+    write_trace(&trace);
+    let (agent, addr, stderr) = start_agent(&trace);
+    let (status, body) = http_get(&addr, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    let labels =
+        r#"job="demo/shop",instance="i-1",otel_scope_name="shop.lib",otel_scope_version="1.2.3""#;
+    for line in [
+        "# HELP http_requests_total Requests handled".to_owned(),
+        "# TYPE http_requests_total counter".to_owned(),
+        format!(r#"http_requests_total{{{labels},http_route="/a"}} 12"#),
+        "# TYPE queue_size gauge".to_owned(),
+        format!("queue_size{{{labels}}} 7"),
+        format!("temperature_celsius{{{labels}}} 23"),
+        format!(r#"http_server_duration_seconds_bucket{{{labels},http_route="/a",le="0.5"}} 3"#),
+        format!(r#"http_server_duration_seconds_count{{{labels},http_route="/a"}} 5"#),
+        format!(r#"payload_size_bytes_bucket{{{labels},le="4"}} 4"#),
+        format!(r#"payload_size_bytes_bucket{{{labels},le="+Inf"}} 5"#),
+        format!("payload_size_bytes_sum{{{labels}}} 18"),
+        r#"target_info{job="demo/shop",instance="i-1",host_name="web-7"} 1"#.to_owned(),
+        "ue_metrics_decode_records_decoded_total 2".to_owned(),
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "missing {line:?} in\n{body}"
+        );
+    }
+    assert_eq!(http_get(&addr, "/nothing").unwrap().0, 404);
+
+    // An independent parser of the format.
+    let python = Path::new("/usr/bin/python3");
+    let has_parser = python.exists()
+        && Command::new(python)
+            .args(["-c", "import prometheus_client"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if has_parser {
+        let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+for f in text_string_to_metric_families(sys.stdin.read()):
+    for s in f.samples:
+        print(f.type, s.name, ",".join("%s=%s" % kv for kv in sorted(s.labels.items())), repr(float(s.value)))
+"#;
+        let mut child = Command::new(python)
+            .args(["-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "prometheus_client could not parse the exposition"
+        );
+        let parsed = String::from_utf8(out.stdout).unwrap();
+        for line in [
+            "counter http_requests_total http_route=/a,instance=i-1,job=demo/shop,otel_scope_name=shop.lib,otel_scope_version=1.2.3 12.0",
+            "histogram http_server_duration_seconds_sum http_route=/a,instance=i-1,job=demo/shop,otel_scope_name=shop.lib,otel_scope_version=1.2.3 3.25",
+            "histogram payload_size_bytes_bucket instance=i-1,job=demo/shop,le=8,otel_scope_name=shop.lib,otel_scope_version=1.2.3 5.0",
+            "gauge target_info host_name=web-7,instance=i-1,job=demo/shop 1.0",
+        ] {
+            assert!(parsed.lines().any(|l| l == line), "parser output lacks {line:?}:\n{parsed}");
+        }
+    } else {
+        println!("SKIPPED the independent parser check: /usr/bin/python3 with prometheus_client is not installed (apt-get install python3-prometheus-client)");
+    }
+    stop_agent(agent, stderr);
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Runs an instant query; returns the vector result (labels, value).
+fn query(prometheus: &str, expr: &str) -> Vec<(HashMap<String, String>, f64)> {
+    let (status, body) = http_get(
+        prometheus,
+        &format!("/api/v1/query?query={}", percent_encode(expr)),
+    )
+    .unwrap_or((0, String::new()));
+    if status != 200 {
+        return Vec::new();
+    }
+    let json: Value = serde_json::from_str(&body).unwrap();
+    json["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let labels = r["metric"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                .collect();
+            let value = r["value"][1].as_str().unwrap().parse().unwrap();
+            (labels, value)
+        })
+        .collect()
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_expected_values() {
+    let Ok(binary) = which("prometheus") else {
+        println!("SKIPPED: the `prometheus` binary is not installed (apt-get install prometheus; .ci/install-deps does it)");
+        return;
+    };
+    let dir = temp_dir("scrape");
+    let trace = dir.join("trace.txt");
+    write_trace(&trace);
+    let (agent, addr, stderr) = start_agent(&trace);
+    let port = free_port();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: agent\n    honor_labels: true\n    \
+             static_configs:\n      - targets: ['{addr}']\n"
+        ),
+    )
+    .unwrap();
+    let prometheus_addr = format!("127.0.0.1:{port}");
+    let server = Guard(
+        Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={prometheus_addr}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while query(&prometheus_addr, "ue_metrics_decode_records_decoded_total").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus did not scrape the agent within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let one = |expr: &str| -> f64 {
+        let result = query(&prometheus_addr, expr);
+        assert_eq!(result.len(), 1, "{expr}: {result:?}");
+        result[0].1
+    };
+    let sel = r#"job="demo/shop",instance="i-1",otel_scope_name="shop.lib""#;
+    // Counter: deltas 5 + 7.
+    assert_eq!(
+        one(&format!(r#"http_requests_total{{{sel},http_route="/a"}}"#)),
+        12.0
+    );
+    // Up-down counter: 10 - 3.
+    assert_eq!(one(&format!("queue_size{{{sel}}}")), 7.0);
+    // Gauge: the last value.
+    assert_eq!(one(&format!("temperature_celsius{{{sel}}}")), 23.0);
+    // Histogram: 0.05, 0.2, 0.3, 0.7, then 2.0 (bounds 0.1, 0.5, 1).
+    assert_eq!(one("http_server_duration_seconds_count"), 5.0);
+    assert_eq!(one("http_server_duration_seconds_sum"), 3.25);
+    assert_eq!(one(r#"http_server_duration_seconds_bucket{le="0.5"}"#), 3.0);
+    // Rank 2.5 falls in (0.1, 0.5] holding ranks 1..3: 0.1 + 0.4 * 1.5 / 2.
+    let median = one("histogram_quantile(0.5, http_server_duration_seconds_bucket)");
+    assert!((median - 0.4).abs() < 1e-9, "median {median}");
+    // Exponential histogram (scale 0): 1, 2, 4, 8, then 3.
+    assert_eq!(one("payload_size_bytes_count"), 5.0);
+    assert_eq!(one("payload_size_bytes_sum"), 18.0);
+    for (le, count) in [("1", 1.0), ("2", 2.0), ("4", 4.0), ("8", 5.0)] {
+        assert_eq!(
+            one(&format!(r#"payload_size_bytes_bucket{{le="{le}"}}"#)),
+            count,
+            "le={le}"
+        );
+    }
+    let quantile = one("histogram_quantile(0.5, payload_size_bytes_bucket)");
+    assert!(
+        (2.0..=4.0).contains(&quantile),
+        "median of 1,2,3,4,8 in (2, 4]: {quantile}"
+    );
+    // target_info carries the other resource attributes.
+    let info = query(
+        &prometheus_addr,
+        r#"target_info{job="demo/shop",instance="i-1"}"#,
+    );
+    assert_eq!(info.len(), 1, "{info:?}");
+    assert_eq!(
+        info[0].0.get("host_name").map(String::as_str),
+        Some("web-7")
+    );
+    // Self-telemetry.
+    assert_eq!(one("ue_metrics_decode_records_decoded_total"), 2.0);
+    assert_eq!(one("ue_metrics_decode_records_failed_total"), 0.0);
+    drop(server);
+    stop_agent(agent, stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn which(program: &str) -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
+
+#[test]
+fn several_outputs_at_once_with_the_writers_pid_added() {
+    use common::perf_file::{self, Sample};
+    use common::requests::counter;
+    use prost::Message as _;
+    use ue_metrics_decode::format::EXAMPLE_FORMAT;
+    use ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+    use ue_metrics_decode::sample::encode_raw_sample;
+    use ue_metrics_decode::RecordFormat;
+
+    // Two processes of one app: the same resource (service.name "a", no instance id).
+    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
+    let sample = |pid: u32, buffer: &[u8]| Sample {
+        pid,
+        tid: pid,
+        time: 1,
+        cpu: 0,
+        raw: encode_raw_sample(&format, 1535, pid as i32, buffer).unwrap(),
+    };
+    let records = vec![
+        perf_file::sample_bytes(&sample(101, &counter("a", 1, 5).encode_to_vec()), true),
+        perf_file::sample_bytes(&sample(202, &counter("a", 1, 9).encode_to_vec()), true),
+    ];
+    let dir = temp_dir("outputs");
+    let path = dir.join("two.data");
+    perf_file::write_normal(&path, &[("user_events", EXAMPLE_FORMAT)], true, &records);
+
+    // An OTLP/HTTP receiver.
+    let receiver = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", receiver.server_addr().to_ip().unwrap());
+    let (tx, bodies) = mpsc::channel();
+    std::thread::spawn(move || {
+        while let Ok(mut request) = receiver.recv() {
+            let mut body = Vec::new();
+            let _ = request.as_reader().read_to_end(&mut body);
+            let _ = request.respond(tiny_http::Response::empty(200));
+            if tx.send(body).is_err() {
+                break;
+            }
+        }
+    });
+
+    let (agent, addr, stderr) = start_agent_with(&[
+        "perf-data",
+        path.to_str().unwrap(),
+        "--format",
+        "json",
+        "--pid",
+        "on",
+        "--forward",
+        &url,
+    ]);
+    let (_, text) = http_get(&addr, "/metrics").unwrap();
+    for (pid, value) in [(101, 5), (202, 9)] {
+        let line = format!(
+            r#"requests_total{{job="a",instance="{pid}",otel_scope_name="test",otel_scope_version="",route="/r0"}} {value}"#
+        );
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
+    // The forwarder's counts on the endpoint (sending goes on in the background).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sent = r#"ue_metrics_decode_forward_requests_total{outcome="sent"} 2"#;
+    while !http_get(&addr, "/metrics")
+        .unwrap()
+        .1
+        .lines()
+        .any(|l| l == sent)
+    {
+        assert!(Instant::now() < deadline, "no {sent} on the endpoint");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (stdout, rest) = stop_agent(agent, stderr);
+    // JSON lines: both requests, each with its writer's pid.
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    for (line, pid) in lines.iter().zip([101, 202]) {
+        let needle = format!(r#"{{"key":"process.pid","value":{{"intValue":"{pid}"}}}}"#);
+        assert!(line.contains(&needle), "{line}");
+    }
+    // Forwarded: the same two requests.
+    let forwarded: Vec<ExportMetricsServiceRequest> = (0..2)
+        .map(|_| {
+            let body = bodies.recv_timeout(Duration::from_secs(10)).unwrap();
+            ExportMetricsServiceRequest::decode(&body[..]).unwrap()
+        })
+        .collect();
+    for (request, pid) in forwarded.iter().zip([101i64, 202]) {
+        let attributes = &request.resource_metrics[0]
+            .resource
+            .as_ref()
+            .unwrap()
+            .attributes;
+        let found = attributes
+            .iter()
+            .find(|kv| kv.key == "process.pid")
+            .unwrap();
+        assert_eq!(
+            found.value.as_ref().unwrap().value,
+            Some(ue_metrics_decode::proto::common::v1::any_value::Value::IntValue(pid))
+        );
+    }
+    assert!(
+        rest.iter().any(|l| l.contains("forwarded 2 requests")),
+        "{rest:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
