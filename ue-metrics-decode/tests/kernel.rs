@@ -382,7 +382,16 @@ fn live_forwarding_rides_out_a_receiver_outage_and_sends_the_producers_bytes() {
     let data = DataFile::open(&tracefs).unwrap();
     let event = register(&data, &format!("ue_decode_forward {EVENT_FIELDS}"));
     let url = format!("http://127.0.0.1:{port}");
-    let cli = LiveCli::start(&["--event", "ue_decode_forward", "--forward", &url]);
+    // `--pid off`: exactly the producer's bytes (with the pid they gain one resource field;
+    // `enrich::add_process_pid_encoded` is tested on the host).
+    let cli = LiveCli::start(&[
+        "--event",
+        "ue_decode_forward",
+        "--forward",
+        &url,
+        "--pid",
+        "off",
+    ]);
     // The receiver is down: the requests wait in the queue.
     let mut sent = Vec::new();
     for i in 0..5 {
@@ -415,6 +424,9 @@ fn live_forwarding_rides_out_a_receiver_outage_and_sends_the_producers_bytes() {
     assert!(
         stderr.contains("forwarded 5 requests (0 failed, 0 dropped by the full queue"),
         "{stderr}"
+    );
+}
+
 /// A plain HTTP/1.0 GET of `path` on `addr`: the body.
 fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read as _, Write as _};
