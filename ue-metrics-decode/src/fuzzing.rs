@@ -85,8 +85,8 @@ pub fn raw_sample(data: &[u8]) {
 
 /// Parses `data` as a line of ftrace text and decodes what it rebuilds.
 pub fn trace_line(data: &[u8]) {
-    let line = String::from_utf8_lossy(data);
-    match ftrace::parse_trace_line(&line, "otlp_metrics") {
+    let line = data;
+    match ftrace::parse_trace_bytes(line, "otlp_metrics") {
         Ok(Some(parsed)) => {
             let _ = parsed.to_record();
         }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::payload::Payload;
 use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::DecodeError;
 
@@ -30,6 +31,30 @@ pub struct Record {
     pub buffer_len: usize,
     /// The decoded request, or why this record was skipped.
     pub result: Result<ExportMetricsServiceRequest, DecodeError>,
+}
+
+impl Record {
+    /// The record of one located payload: its request decoded, or why the payload could not
+    /// be located or decoded. Every source builds its records here.
+    pub fn from_payload(meta: SampleMeta, payload: Result<Payload<'_>, DecodeError>) -> Record {
+        match payload {
+            Ok(payload) => Record {
+                meta,
+                buffer_len: payload.buffer.len(),
+                result: payload.to_request(),
+            },
+            Err(error) => Record::failed(meta, error),
+        }
+    }
+
+    /// A record that failed before its buffer was located.
+    pub fn failed(meta: SampleMeta, error: DecodeError) -> Record {
+        Record {
+            meta,
+            buffer_len: 0,
+            result: Err(error),
+        }
+    }
 }
 
 /// Counts kept by a source while it reads.

@@ -197,7 +197,7 @@ impl Summary {
             .iter()
             .map(|(name, r)| {
                 [
-                    name.clone(),
+                    printable(name),
                     r.kind.to_owned(),
                     r.attribute_sets.len().to_string(),
                     r.points.to_string(),
@@ -250,7 +250,7 @@ impl Summary {
             .iter()
             .map(|(name, r)| {
                 [
-                    shorten(name, LIVE_NAME_WIDTH),
+                    shorten(&printable(name), LIVE_NAME_WIDTH),
                     shorten(r.kind, LIVE_KIND_WIDTH),
                     r.attribute_sets.len().to_string(),
                     shorten(&r.last_value.compact(), LIVE_VALUE_WIDTH),
@@ -283,6 +283,24 @@ impl Summary {
         }
         out
     }
+}
+
+/// `name` with control characters escaped (`\n`, `\u{1b}`) and backslashes doubled: metric
+/// names come from any producer, and a raw escape sequence or line break would reach the
+/// terminal or add a fake row to the table.
+fn printable(name: &str) -> String {
+    if !name.chars().any(|c| c.is_control() || c == '\\') {
+        return name.to_owned();
+    }
+    name.chars()
+        .map(|c| {
+            if c.is_control() || c == '\\' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// `text` cut to `width` characters, the last one replaced by `~` when cut.
@@ -431,6 +449,17 @@ mod tests {
         assert_eq!(Value::Int(-7).compact(), "-7");
         assert_eq!(Value::Int(1200).compact(), "1200");
         assert_eq!(Value::Missing.compact(), "-");
+    }
+
+    #[test]
+    fn names_cannot_draw_on_the_terminal() {
+        let mut summary = Summary::new();
+        summary.add(&gauge_request("a\x1b[31m\nb\\c\u{85}", &[1.0]));
+        for table in [summary.table(), summary.live_table(Duration::from_secs(1))] {
+            assert_eq!(table.lines().count(), 2, "{table:?}");
+            assert!(table.chars().filter(|c| c.is_control()).all(|c| c == '\n'));
+            assert!(table.contains(r"a\u{1b}[31m\nb\\c\u{85}"), "{table}");
+        }
     }
 
     #[test]

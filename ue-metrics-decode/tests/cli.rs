@@ -179,3 +179,119 @@ fn merge_joins_the_chunks_of_one_export() {
     assert_eq!(text(&out.stdout).lines().count(), 1);
     assert!(text(&out.stderr).contains("merged 1 records"));
 }
+
+#[test]
+fn trace_lines_that_are_not_utf8_are_skipped_and_counted() {
+    let first = counter("first", 1, 1);
+    let last = counter("last", 1, 2);
+    let line = |prefix: &str, request: &ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest| {
+        ue_metrics_decode::ftrace::format_trace_line(
+            prefix,
+            "otlp_metrics",
+            &encode_payload(&request.encode_to_vec()),
+        )
+        .unwrap()
+    };
+    let mut input = Vec::new();
+    input.extend_from_slice(line("  app-12  [000] .....  5.000001", &first).as_bytes());
+    // Another event whose printed data is not UTF-8.
+    input.extend_from_slice(b"\n  app-12 [000] 5.1: other_event: name=\xff\xfe\n");
+    // Our event written by a task whose name is not UTF-8 (Latin-1 "été"): still ours.
+    let ours = line("  XtX-13  [001] .....  5.200000", &last);
+    input.extend(ours.bytes().map(|b| if b == b'X' { 0xe9 } else { b }));
+    input.push(b'\n');
+    let out = run(&["trace", "-"], &input);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        text(&out.stdout),
+        format!("{}\n{}\n", to_json(&first), to_json(&last)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2 records: 2 decoded, 0 failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 samples of other events ignored"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn write_errors_on_stdout_exit_1() {
+    let path = perf_file_with_bad_record("cli-full.data");
+    for format in ["json", "summary"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+            .args(["perf-data", path.to_str().unwrap(), "--format", format])
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "--format {format}: {err}");
+        assert!(err.contains("cannot write to stdout"), "{err}");
+    }
+}
+
+#[test]
+fn a_closed_stdout_pipe_ends_the_run_with_0_as_documented() {
+    // More output than a pipe buffer holds: the write fails even if another test's child
+    // briefly inherited the read end.
+    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
+    let raw = encode_raw_sample(&format, 1535, 5, &counter("p", 20, 1).encode_to_vec()).unwrap();
+    let sample = Sample {
+        pid: 5,
+        tid: 5,
+        time: 1,
+        cpu: 0,
+        raw,
+    };
+    let records = vec![perf_file::sample_bytes(&sample, true); 500];
+    let path = perf_file::temp_path("cli-pipe.data");
+    perf_file::write_normal(&path, &[("user_events", EXAMPLE_FORMAT)], true, &records);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+        .args(["perf-data", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before anything is written
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("stdout was closed"), "{err}");
+    let usage = text(&run(&["--help"], b"").stdout);
+    assert!(usage.contains("closed by its reader"), "{usage}");
+}
+
+#[test]
+fn summary_escapes_control_characters_in_metric_names() {
+    let mut request = counter("svc", 1, 5);
+    request.resource_metrics[0].scope_metrics[0].metrics[0].name =
+        "evil\x1b[2J\nfake  counter  1  1  666".into();
+    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
+    let raw = encode_raw_sample(&format, 1535, 5, &request.encode_to_vec()).unwrap();
+    let sample = Sample {
+        pid: 5,
+        tid: 5,
+        time: 1,
+        cpu: 0,
+        raw,
+    };
+    let path = perf_file::temp_path("cli-escape.data");
+    perf_file::write_normal(
+        &path,
+        &[("user_events", EXAMPLE_FORMAT)],
+        true,
+        &[perf_file::sample_bytes(&sample, true)],
+    );
+    let out = run(
+        &["perf-data", path.to_str().unwrap(), "--format", "summary"],
+        b"",
+    );
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains('\x1b'), "{stdout:?}");
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    assert!(stdout.contains(r"evil\u{1b}[2J\nfake"), "{stdout}");
+}
