@@ -30,6 +30,7 @@ pub mod perf_data;
 pub mod record;
 pub mod sample;
 pub mod summary;
+mod tracing_data;
 
 pub use error::DecodeError;
 pub use event::EventDecoder;

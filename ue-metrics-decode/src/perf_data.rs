@@ -38,6 +38,15 @@ pub enum PerfDataError {
         /// The path given.
         path: PathBuf,
     },
+    /// An event format in the file's tracing data is damaged in a way the format parser of
+    /// `tracepoint_decode` cannot take (it would panic); nothing was read.
+    #[error("{path} cannot be read: {reason}")]
+    DamagedFormat {
+        /// The path given.
+        path: PathBuf,
+        /// Which format, and what is wrong with it.
+        reason: String,
+    },
     /// The file is damaged past some point; records before it were delivered.
     #[error("{path} is damaged after event {events}: {source}")]
     Corrupt {
@@ -58,6 +67,8 @@ pub struct PerfDataSource {
     context: EventHeaderEnumeratorContext,
     stats: DecodeStats,
     events: u64,
+    /// A pipe: its formats could not be checked ahead, so the reader runs isolated.
+    unchecked: bool,
 }
 
 impl std::fmt::Debug for PerfDataSource {
@@ -83,6 +94,10 @@ impl PerfDataSource {
                 "path is not UTF-8",
             ))
         })?;
+        let unchecked = match crate::tracing_data::check_file(&path) {
+            Ok(checked) => checked == crate::tracing_data::Checked::Unseekable,
+            Err(reason) => return Err(PerfDataError::DamagedFormat { path, reason }),
+        };
         let mut reader = PerfDataFileReader::new();
         reader
             .open_file(path_str, PerfDataFileEventOrder::File)
@@ -97,6 +112,7 @@ impl PerfDataSource {
             context: EventHeaderEnumeratorContext::new(),
             stats: DecodeStats::default(),
             events: 0,
+            unchecked,
         })
     }
 
@@ -111,7 +127,7 @@ impl PerfDataSource {
     /// returned only when the container itself is damaged (records before it were delivered).
     pub fn for_each(&mut self, mut on_record: impl FnMut(Record)) -> Result<(), PerfDataError> {
         loop {
-            match self.reader.move_next_event() {
+            match self.next_event() {
                 Ok(true) => self.events += 1,
                 Ok(false) => return Ok(()),
                 Err(source) => {
@@ -145,6 +161,30 @@ impl PerfDataSource {
                 _ => {}
             }
         }
+    }
+}
+
+impl PerfDataSource {
+    /// Moves the reader to the next event. A pipe-mode stream delivers its tracing data while
+    /// it is read, where [`crate::tracing_data`] cannot check it ahead; the format parser of
+    /// `tracepoint_decode` panics on some damaged formats, so for such a stream (only) the call
+    /// is isolated as a last resort and a panic ends the read as a damaged file.
+    fn next_event(&mut self) -> io::Result<bool> {
+        if !self.unchecked {
+            return self.reader.move_next_event();
+        }
+        let reader = &mut self.reader;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.move_next_event()))
+            .unwrap_or_else(|_| {
+                // The reader's state is unknown after the panic: never touch it again.
+                self.reader = PerfDataFileReader::new();
+                self.unchecked = false;
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "an event format in the tracing data is damaged (tracepoint_decode's \
+                     format parser panicked on it)",
+                ))
+            })
     }
 }
 

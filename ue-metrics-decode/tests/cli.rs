@@ -295,3 +295,16 @@ fn summary_escapes_control_characters_in_metric_names() {
     assert_eq!(stdout.lines().count(), 2, "{stdout}");
     assert!(stdout.contains(r"evil\u{1b}[2J\nfake"), "{stdout}");
 }
+
+#[test]
+fn a_damaged_format_in_perf_data_exits_1_with_the_reason() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz_regressions/perf_data/crash-format-not-ascii");
+    let out = run(&["perf-data", path.to_str().unwrap()], b"");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is damaged") && !err.contains("panicked"),
+        "{err}"
+    );
+}

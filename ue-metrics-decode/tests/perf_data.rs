@@ -231,3 +231,37 @@ fn damaged_samples_are_counted_in_every_mode() {
     );
     check_damaged(&path);
 }
+
+/// A pipe-mode stream read from a FIFO cannot be checked ahead: a damaged format in it ends
+/// the read with an error instead of a panic.
+#[test]
+fn a_damaged_format_in_a_pipe_stream_is_an_error() {
+    let path = perf_file::temp_path("damaged-format-pipe.data");
+    perf_file::write_pipe(
+        &path,
+        &[("user_events", EXAMPLE_FORMAT)],
+        &records(true)[..1],
+    );
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.windows(9).position(|w| w == b"protocol;").unwrap();
+    bytes[at + 2] = 0xff;
+    let fifo = perf_file::temp_path("damaged-format.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            // The reader may stop early: a broken pipe here is expected.
+            let _ = std::fs::write(&fifo, bytes);
+        })
+    };
+    let mut source = PerfDataSource::open(&fifo).unwrap();
+    let err = source.for_each(|_| {}).unwrap_err().to_string();
+    assert!(err.contains("event format"), "{err}");
+    drop(source);
+    writer.join().unwrap();
+}

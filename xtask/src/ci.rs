@@ -21,7 +21,7 @@ pub struct CiOptions {
 pub const STEP_NAMES: [&str; 6] = ["fmt", "clippy", "test", "benches", "fuzz", "e2e"];
 
 /// The fuzz targets of `ue-metrics-decode/fuzz` (its own workspace).
-pub const FUZZ_TARGETS: [&str; 4] = ["payload", "format", "raw_sample", "trace_line"];
+pub const FUZZ_TARGETS: [&str; 5] = ["payload", "format", "raw_sample", "trace_line", "perf_data"];
 
 /// How long each fuzz target runs in the smoke step.
 pub const FUZZ_SECONDS_PER_TARGET: u32 = 20;

@@ -1,0 +1,343 @@
+//! Checks the tracing data of a perf.data file (the tracefs `format` texts perf copies into it)
+//! before `tracepoint_perf` parses it.
+//!
+//! `tracepoint_decode` 0.5 panics on some damaged format texts: a byte above 0x7f inside a
+//! field declaration (its tokenizer slices the Latin-1-decoded text at byte offsets that are
+//! not character boundaries), and, with debug assertions, a number past `u32::MAX`. The reader
+//! parses the formats inside `open_file` (normal mode) or `move_next_event` (pipe mode, when the
+//! tracing data record arrives), so the only place to reject them is before that: walk the
+//! tracing data ourselves and refuse a file whose formats would trip the parser.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// What [`check_file`] could establish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Checked {
+    /// Every format text in the file can be handed to the parser (or there is none).
+    Valid,
+    /// A stream that cannot be read ahead (a pipe): its formats arrive while it is read.
+    Unseekable,
+}
+
+const PIPE_HEADER_SIZE: u64 = 16;
+const NORMAL_HEADER_SIZE: u64 = 104;
+/// `PERF_RECORD_HEADER_TRACING_DATA`: the tracing data follows the 16-byte record.
+const RECORD_TRACING_DATA: u32 = 66;
+/// Feature bit of `HEADER_TRACING_DATA` (bit 0 is reserved, so its section is the first).
+const FEATURE_TRACING_DATA: u64 = 1 << 1;
+
+/// Checks every format text the file at `path` carries. `Err` says which format is damaged
+/// and how; I/O errors are left for the reader to report.
+pub(crate) fn check_file(path: &Path) -> Result<Checked, String> {
+    let Ok(file) = File::open(path) else {
+        return Ok(Checked::Valid);
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Ok(Checked::Unseekable);
+    }
+    let mut file = BufReader::new(file);
+    let mut header = [0u8; 16];
+    if file.read_exact(&mut header).is_err() {
+        return Ok(Checked::Valid); // Not a perf.data file: the reader says so.
+    }
+    let big_endian = match &header[..8] {
+        b"PERFILE2" => false,
+        b"2ELIFREP" => true,
+        _ => return Ok(Checked::Valid),
+    };
+    let u64_of = |bytes: &[u8]| {
+        let bytes: [u8; 8] = bytes.try_into().expect("8 bytes");
+        if big_endian {
+            u64::from_be_bytes(bytes)
+        } else {
+            u64::from_le_bytes(bytes)
+        }
+    };
+    let result = match u64_of(&header[8..]) {
+        PIPE_HEADER_SIZE => check_pipe_records(&mut file, big_endian),
+        NORMAL_HEADER_SIZE => check_normal_sections(&mut file, &u64_of),
+        _ => Ok(()),
+    };
+    match result {
+        Ok(()) => Ok(Checked::Valid),
+        // A file that ends early or cannot be read: the reader reports it with its context.
+        Err(Problem::Io(_)) => Ok(Checked::Valid),
+        Err(Problem::Damaged(reason)) => Err(reason),
+    }
+}
+
+enum Problem {
+    Io(#[allow(dead_code)] io::Error),
+    Damaged(String),
+}
+
+impl From<io::Error> for Problem {
+    fn from(error: io::Error) -> Self {
+        Problem::Io(error)
+    }
+}
+
+/// Normal mode: the tracing data is the first feature section after the data section.
+fn check_normal_sections(
+    file: &mut BufReader<File>,
+    u64_of: &dyn Fn(&[u8]) -> u64,
+) -> Result<(), Problem> {
+    let mut rest = [0u8; (NORMAL_HEADER_SIZE - PIPE_HEADER_SIZE) as usize];
+    file.read_exact(&mut rest)?;
+    // attr_size, attrs {offset, size}, data {offset, size}, event_types {offset, size}, features.
+    let data_offset = u64_of(&rest[24..32]);
+    let data_size = u64_of(&rest[32..40]);
+    let features = u64_of(&rest[56..64]);
+    if features & FEATURE_TRACING_DATA == 0 {
+        return Ok(());
+    }
+    let Some(sections) = data_offset.checked_add(data_size) else {
+        return Ok(());
+    };
+    file.seek(SeekFrom::Start(sections))?;
+    let mut section = [0u8; 16];
+    file.read_exact(&mut section)?;
+    let (offset, size) = (u64_of(&section[..8]), u64_of(&section[8..]));
+    file.seek(SeekFrom::Start(offset))?;
+    check_tracing_data(&read_at_most(file, size)?)
+}
+
+/// Pipe mode: walks the records; each `HEADER_TRACING_DATA` is followed by its data.
+fn check_pipe_records(file: &mut BufReader<File>, big_endian: bool) -> Result<(), Problem> {
+    let u32_of = |bytes: &[u8]| {
+        let bytes: [u8; 4] = bytes.try_into().expect("4 bytes");
+        if big_endian {
+            u32::from_be_bytes(bytes)
+        } else {
+            u32::from_le_bytes(bytes)
+        }
+    };
+    let u16_of = |bytes: &[u8]| {
+        let bytes: [u8; 2] = bytes.try_into().expect("2 bytes");
+        if big_endian {
+            u16::from_be_bytes(bytes)
+        } else {
+            u16::from_le_bytes(bytes)
+        }
+    };
+    let mut header = [0u8; 8];
+    loop {
+        match file.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let size = u16_of(&header[6..8]);
+        if size < 8 {
+            return Ok(()); // Damaged framing: the reader reports it where it happens.
+        }
+        if u32_of(&header[..4]) == RECORD_TRACING_DATA && size >= 16 {
+            let mut body = [0u8; 8];
+            file.read_exact(&mut body)?;
+            file.seek_relative(i64::from(size) - 16)?;
+            let data_size = u32_of(&body[..4]);
+            check_tracing_data(&read_at_most(file, u64::from(data_size))?)?;
+        } else {
+            file.seek_relative(i64::from(size) - 8)?;
+        }
+    }
+}
+
+/// Reads `size` bytes, or what is there if the file ends first.
+fn read_at_most(file: &mut BufReader<File>, size: u64) -> io::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    file.take(size).read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// Walks tracing data ("\x17\x08\x44tracing", version, byte order, long size, page size,
+/// header_page, header_event, ftrace formats, then per system the event formats) the way
+/// `tracepoint_perf` does, checking each event format text. Stops quietly where the reader
+/// would stop too (it ignores the rest of damaged tracing data).
+fn check_tracing_data(data: &[u8]) -> Result<(), Problem> {
+    const SIGNATURE: &[u8] = b"\x17\x08\x44tracing";
+    let Some(rest) = data.strip_prefix(SIGNATURE) else {
+        return Ok(());
+    };
+    let mut walk = Walk {
+        data,
+        pos: data.len() - rest.len(),
+        big_endian: false,
+    };
+    let Some(_version) = walk.string() else {
+        return Ok(());
+    };
+    let Some(&[big_endian, _long_size]) = walk.bytes(2) else {
+        return Ok(());
+    };
+    walk.big_endian = big_endian != 0;
+    let Some(_page_size) = walk.bytes(4) else {
+        return Ok(());
+    };
+    for name in [&b"header_page"[..], b"header_event"] {
+        if walk.string() != Some(name) || walk.section(8).is_none() {
+            return Ok(());
+        }
+    }
+    let Some(ftraces) = walk.number(4) else {
+        return Ok(());
+    };
+    for _ in 0..ftraces {
+        if walk.section(8).is_none() {
+            return Ok(());
+        }
+    }
+    let Some(systems) = walk.number(4) else {
+        return Ok(());
+    };
+    for _ in 0..systems {
+        let Some(system) = walk.string() else {
+            return Ok(());
+        };
+        let system = String::from_utf8_lossy(system).into_owned();
+        let Some(events) = walk.number(4) else {
+            return Ok(());
+        };
+        for index in 0..events {
+            let Some(text) = walk.section(8) else {
+                return Ok(());
+            };
+            if let Some(reason) = format_text_problem(text) {
+                return Err(Problem::Damaged(format!(
+                    "event format {index} of system {system:?} in the tracing data is damaged \
+                     ({reason}); tracepoint_decode cannot parse it"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A cursor over tracing data.
+struct Walk<'a> {
+    data: &'a [u8],
+    pos: usize,
+    big_endian: bool,
+}
+
+impl<'a> Walk<'a> {
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let bytes = self.data.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(bytes)
+    }
+
+    /// A NUL-terminated string (without the NUL).
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let rest = self.data.get(self.pos..)?;
+        let len = rest.iter().position(|&b| b == 0)?;
+        self.pos += len + 1;
+        Some(&rest[..len])
+    }
+
+    /// A 4- or 8-byte unsigned number in the tracing data's byte order.
+    fn number(&mut self, width: usize) -> Option<u64> {
+        let bytes = self.bytes(width)?;
+        let mut value = 0u64;
+        for i in 0..width {
+            let byte = if self.big_endian {
+                bytes[i]
+            } else {
+                bytes[width - 1 - i]
+            };
+            value = value << 8 | u64::from(byte);
+        }
+        Some(value)
+    }
+
+    /// A size (`width` bytes) and that many bytes.
+    fn section(&mut self, width: usize) -> Option<&'a [u8]> {
+        let size = usize::try_from(self.number(width)?).ok()?;
+        self.bytes(size)
+    }
+}
+
+/// Why `text` would trip `tracepoint_decode`'s format parser, if it would: a byte that is not
+/// ASCII, or a number in an `ID:` or `field:` line that does not fit in 32 bits.
+pub(crate) fn format_text_problem(text: &[u8]) -> Option<String> {
+    if let Some(at) = text.iter().position(|&b| !b.is_ascii()) {
+        return Some(format!(
+            "byte {:#04x} at offset {at} is not ASCII",
+            text[at]
+        ));
+    }
+    let mut line_start = 0;
+    for line in text.split(|&b| b == b'\n') {
+        let trimmed = line.trim_ascii_start();
+        if trimmed.starts_with(b"ID:") || trimmed.starts_with(b"field") {
+            if let Some((at, number)) = oversized_number(line) {
+                return Some(format!(
+                    "number {number} at offset {} does not fit in 32 bits",
+                    line_start + at
+                ));
+            }
+        }
+        line_start += line.len() + 1;
+    }
+    None
+}
+
+/// The first decimal or `0x` hexadecimal number in `line` above `u32::MAX`, with its offset.
+fn oversized_number(line: &[u8]) -> Option<(usize, String)> {
+    let mut pos = 0;
+    while pos < line.len() {
+        if !line[pos].is_ascii_digit() {
+            pos += 1;
+            continue;
+        }
+        let start = pos;
+        let hex = line[pos] == b'0' && matches!(line.get(pos + 1), Some(b'x' | b'X'));
+        let (digits_start, radix) = if hex { (pos + 2, 16) } else { (pos, 10) };
+        let mut end = digits_start;
+        while end < line.len() && char::from(line[end]).is_digit(radix) {
+            end += 1;
+        }
+        let digits = std::str::from_utf8(&line[digits_start..end]).expect("ASCII digits");
+        if !digits.is_empty() && u32::from_str_radix(digits, radix).is_err() {
+            return Some((
+                start,
+                String::from_utf8_lossy(&line[start..end]).into_owned(),
+            ));
+        }
+        pos = end.max(start + 1);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::EXAMPLE_FORMAT;
+
+    #[test]
+    fn the_kernel_format_passes() {
+        assert_eq!(format_text_problem(EXAMPLE_FORMAT.as_bytes()), None);
+    }
+
+    #[test]
+    fn bytes_and_numbers_the_parser_cannot_take_are_found() {
+        let mut text = EXAMPLE_FORMAT.as_bytes().to_vec();
+        let at = EXAMPLE_FORMAT.find("protocol;").unwrap();
+        text[at] = 0xff;
+        let problem = format_text_problem(&text).unwrap();
+        assert!(
+            problem.contains(&format!("0xff at offset {at}")),
+            "{problem}"
+        );
+        let text = EXAMPLE_FORMAT.replace("offset:20;", "offset:42949672960;");
+        let problem = format_text_problem(text.as_bytes()).unwrap();
+        assert!(problem.contains("42949672960"), "{problem}");
+        let text = EXAMPLE_FORMAT.replace("offset:20;", "offset:0x1ffffffff;");
+        assert!(format_text_problem(text.as_bytes()).is_some());
+        // Large numbers outside the lines the parser reads are fine.
+        let text = EXAMPLE_FORMAT.replace("REC->protocol", "REC->protocol & 0xffffffffffff");
+        assert_eq!(format_text_problem(text.as_bytes()), None);
+    }
+}
