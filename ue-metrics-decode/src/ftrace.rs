@@ -218,6 +218,8 @@ pub fn read_trace(
 }
 
 /// Formats a payload the way the kernel prints the event in `trace` (for tests and tools).
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
 pub fn format_trace_line(meta_prefix: &str, event_name: &str, payload: &[u8]) -> Option<String> {
     let decoded = decode_payload(payload).ok()?;
     let hex: Vec<String> = decoded.buffer.iter().map(|b| format!("{b:02x}")).collect();

@@ -14,12 +14,15 @@
 //! Bad input never panics: every function returns a [`DecodeError`] with the byte offset.
 #![forbid(unsafe_code)]
 
+pub mod data;
 mod error;
 pub mod event;
 pub mod eventheader;
 pub mod format;
+#[cfg(feature = "cli")]
 pub mod forward;
 pub mod ftrace;
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod json;
@@ -29,6 +32,7 @@ pub mod payload;
 pub mod perf_data;
 pub mod record;
 pub mod sample;
+#[cfg(feature = "cli")]
 pub mod summary;
 mod tracing_data;
 

@@ -8,8 +8,9 @@
 
 use prost::Message as _;
 
+use crate::data::{self, DataView};
 use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
-use crate::proto::metrics::v1::{metric, Metric, ResourceMetrics, ScopeMetrics};
+use crate::proto::metrics::v1::{Metric, ResourceMetrics, ScopeMetrics};
 use crate::record::{Record, SampleMeta};
 
 /// Identity of the export a record belongs to.
@@ -45,18 +46,10 @@ fn latest_point_time(request: &ExportMetricsServiceRequest) -> u64 {
         .flat_map(|rm| &rm.scope_metrics)
         .flat_map(|sm| &sm.metrics)
     {
-        let t = match &m.data {
-            Some(metric::Data::Gauge(g)) => g.data_points.iter().map(|p| p.time_unix_nano).max(),
-            Some(metric::Data::Sum(s)) => s.data_points.iter().map(|p| p.time_unix_nano).max(),
-            Some(metric::Data::Histogram(h)) => {
-                h.data_points.iter().map(|p| p.time_unix_nano).max()
-            }
-            Some(metric::Data::ExponentialHistogram(h)) => {
-                h.data_points.iter().map(|p| p.time_unix_nano).max()
-            }
-            Some(metric::Data::Summary(s)) => s.data_points.iter().map(|p| p.time_unix_nano).max(),
-            None => None,
-        };
+        let t = m
+            .data
+            .as_ref()
+            .and_then(|d| DataView::of(d).points().map(|p| p.time_unix_nano()).max());
         latest = latest.max(t.unwrap_or(0));
     }
     latest
@@ -166,20 +159,8 @@ fn merge_scope(target: &mut ScopeMetrics, source: ScopeMetrics) {
 }
 
 fn same_stream(a: &Metric, b: &Metric) -> bool {
-    use metric::Data as D;
     let same_kind = match (&a.data, &b.data) {
-        (Some(D::Gauge(_)), Some(D::Gauge(_))) => true,
-        (Some(D::Sum(x)), Some(D::Sum(y))) => {
-            x.aggregation_temporality == y.aggregation_temporality
-                && x.is_monotonic == y.is_monotonic
-        }
-        (Some(D::Histogram(x)), Some(D::Histogram(y))) => {
-            x.aggregation_temporality == y.aggregation_temporality
-        }
-        (Some(D::ExponentialHistogram(x)), Some(D::ExponentialHistogram(y))) => {
-            x.aggregation_temporality == y.aggregation_temporality
-        }
-        (Some(D::Summary(_)), Some(D::Summary(_))) => true,
+        (Some(x), Some(y)) => DataView::of(x).same_kind(&DataView::of(y)),
         _ => false,
     };
     same_kind
@@ -190,15 +171,8 @@ fn same_stream(a: &Metric, b: &Metric) -> bool {
 }
 
 fn append_points(target: &mut Metric, source: Metric) {
-    use metric::Data as D;
-    match (&mut target.data, source.data) {
-        (Some(D::Gauge(t)), Some(D::Gauge(s))) => t.data_points.extend(s.data_points),
-        (Some(D::Sum(t)), Some(D::Sum(s))) => t.data_points.extend(s.data_points),
-        (Some(D::Histogram(t)), Some(D::Histogram(s))) => t.data_points.extend(s.data_points),
-        (Some(D::ExponentialHistogram(t)), Some(D::ExponentialHistogram(s))) => {
-            t.data_points.extend(s.data_points)
-        }
-        (Some(D::Summary(t)), Some(D::Summary(s))) => t.data_points.extend(s.data_points),
-        _ => {} // same_stream() checked the kinds
+    if let (Some(t), Some(s)) = (&mut target.data, source.data) {
+        // same_stream() checked the kinds: nothing is handed back.
+        let _ = data::append_points(t, s);
     }
 }

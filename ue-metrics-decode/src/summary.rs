@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use prost::Message as _;
 
+use crate::data::{DataView, Point};
 use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::proto::common::v1::KeyValue;
-use crate::proto::metrics::v1::{metric, number_data_point};
+use crate::proto::metrics::v1::number_data_point;
 
 /// Accumulates requests into per-metric rows.
 #[derive(Debug, Default, Clone)]
@@ -144,41 +145,11 @@ impl Summary {
                     let points_before = row.points;
                     row.events += 1;
                     row.bytes += m.encoded_len() as u64;
-                    match &m.data {
-                        Some(metric::Data::Gauge(g)) => {
-                            row.kind = "gauge";
-                            for p in &g.data_points {
-                                row.point(&p.attributes, p.time_unix_nano, || number(&p.value));
-                            }
-                        }
-                        Some(metric::Data::Sum(s)) => {
-                            row.kind = if s.is_monotonic { "counter" } else { "updown" };
-                            for p in &s.data_points {
-                                row.point(&p.attributes, p.time_unix_nano, || number(&p.value));
-                            }
-                        }
-                        Some(metric::Data::Histogram(h)) => {
-                            row.kind = "histogram";
-                            for p in &h.data_points {
-                                row.point(&p.attributes, p.time_unix_nano, || {
-                                    count_sum(p.count, p.sum)
-                                });
-                            }
-                        }
-                        Some(metric::Data::ExponentialHistogram(h)) => {
-                            row.kind = "exp-histogram";
-                            for p in &h.data_points {
-                                row.point(&p.attributes, p.time_unix_nano, || {
-                                    count_sum(p.count, p.sum)
-                                });
-                            }
-                        }
-                        Some(metric::Data::Summary(s)) => {
-                            row.kind = "summary";
-                            for p in &s.data_points {
-                                row.point(&p.attributes, p.time_unix_nano, || {
-                                    count_sum(p.count, Some(p.sum))
-                                });
+                    match m.data.as_ref().map(DataView::of) {
+                        Some(view) => {
+                            row.kind = view.kind;
+                            for p in view.points() {
+                                row.point(p.attributes(), p.time_unix_nano(), || value(p));
                             }
                         }
                         None => row.kind = "none",
@@ -329,23 +300,26 @@ impl Row {
     }
 }
 
-fn number(value: &Option<number_data_point::Value>) -> Value {
-    match value {
-        Some(number_data_point::Value::AsInt(i)) => Value::Int(*i),
-        Some(number_data_point::Value::AsDouble(d)) => Value::Double(*d),
-        None => Value::Missing,
+/// The value a table shows for a point: the number, or a histogram's or summary's count and sum.
+fn value(point: Point<'_>) -> Value {
+    let count_sum = |count, sum| Value::CountSum { count, sum };
+    match point {
+        Point::Number(p) => match p.value {
+            Some(number_data_point::Value::AsInt(i)) => Value::Int(i),
+            Some(number_data_point::Value::AsDouble(d)) => Value::Double(d),
+            None => Value::Missing,
+        },
+        Point::Histogram(p) => count_sum(p.count, p.sum),
+        Point::ExponentialHistogram(p) => count_sum(p.count, p.sum),
+        Point::Summary(p) => count_sum(p.count, Some(p.sum)),
     }
-}
-
-fn count_sum(count: u64, sum: Option<f64>) -> Value {
-    Value::CountSum { count, sum }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::proto::metrics::v1::{
-        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+        metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
     };
 
     fn gauge_request(name: &str, values: &[f64]) -> ExportMetricsServiceRequest {
