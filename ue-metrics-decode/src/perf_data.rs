@@ -67,8 +67,6 @@ pub struct PerfDataSource {
     context: EventHeaderEnumeratorContext,
     stats: DecodeStats,
     events: u64,
-    /// A pipe: its formats could not be checked ahead, so the reader runs isolated.
-    unchecked: bool,
 }
 
 impl std::fmt::Debug for PerfDataSource {
@@ -94,13 +92,12 @@ impl PerfDataSource {
                 "path is not UTF-8",
             ))
         })?;
-        let unchecked = match crate::tracing_data::check_file(&path) {
-            Ok(checked) => checked == crate::tracing_data::Checked::Unseekable,
-            Err(reason) => return Err(PerfDataError::DamagedFormat { path, reason }),
-        };
+        if let Err(reason) = crate::tracing_data::check_file(&path) {
+            return Err(PerfDataError::DamagedFormat { path, reason });
+        }
         let mut reader = PerfDataFileReader::new();
-        reader
-            .open_file(path_str, PerfDataFileEventOrder::File)
+        isolated(|| reader.open_file(path_str, PerfDataFileEventOrder::File))
+            .and_then(|opened| opened)
             .map_err(open_error)?;
         if reader.byte_reader().byte_swap_needed() {
             return Err(PerfDataError::ForeignByteOrder { path });
@@ -112,7 +109,6 @@ impl PerfDataSource {
             context: EventHeaderEnumeratorContext::new(),
             stats: DecodeStats::default(),
             events: 0,
-            unchecked,
         })
     }
 
@@ -165,27 +161,30 @@ impl PerfDataSource {
 }
 
 impl PerfDataSource {
-    /// Moves the reader to the next event. A pipe-mode stream delivers its tracing data while
-    /// it is read, where [`crate::tracing_data`] cannot check it ahead; the format parser of
-    /// `tracepoint_decode` panics on some damaged formats, so for such a stream (only) the call
-    /// is isolated as a last resort and a panic ends the read as a damaged file.
+    /// Moves the reader to the next event (isolated, see [`isolated`]).
     fn next_event(&mut self) -> io::Result<bool> {
-        if !self.unchecked {
-            return self.reader.move_next_event();
-        }
         let reader = &mut self.reader;
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.move_next_event()))
-            .unwrap_or_else(|_| {
-                // The reader's state is unknown after the panic: never touch it again.
-                self.reader = PerfDataFileReader::new();
-                self.unchecked = false;
-                Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "an event format in the tracing data is damaged (tracepoint_decode's \
-                     format parser panicked on it)",
-                ))
-            })
+        isolated(|| reader.move_next_event()).unwrap_or_else(|panicked| {
+            // The reader's state is unknown after the panic: never use it again.
+            self.reader = PerfDataFileReader::new();
+            Err(panicked)
+        })
     }
+}
+
+/// Runs a call into `tracepoint_perf`, whose format parser (`tracepoint_decode`) panics on some
+/// damaged format texts. [`crate::tracing_data`] refuses every such text it knows of before the
+/// reader sees it; a pipe cannot be checked ahead, and the parser may have more such paths, so
+/// as a last resort a panic here becomes an error (`Err`: the read ends as at any damage)
+/// instead of ending the process.
+fn isolated<T>(call: impl FnOnce() -> io::Result<T>) -> Result<io::Result<T>, io::Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "an event format in the tracing data is damaged (tracepoint_decode's format parser \
+             panicked on it)",
+        )
+    })
 }
 
 /// One sample: `None` if it is a sample of another event. A sample that cannot be taken

@@ -12,15 +12,6 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-/// What [`check_file`] could establish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Checked {
-    /// Every format text in the file can be handed to the parser (or there is none).
-    Valid,
-    /// A stream that cannot be read ahead (a pipe): its formats arrive while it is read.
-    Unseekable,
-}
-
 const PIPE_HEADER_SIZE: u64 = 16;
 const NORMAL_HEADER_SIZE: u64 = 104;
 /// `PERF_RECORD_HEADER_TRACING_DATA`: the tracing data follows the 16-byte record.
@@ -29,23 +20,24 @@ const RECORD_TRACING_DATA: u32 = 66;
 const FEATURE_TRACING_DATA: u64 = 1 << 1;
 
 /// Checks every format text the file at `path` carries. `Err` says which format is damaged
-/// and how; I/O errors are left for the reader to report.
-pub(crate) fn check_file(path: &Path) -> Result<Checked, String> {
+/// and how; I/O errors are left for the reader to report. A stream that cannot be read ahead
+/// (a pipe) is not checked: its formats arrive while it is read.
+pub(crate) fn check_file(path: &Path) -> Result<(), String> {
     let Ok(file) = File::open(path) else {
-        return Ok(Checked::Valid);
+        return Ok(());
     };
     if !file.metadata().is_ok_and(|m| m.is_file()) {
-        return Ok(Checked::Unseekable);
+        return Ok(());
     }
     let mut file = BufReader::new(file);
     let mut header = [0u8; 16];
     if file.read_exact(&mut header).is_err() {
-        return Ok(Checked::Valid); // Not a perf.data file: the reader says so.
+        return Ok(()); // Not a perf.data file: the reader says so.
     }
     let big_endian = match &header[..8] {
         b"PERFILE2" => false,
         b"2ELIFREP" => true,
-        _ => return Ok(Checked::Valid),
+        _ => return Ok(()),
     };
     let u64_of = |bytes: &[u8]| {
         let bytes: [u8; 8] = bytes.try_into().expect("8 bytes");
@@ -61,9 +53,8 @@ pub(crate) fn check_file(path: &Path) -> Result<Checked, String> {
         _ => Ok(()),
     };
     match result {
-        Ok(()) => Ok(Checked::Valid),
         // A file that ends early or cannot be read: the reader reports it with its context.
-        Err(Problem::Io(_)) => Ok(Checked::Valid),
+        Ok(()) | Err(Problem::Io(_)) => Ok(()),
         Err(Problem::Damaged(reason)) => Err(reason),
     }
 }
@@ -260,7 +251,9 @@ impl<'a> Walk<'a> {
 }
 
 /// Why `text` would trip `tracepoint_decode`'s format parser, if it would: a byte that is not
-/// ASCII, or a number in an `ID:` or `field:` line that does not fit in 32 bits.
+/// ASCII; a second `format:` section (the parser clears its fields but keeps counting common
+/// fields, then indexes past them); a number in an `ID:` or `field:` line that does not fit in
+/// 32 bits; a field whose offset plus size does not fit in 16 bits (added as `u16`).
 pub(crate) fn format_text_problem(text: &[u8]) -> Option<String> {
     if let Some(at) = text.iter().position(|&b| !b.is_ascii()) {
         return Some(format!(
@@ -269,8 +262,15 @@ pub(crate) fn format_text_problem(text: &[u8]) -> Option<String> {
         ));
     }
     let mut line_start = 0;
-    for line in text.split(|&b| b == b'\n') {
+    let mut format_sections = 0;
+    for line in text.split(|&b| b == b'\n' || b == b'\r') {
         let trimmed = line.trim_ascii_start();
+        if trimmed.starts_with(b"format:") {
+            format_sections += 1;
+            if format_sections > 1 {
+                return Some(format!("a second `format:` section at offset {line_start}"));
+            }
+        }
         if trimmed.starts_with(b"ID:") || trimmed.starts_with(b"field") {
             if let Some((at, number)) = oversized_number(line) {
                 return Some(format!(
@@ -279,9 +279,39 @@ pub(crate) fn format_text_problem(text: &[u8]) -> Option<String> {
                 ));
             }
         }
+        if trimmed.starts_with(b"field") {
+            let value = |key: &[u8]| property(line, key).unwrap_or(0);
+            let end = value(b"offset") + value(b"size");
+            if end > u64::from(u16::MAX) {
+                return Some(format!(
+                    "the field at offset {line_start} ends at byte {end}, past 64 KiB"
+                ));
+            }
+        }
         line_start += line.len() + 1;
     }
     None
+}
+
+/// The value of `key:N` in a `field:` line (decimal or `0x` hexadecimal), as the parser reads
+/// it: the low 16 bits of a 32-bit number.
+fn property(line: &[u8], key: &[u8]) -> Option<u64> {
+    line.split(|&b| b == b';').find_map(|part| {
+        let part = part.trim_ascii();
+        let value = part
+            .strip_prefix(key)?
+            .trim_ascii_start()
+            .strip_prefix(b":")?;
+        let value = std::str::from_utf8(value.trim_ascii()).ok()?;
+        let number = match value
+            .strip_prefix("0x")
+            .or_else(|| value.strip_prefix("0X"))
+        {
+            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+            None => value.parse::<u32>().ok()?,
+        };
+        Some(u64::from(number as u16))
+    })
 }
 
 /// The first decimal or `0x` hexadecimal number in `line` above `u32::MAX`, with its offset.
@@ -336,6 +366,12 @@ mod tests {
         assert!(problem.contains("42949672960"), "{problem}");
         let text = EXAMPLE_FORMAT.replace("offset:20;", "offset:0x1ffffffff;");
         assert!(format_text_problem(text.as_bytes()).is_some());
+        let text = EXAMPLE_FORMAT.replace("offset:20;\tsize:4;", "offset:65534;\tsize:4;");
+        let problem = format_text_problem(text.as_bytes()).unwrap();
+        assert!(problem.contains("65538"), "{problem}");
+        let text = format!("{EXAMPLE_FORMAT}format:\n\tfield:int x;\toffset:0;\tsize:4;\n");
+        let problem = format_text_problem(text.as_bytes()).unwrap();
+        assert!(problem.contains("second `format:`"), "{problem}");
         // Large numbers outside the lines the parser reads are fine.
         let text = EXAMPLE_FORMAT.replace("REC->protocol", "REC->protocol & 0xffffffffffff");
         assert_eq!(format_text_problem(text.as_bytes()), None);

@@ -10,6 +10,9 @@
 //!   refused before the reader parses it.
 //! - `perf_data/crash-format-number-overflow` (pipe mode): an array length past `u32::MAX` in
 //!   a field line overflowed in the same parser (debug assertions); refused the same way.
+//! - `perf_data/crash-format-two-sections` (pipe mode, found by the fuzz target): a format text
+//!   with two `format:` sections made the parser index past its fields (it clears them but
+//!   keeps counting the common ones); refused the same way.
 //! - `perf_data/seed-normal`, `perf_data/seed-pipe`: valid files of two records and a lost count.
 
 use std::path::Path;
@@ -60,6 +63,7 @@ fn damaged_formats_in_perf_data_are_refused_with_the_reason() {
     for (name, reason) in [
         ("crash-format-not-ascii", "0xff"),
         ("crash-format-number-overflow", "9735928559"),
+        ("crash-format-two-sections", "second `format:`"),
     ] {
         let err = ue_metrics_decode::PerfDataSource::open(dir.join(name)).unwrap_err();
         assert!(
