@@ -13,127 +13,147 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 const PIPE_HEADER_SIZE: u64 = 16;
+/// Smallest header of a normal-mode file (the reader takes any larger size as normal mode).
 const NORMAL_HEADER_SIZE: u64 = 104;
-/// `PERF_RECORD_HEADER_TRACING_DATA`: the tracing data follows the 16-byte record.
+/// `PERF_RECORD_HEADER_TRACING_DATA`: a `u32` size after the 8-byte header; that many bytes of
+/// tracing data follow the record.
 const RECORD_TRACING_DATA: u32 = 66;
-/// Feature bit of `HEADER_TRACING_DATA` (bit 0 is reserved, so its section is the first).
+/// Feature bits: each set bit has a section entry after the data section, in bit order.
+const FEATURE_RESERVED: u64 = 1 << 0;
 const FEATURE_TRACING_DATA: u64 = 1 << 1;
 
-/// Checks every format text the file at `path` carries. `Err` says which format is damaged
-/// and how; I/O errors are left for the reader to report. A stream that cannot be read ahead
-/// (a pipe) is not checked: its formats arrive while it is read.
+/// Checks every format text the file at `path` carries, wherever the reader would take them
+/// from: the tracing data feature section (normal mode) and `HEADER_TRACING_DATA` records in
+/// the event stream (both modes). `Err` says which format is damaged and how; I/O errors and
+/// damaged framing are left for the reader to report with their context. A stream that cannot
+/// be read ahead (a pipe) is not checked: its formats arrive while it is read.
 pub(crate) fn check_file(path: &Path) -> Result<(), String> {
+    // Look before opening: opening a FIFO would take the stream's writer from the reader.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return Ok(());
+    }
     let Ok(file) = File::open(path) else {
         return Ok(());
     };
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
-        return Ok(());
-    }
     let mut file = BufReader::new(file);
-    let mut header = [0u8; 16];
-    if file.read_exact(&mut header).is_err() {
-        return Ok(()); // Not a perf.data file: the reader says so.
-    }
-    let big_endian = match &header[..8] {
-        b"PERFILE2" => false,
-        b"2ELIFREP" => true,
-        _ => return Ok(()),
-    };
-    let u64_of = |bytes: &[u8]| {
-        let bytes: [u8; 8] = bytes.try_into().expect("8 bytes");
-        if big_endian {
-            u64::from_be_bytes(bytes)
-        } else {
-            u64::from_le_bytes(bytes)
-        }
-    };
-    let result = match u64_of(&header[8..]) {
-        PIPE_HEADER_SIZE => check_pipe_records(&mut file, big_endian),
-        NORMAL_HEADER_SIZE => check_normal_sections(&mut file, &u64_of),
-        _ => Ok(()),
-    };
-    match result {
-        // A file that ends early or cannot be read: the reader reports it with its context.
-        Ok(()) | Err(Problem::Io(_)) => Ok(()),
+    match check_stream(&mut file) {
+        Ok(()) | Err(Problem::Io) => Ok(()),
         Err(Problem::Damaged(reason)) => Err(reason),
     }
 }
 
+fn check_stream(file: &mut BufReader<File>) -> Result<(), Problem> {
+    let mut header = [0u8; 16];
+    file.read_exact(&mut header)?;
+    let order = match &header[..8] {
+        b"PERFILE2" => Order::Little,
+        b"2ELIFREP" => Order::Big,
+        _ => return Ok(()), // Not a perf.data file: the reader says so.
+    };
+    let header_size = order.u64(&header[8..]);
+    if header_size == PIPE_HEADER_SIZE {
+        return check_records(file, order, u64::MAX);
+    }
+    if header_size < NORMAL_HEADER_SIZE {
+        return Ok(());
+    }
+    let mut rest = [0u8; (NORMAL_HEADER_SIZE - PIPE_HEADER_SIZE) as usize];
+    file.read_exact(&mut rest)?;
+    // attr_size, attrs {offset, size}, data {offset, size}, event_types {offset, size}, flags.
+    let data_offset = order.u64(&rest[24..32]);
+    let data_size = order.u64(&rest[32..40]);
+    let flags = order.u64(&rest[56..64]);
+    let Some(data_end) = data_offset.checked_add(data_size) else {
+        return Ok(());
+    };
+    if flags & FEATURE_TRACING_DATA != 0 {
+        let index = u64::from(flags & FEATURE_RESERVED != 0);
+        file.seek(SeekFrom::Start(data_end + 16 * index))?;
+        let mut section = [0u8; 16];
+        file.read_exact(&mut section)?;
+        let (offset, size) = (order.u64(&section[..8]), order.u64(&section[8..]));
+        file.seek(SeekFrom::Start(offset))?;
+        check_tracing_data(&read_at_most(file, size)?)?;
+    }
+    file.seek(SeekFrom::Start(data_offset))?;
+    check_records(file, order, data_end)
+}
+
+/// Why the check stopped.
 enum Problem {
-    Io(#[allow(dead_code)] io::Error),
+    /// The file could not be read further (the reader reports this itself).
+    Io,
+    /// A format text the parser cannot take.
     Damaged(String),
 }
 
 impl From<io::Error> for Problem {
-    fn from(error: io::Error) -> Self {
-        Problem::Io(error)
+    fn from(_: io::Error) -> Self {
+        Problem::Io
     }
 }
 
-/// Normal mode: the tracing data is the first feature section after the data section.
-fn check_normal_sections(
-    file: &mut BufReader<File>,
-    u64_of: &dyn Fn(&[u8]) -> u64,
-) -> Result<(), Problem> {
-    let mut rest = [0u8; (NORMAL_HEADER_SIZE - PIPE_HEADER_SIZE) as usize];
-    file.read_exact(&mut rest)?;
-    // attr_size, attrs {offset, size}, data {offset, size}, event_types {offset, size}, features.
-    let data_offset = u64_of(&rest[24..32]);
-    let data_size = u64_of(&rest[32..40]);
-    let features = u64_of(&rest[56..64]);
-    if features & FEATURE_TRACING_DATA == 0 {
-        return Ok(());
-    }
-    let Some(sections) = data_offset.checked_add(data_size) else {
-        return Ok(());
-    };
-    file.seek(SeekFrom::Start(sections))?;
-    let mut section = [0u8; 16];
-    file.read_exact(&mut section)?;
-    let (offset, size) = (u64_of(&section[..8]), u64_of(&section[8..]));
-    file.seek(SeekFrom::Start(offset))?;
-    check_tracing_data(&read_at_most(file, size)?)
+/// The byte order of the file's own fields.
+#[derive(Clone, Copy)]
+enum Order {
+    Little,
+    Big,
 }
 
-/// Pipe mode: walks the records; each `HEADER_TRACING_DATA` is followed by its data.
-fn check_pipe_records(file: &mut BufReader<File>, big_endian: bool) -> Result<(), Problem> {
-    let u32_of = |bytes: &[u8]| {
+impl Order {
+    fn u64(self, bytes: &[u8]) -> u64 {
+        let bytes: [u8; 8] = bytes.try_into().expect("8 bytes");
+        match self {
+            Order::Little => u64::from_le_bytes(bytes),
+            Order::Big => u64::from_be_bytes(bytes),
+        }
+    }
+
+    fn u32(self, bytes: &[u8]) -> u32 {
         let bytes: [u8; 4] = bytes.try_into().expect("4 bytes");
-        if big_endian {
-            u32::from_be_bytes(bytes)
-        } else {
-            u32::from_le_bytes(bytes)
+        match self {
+            Order::Little => u32::from_le_bytes(bytes),
+            Order::Big => u32::from_be_bytes(bytes),
         }
-    };
-    let u16_of = |bytes: &[u8]| {
+    }
+
+    fn u16(self, bytes: &[u8]) -> u16 {
         let bytes: [u8; 2] = bytes.try_into().expect("2 bytes");
-        if big_endian {
-            u16::from_be_bytes(bytes)
-        } else {
-            u16::from_le_bytes(bytes)
+        match self {
+            Order::Little => u16::from_le_bytes(bytes),
+            Order::Big => u16::from_be_bytes(bytes),
         }
-    };
+    }
+}
+
+/// Walks the records from the current position up to `end`; each `HEADER_TRACING_DATA` is
+/// followed by its data, which is checked.
+fn check_records(file: &mut BufReader<File>, order: Order, end: u64) -> Result<(), Problem> {
+    let mut pos = file.stream_position()?;
     let mut header = [0u8; 8];
-    loop {
+    while pos < end {
         match file.read_exact(&mut header) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e.into()),
         }
-        let size = u16_of(&header[6..8]);
+        let size = order.u16(&header[6..8]);
         if size < 8 {
             return Ok(()); // Damaged framing: the reader reports it where it happens.
         }
-        if u32_of(&header[..4]) == RECORD_TRACING_DATA && size >= 16 {
-            let mut body = [0u8; 8];
-            file.read_exact(&mut body)?;
-            file.seek_relative(i64::from(size) - 16)?;
-            let data_size = u32_of(&body[..4]);
-            check_tracing_data(&read_at_most(file, u64::from(data_size))?)?;
+        pos += u64::from(size);
+        if order.u32(&header[..4]) == RECORD_TRACING_DATA && size >= 12 {
+            let mut data_size = [0u8; 4];
+            file.read_exact(&mut data_size)?;
+            file.seek_relative(i64::from(size) - 12)?;
+            let data_size = u64::from(order.u32(&data_size));
+            check_tracing_data(&read_at_most(file, data_size)?)?;
+            pos += data_size;
         } else {
             file.seek_relative(i64::from(size) - 8)?;
         }
     }
+    Ok(())
 }
 
 /// Reads `size` bytes, or what is there if the file ends first.

@@ -13,6 +13,9 @@
 //! - `perf_data/crash-format-two-sections` (pipe mode, found by the fuzz target): a format text
 //!   with two `format:` sections made the parser index past its fields (it clears them but
 //!   keeps counting the common ones); refused the same way.
+//! - `perf_data/crash-format-reserved-feature-bit` (normal mode, found by the fuzz target): the
+//!   reserved feature bit 0 set, so the reader takes its tracing data from the second section
+//!   entry, whose format text is not ASCII; the check now counts the sections as the reader does.
 //! - `perf_data/seed-normal`, `perf_data/seed-pipe`: valid files of two records and a lost count.
 
 use std::path::Path;
@@ -64,6 +67,7 @@ fn damaged_formats_in_perf_data_are_refused_with_the_reason() {
         ("crash-format-not-ascii", "0xff"),
         ("crash-format-number-overflow", "9735928559"),
         ("crash-format-two-sections", "second `format:`"),
+        ("crash-format-reserved-feature-bit", "not ASCII"),
     ] {
         let err = ue_metrics_decode::PerfDataSource::open(dir.join(name)).unwrap_err();
         assert!(
