@@ -11,6 +11,7 @@ use prost::Message as _;
 use ue_metrics_decode::format::EXAMPLE_FORMAT;
 use ue_metrics_decode::json::to_json;
 use ue_metrics_decode::payload::encode_payload;
+use ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use ue_metrics_decode::sample::encode_raw_sample;
 use ue_metrics_decode::RecordFormat;
 
@@ -154,27 +155,31 @@ fn trace_text_from_stdin() {
     assert!(text(&out.stderr).contains("1 samples of other events ignored"));
 }
 
-#[test]
-fn merge_joins_the_chunks_of_one_export() {
+/// A perf.data file (under `name`) of one sample per request, all from pid 5.
+fn perf_file_of(name: &str, requests: &[ExportMetricsServiceRequest]) -> std::path::PathBuf {
     let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
-    let records: Vec<Vec<u8>> = [counter("m", 2, 1), counter("m", 3, 1)]
+    let records: Vec<Vec<u8>> = requests
         .iter()
         .map(|r| {
             let raw = encode_raw_sample(&format, 1535, 5, &r.encode_to_vec()).unwrap();
-            perf_file::sample_bytes(
-                &Sample {
-                    pid: 5,
-                    tid: 5,
-                    time: 1,
-                    cpu: 0,
-                    raw,
-                },
-                true,
-            )
+            let sample = Sample {
+                pid: 5,
+                tid: 5,
+                time: 1,
+                cpu: 0,
+                raw,
+            };
+            perf_file::sample_bytes(&sample, true)
         })
         .collect();
-    let path = perf_file::temp_path("merge.data");
+    let path = perf_file::temp_path(name);
     perf_file::write_normal(&path, &[("user_events", EXAMPLE_FORMAT)], true, &records);
+    path
+}
+
+#[test]
+fn merge_joins_the_chunks_of_one_export() {
+    let path = perf_file_of("merge.data", &[counter("m", 2, 1), counter("m", 3, 1)]);
     let out = run(&["perf-data", path.to_str().unwrap(), "--merge"], b"");
     assert_eq!(text(&out.stdout).lines().count(), 1);
     assert!(text(&out.stderr).contains("merged 1 records"));
@@ -184,7 +189,7 @@ fn merge_joins_the_chunks_of_one_export() {
 fn trace_lines_that_are_not_utf8_are_skipped_and_counted() {
     let first = counter("first", 1, 1);
     let last = counter("last", 1, 2);
-    let line = |prefix: &str, request: &ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest| {
+    let line = |prefix: &str, request: &ExportMetricsServiceRequest| {
         ue_metrics_decode::ftrace::format_trace_line(
             prefix,
             "otlp_metrics",
@@ -238,18 +243,7 @@ fn write_errors_on_stdout_exit_1() {
 fn a_closed_stdout_pipe_ends_the_run_with_0_as_documented() {
     // More output than a pipe buffer holds: the write fails even if another test's child
     // briefly inherited the read end.
-    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
-    let raw = encode_raw_sample(&format, 1535, 5, &counter("p", 20, 1).encode_to_vec()).unwrap();
-    let sample = Sample {
-        pid: 5,
-        tid: 5,
-        time: 1,
-        cpu: 0,
-        raw,
-    };
-    let records = vec![perf_file::sample_bytes(&sample, true); 500];
-    let path = perf_file::temp_path("cli-pipe.data");
-    perf_file::write_normal(&path, &[("user_events", EXAMPLE_FORMAT)], true, &records);
+    let path = perf_file_of("cli-pipe.data", &vec![counter("p", 20, 1); 500]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
         .args(["perf-data", path.to_str().unwrap()])
         .stdout(Stdio::piped())
@@ -270,22 +264,7 @@ fn summary_escapes_control_characters_in_metric_names() {
     let mut request = counter("svc", 1, 5);
     request.resource_metrics[0].scope_metrics[0].metrics[0].name =
         "evil\x1b[2J\nfake  counter  1  1  666".into();
-    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
-    let raw = encode_raw_sample(&format, 1535, 5, &request.encode_to_vec()).unwrap();
-    let sample = Sample {
-        pid: 5,
-        tid: 5,
-        time: 1,
-        cpu: 0,
-        raw,
-    };
-    let path = perf_file::temp_path("cli-escape.data");
-    perf_file::write_normal(
-        &path,
-        &[("user_events", EXAMPLE_FORMAT)],
-        true,
-        &[perf_file::sample_bytes(&sample, true)],
-    );
+    let path = perf_file_of("cli-escape.data", &[request]);
     let out = run(
         &["perf-data", path.to_str().unwrap(), "--format", "summary"],
         b"",
