@@ -413,6 +413,17 @@ fn stop_on_stdout_error(error: io::Error) -> ! {
     std::process::exit(1);
 }
 
+/// Writes `text` to stdout (`print!` would panic on a write error).
+fn write_stdout(text: &str) {
+    let mut stdout = io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        stop_on_stdout_error(error);
+    }
+}
+
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("ue-metrics-decode: {message}");
     ExitCode::FAILURE
@@ -632,7 +643,7 @@ fn run_live(args: &Args) -> ExitCode {
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.is_empty() || argv.iter().any(|a| a == "--help" || a == "-h") {
-        print!("{USAGE}");
+        write_stdout(USAGE);
         return if argv.is_empty() {
             ExitCode::from(2)
         } else {
@@ -640,7 +651,10 @@ fn main() -> ExitCode {
         };
     }
     if argv.iter().any(|a| a == "--version" || a == "-V") {
-        println!("ue-metrics-decode {}", env!("CARGO_PKG_VERSION"));
+        write_stdout(&format!(
+            "ue-metrics-decode {}\n",
+            env!("CARGO_PKG_VERSION")
+        ));
         return ExitCode::SUCCESS;
     }
     let args = match parse_args(&argv) {

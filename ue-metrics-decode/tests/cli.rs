@@ -237,6 +237,14 @@ fn write_errors_on_stdout_exit_1() {
         assert_eq!(out.status.code(), Some(1), "--format {format}: {err}");
         assert!(err.contains("cannot write to stdout"), "{err}");
     }
+    for args in [&["--help"][..], &["--version"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+            .args(args)
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 /// Crates a collector embedding the library must not pull in (name prefixes).
-const FORBIDDEN: [&str; 15] = [
+const FORBIDDEN: [&str; 16] = [
     "opentelemetry",
     "opentelemetry_sdk",
     "futures",
@@ -13,6 +13,7 @@ const FORBIDDEN: [&str; 15] = [
     "hyper",
     "reqwest",
     "http",
+    "httparse",
     "h2",
     "rustls",
     "native-tls",
