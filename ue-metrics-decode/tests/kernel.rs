@@ -283,18 +283,34 @@ fn live_cli_ends_on_ctrl_c_with_its_output_and_final_count() {
     let tracefs = tracefs();
     let data = DataFile::open(&tracefs).unwrap();
     let event = register(&data, &format!("ue_decode_sigint {EVENT_FIELDS}"));
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
         .args(["live", "--event", "ue_decode_sigint", "--format", "json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The collector is listening once the kernel sets our enable bit.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !event.enabled() {
-        assert!(Instant::now() < deadline, "the CLI never attached");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The collector listens on every CPU once it says "reading" (the enable bit is set as soon
+    // as the first CPU's ring is open: a write on another CPU before the rest are open is not
+    // recorded at all). Its stderr is read line by line meanwhile, and kept.
+    let (lines, reading) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if line.contains("ue-metrics-decode: reading") {
+                let _ = lines.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    reading
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the CLI never attached");
+    assert!(event.enabled());
     let sent = [request("sigint-a", 2), request("sigint-b", 3)];
     for r in &sent {
         event
@@ -308,7 +324,7 @@ fn live_cli_ends_on_ctrl_c_with_its_output_and_final_count() {
         .unwrap();
     assert!(kill.success());
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr_reader.join().unwrap();
     assert!(
         out.status.success(),
         "exit {:?} after SIGINT: {stderr}",
