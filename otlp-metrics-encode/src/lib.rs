@@ -36,9 +36,12 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "sdk")]
 mod chunk;
+#[cfg(feature = "sdk")]
 mod encode;
 pub mod proto;
+#[cfg(feature = "sdk")]
 mod wire;
 
 #[cfg(feature = "workloads")]
@@ -48,11 +51,15 @@ pub mod check;
 #[doc(hidden)]
 pub mod workloads;
 
+#[cfg(feature = "sdk")]
 use std::ops::Range;
 
+#[cfg(feature = "sdk")]
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 
+#[cfg(feature = "sdk")]
 use chunk::{Assembler, IdentityPart, OpenChunk, NO_METRIC};
+#[cfg(feature = "sdk")]
 use encode::{Layout, RequestWriter};
 
 /// The request size budget that reaches every kind of `user_events` listener: the 4064-byte
@@ -61,6 +68,7 @@ use encode::{Layout, RequestWriter};
 /// measures the kernel edge in its VM tests and the exporter checks this value against it.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4048;
 
+#[cfg(feature = "sdk")]
 /// Encodes SDK metrics as OTLP protobuf, reusing its buffers across calls.
 #[derive(Debug, Default)]
 pub struct MetricsEncoder {
@@ -72,6 +80,7 @@ pub struct MetricsEncoder {
     assembler: Assembler,
 }
 
+#[cfg(feature = "sdk")]
 /// What [`MetricsEncoder::encode_chunks`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChunkSummary {
@@ -89,6 +98,7 @@ pub struct ChunkSummary {
     pub first_oversized: Option<OversizedPoint>,
 }
 
+#[cfg(feature = "sdk")]
 /// A data point that cannot be sent within the request size limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OversizedPoint {
@@ -108,6 +118,7 @@ pub struct OversizedPoint {
 /// request repeats the resource, the scope and the metric identity of the points it carries,
 /// so when one of those alone is over the limit, none of the points under it can be sent,
 /// however small they are.
+#[cfg(feature = "sdk")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OversizeCause {
@@ -135,6 +146,7 @@ pub enum OversizeCause {
     },
 }
 
+#[cfg(feature = "sdk")]
 impl std::fmt::Display for OversizedPoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let Self {
@@ -173,8 +185,10 @@ impl std::fmt::Display for OversizedPoint {
     }
 }
 
+#[cfg(feature = "sdk")]
 impl std::error::Error for OversizedPoint {}
 
+#[cfg(feature = "sdk")]
 impl MetricsEncoder {
     /// An encoder with empty buffers; they grow to the largest export seen and are reused.
     pub fn new() -> Self {
@@ -272,6 +286,7 @@ impl MetricsEncoder {
 }
 
 /// Name of the `index`-th metric of `metrics` in iteration order ("" for [`NO_METRIC`]).
+#[cfg(feature = "sdk")]
 fn metric_name(metrics: &ResourceMetrics, index: usize) -> String {
     metrics
         .scope_metrics()
@@ -282,6 +297,7 @@ fn metric_name(metrics: &ResourceMetrics, index: usize) -> String {
 }
 
 /// Name of the `index`-th scope of `metrics`.
+#[cfg(feature = "sdk")]
 fn scope_name(metrics: &ResourceMetrics, index: usize) -> String {
     metrics
         .scope_metrics()
@@ -292,6 +308,7 @@ fn scope_name(metrics: &ResourceMetrics, index: usize) -> String {
 
 /// Where the first oversized point of an export is, and the size of the smallest request
 /// carrying it.
+#[cfg(feature = "sdk")]
 struct FirstOversized {
     scope: usize,
     metric: usize,
@@ -299,6 +316,7 @@ struct FirstOversized {
 }
 
 /// The greedy packing state of one `encode_chunks` call.
+#[cfg(feature = "sdk")]
 struct Packer<'a> {
     assembler: &'a mut Assembler,
     limit: usize,
@@ -313,6 +331,7 @@ struct Packer<'a> {
     first_oversized: Option<FirstOversized>,
 }
 
+#[cfg(feature = "sdk")]
 impl Packer<'_> {
     /// Adds one item (a point, or an empty metric/scope) to the current chunk, or flushes the
     /// chunk and starts the next one with it, or reports it when it cannot fit alone.
@@ -408,6 +427,7 @@ impl Packer<'_> {
     }
 }
 
+#[cfg(feature = "sdk")]
 #[cfg(test)]
 mod tests {
     use super::*;

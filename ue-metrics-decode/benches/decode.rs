@@ -83,7 +83,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 for raw in &raws {
                     let payload = decoder.decode(raw).unwrap();
-                    std::hint::black_box(Record::from_payload(SampleMeta::default(), &payload));
+                    std::hint::black_box(Record::from_payload(SampleMeta::default(), Ok(payload)));
                 }
             })
         });

@@ -78,6 +78,15 @@ pub enum DecodeError {
         /// What is wrong.
         reason: String,
     },
+    /// A perf sample record could not be taken apart (its fields run past its end, or its
+    /// event cannot be told).
+    #[error("unusable perf sample at byte {offset}: {reason}")]
+    Sample {
+        /// Offset in the sample record (its `perf_event_header` is at 0).
+        offset: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// An EventHeader event could not be read or has no usable `buffer` field.
     #[error("unusable EventHeader event at byte {offset}: {reason}")]
     EventHeader {
@@ -100,6 +109,7 @@ impl DecodeError {
             | DecodeError::Protobuf { offset, .. }
             | DecodeError::Format { offset, .. }
             | DecodeError::Text { offset, .. }
+            | DecodeError::Sample { offset, .. }
             | DecodeError::EventHeader { offset, .. } => *offset,
         }
     }
@@ -115,6 +125,7 @@ impl DecodeError {
             DecodeError::Protobuf { .. } => "protobuf",
             DecodeError::Format { .. } => "format",
             DecodeError::Text { .. } => "text",
+            DecodeError::Sample { .. } => "sample",
             DecodeError::EventHeader { .. } => "eventheader",
         }
     }
@@ -131,6 +142,7 @@ impl DecodeError {
             | DecodeError::Protobuf { offset, .. }
             | DecodeError::Format { offset, .. }
             | DecodeError::Text { offset, .. }
+            | DecodeError::Sample { offset, .. }
             | DecodeError::EventHeader { offset, .. } => *offset += delta,
         }
         self

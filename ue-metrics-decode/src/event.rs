@@ -5,6 +5,7 @@ use tracepoint_decode::EventHeaderEnumeratorContext;
 
 use crate::format::RecordFormat;
 use crate::payload::Payload;
+use crate::record::{Record, SampleMeta};
 use crate::{eventheader, DecodeError, SampleDecoder};
 
 /// The event name of the plain (non-EventHeader) layout.
@@ -71,6 +72,25 @@ impl EventDecoder {
                     buffer_offset: data_offset + offset,
                 }))
             }
+        }
+    }
+
+    /// Decodes one raw record into a [`Record`] carrying `meta`; `None` when the record is not
+    /// ours (an EventHeader event without a `buffer` field), for the caller to count apart.
+    /// When `meta` has no pid, the record's `common_pid` is used.
+    pub fn decode_record(
+        &self,
+        context: &mut EventHeaderEnumeratorContext,
+        mut meta: SampleMeta,
+        raw: &[u8],
+    ) -> Option<Record> {
+        if meta.pid.is_none() {
+            meta.pid = self.common_pid(raw).and_then(|p| u32::try_from(p).ok());
+        }
+        match self.decode(context, raw) {
+            Ok(None) => None,
+            Ok(Some(payload)) => Some(Record::from_payload(meta, Ok(payload))),
+            Err(error) => Some(Record::failed(meta, error)),
         }
     }
 

@@ -33,17 +33,31 @@ pub struct TraceLine {
 /// Parses one line of `trace`/`trace_pipe` output. Returns `Ok(None)` for comment lines and
 /// lines of other events; error offsets are byte offsets in `line`.
 pub fn parse_trace_line(line: &str, event_name: &str) -> Result<Option<TraceLine>, DecodeError> {
-    let line = line.trim_end_matches(['\n', '\r']);
-    if line.trim_start().starts_with('#') {
+    parse_trace_bytes(line.as_bytes(), event_name)
+}
+
+/// [`parse_trace_line`] for a line as read: ftrace text is not always UTF-8 (task names and
+/// other events' data are arbitrary bytes). Only the body of our own event must be text; a
+/// task name that is not UTF-8 does not lose the record.
+pub fn parse_trace_bytes(line: &[u8], event_name: &str) -> Result<Option<TraceLine>, DecodeError> {
+    let mut line = line;
+    while let [rest @ .., b'\n' | b'\r'] = line {
+        line = rest;
+    }
+    if line.trim_ascii_start().starts_with(b"#") {
         return Ok(None);
     }
     let marker = format!(": {event_name}:");
-    let Some(at) = line.find(&marker) else {
+    let Some(at) = find_bytes(line, marker.as_bytes()) else {
         return Ok(None);
     };
-    let meta = parse_prefix(&line[..at]);
+    let meta = parse_prefix(&String::from_utf8_lossy(&line[..at]));
     let body_start = at + marker.len();
-    let body = &line[body_start..];
+    let body = std::str::from_utf8(&line[body_start..]).map_err(|e| DecodeError::Text {
+        offset: body_start + e.valid_up_to(),
+        reason: "the event's fields are not UTF-8 text".into(),
+    })?;
+    let line_len = line.len();
     let text_error = |offset: usize, reason: String| DecodeError::Text {
         offset: body_start + offset,
         reason,
@@ -88,12 +102,11 @@ pub fn parse_trace_line(line: &str, event_name: &str) -> Result<Option<TraceLine
     }
     if hex.ends_with(',') || hex.rsplit(',').next().is_some_and(|last| last.len() == 1) {
         return Err(text_error(
-            line.len() - body_start,
+            line_len - body_start,
             format!(
-                "the kernel cut this line short at {} bytes: ftrace text holds about 8 KiB per \
-                 line, so buffers over about {TEXT_BUFFER_LIMIT} bytes cannot be read back from \
-                 trace/trace_pipe (read them with perf: `live` or `perf-data`)",
-                line.len()
+                "the kernel cut this line short at {line_len} bytes: ftrace text holds about 8 KiB \
+                 per line, so buffers over about {TEXT_BUFFER_LIMIT} bytes cannot be read back \
+                 from trace/trace_pipe (read them with perf: `live` or `perf-data`)"
             ),
         ));
     }
@@ -119,6 +132,13 @@ pub fn parse_trace_line(line: &str, event_name: &str) -> Result<Option<TraceLine
         .map_err(|_| text_error(start, format!("buffer of {len} bytes exceeds 64 KiB")))?;
     payload[12..16].copy_from_slice(&(u32::from(len) << 16).to_ne_bytes());
     Ok(Some(TraceLine { meta, payload }))
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 /// Reads `comm-tid (tgid) [cpu] flags timestamp`, leniently: unreadable parts stay `None`.
@@ -161,28 +181,31 @@ fn parse_timestamp(stamp: &str) -> Option<u64> {
 impl TraceLine {
     /// Decodes the rebuilt payload into a record.
     pub fn to_record(&self) -> Record {
-        match decode_payload(&self.payload) {
-            Ok(payload) => Record::from_payload(self.meta, &payload),
-            Err(error) => Record::failed(self.meta, error),
-        }
+        Record::from_payload(self.meta, decode_payload(&self.payload))
     }
 }
 
 /// Reads ftrace text line by line, handing every line of `event_name` to `on_record`.
-/// Lines of other events are counted in `other_events`; unreadable lines of ours are handed
-/// over as errors (offsets within the line) and the read goes on.
+/// Lines of other events are counted in `other_events`, whatever bytes they hold; unreadable
+/// lines of ours are handed over as errors (offsets within the line) and the read goes on.
+/// Only an I/O error of `input` ends the read early.
 pub fn read_trace(
-    input: impl BufRead,
+    mut input: impl BufRead,
     event_name: &str,
     stats: &mut DecodeStats,
     mut on_record: impl FnMut(Record),
 ) -> std::io::Result<()> {
-    for line in input.lines() {
-        let line = line?;
-        let record = match parse_trace_line(&line, event_name) {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let record = match parse_trace_bytes(&line, event_name) {
             Ok(Some(parsed)) => parsed.to_record(),
             Ok(None) => {
-                if !line.trim_start().starts_with('#') && !line.trim().is_empty() {
+                let text = line.trim_ascii();
+                if !text.is_empty() && !text.starts_with(b"#") {
                     stats.other_events += 1;
                 }
                 continue;
@@ -192,10 +215,11 @@ pub fn read_trace(
         stats.count(&record);
         on_record(record);
     }
-    Ok(())
 }
 
 /// Formats a payload the way the kernel prints the event in `trace` (for tests and tools).
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
 pub fn format_trace_line(meta_prefix: &str, event_name: &str, payload: &[u8]) -> Option<String> {
     let decoded = decode_payload(payload).ok()?;
     let hex: Vec<String> = decoded.buffer.iter().map(|b| format!("{b:02x}")).collect();
@@ -257,6 +281,30 @@ mod tests {
             let err = parse_trace_line(&line[..cut], "otlp_metrics").unwrap_err();
             assert!(err.to_string().contains("cut this line short"), "{err}");
         }
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_lose_no_line() {
+        let payload = encode_payload(&[0x0a, 0x00]);
+        let ours = format_trace_line(PREFIX, "otlp_metrics", &payload).unwrap();
+        let mut input = b"  x-1 [000] 1.0: other: data=\xff\xfe\n".to_vec();
+        let task_at = input.len() + PREFIX.find("my").unwrap();
+        input.extend_from_slice(ours.as_bytes());
+        input[task_at] = 0xe9; // the task name is Latin-1
+        input.extend_from_slice(
+            b"\n  y-2 [000] 1.0: otlp_metrics: protocol=0x0 (0) version=v\xff buffer=\n",
+        );
+        input.extend_from_slice(ours.as_bytes());
+        let mut stats = DecodeStats::default();
+        let mut records = Vec::new();
+        read_trace(&input[..], "otlp_metrics", &mut stats, |r| records.push(r)).unwrap();
+        assert_eq!((stats.records, stats.decoded, stats.failed), (3, 2, 1));
+        assert_eq!(stats.other_events, 1);
+        assert_eq!(records[0].meta.tid, Some(4243));
+        let DecodeError::Text { offset, .. } = records[1].result.clone().unwrap_err() else {
+            panic!("{:?}", records[1].result)
+        };
+        assert_eq!(offset, 57); // the 0xff byte
     }
 
     #[test]

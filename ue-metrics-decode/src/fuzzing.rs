@@ -4,9 +4,11 @@
 
 use tracepoint_decode::EventHeaderEnumeratorContext;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::event::EventDecoder;
 use crate::format::EXAMPLE_FORMAT;
-use crate::{decode_payload, ftrace, RecordFormat, SampleDecoder};
+use crate::{decode_payload, ftrace, PerfDataSource, RecordFormat, SampleDecoder};
 
 /// Decodes `data` as a payload; checks that the buffer lies inside the input.
 pub fn payload(data: &[u8]) {
@@ -85,14 +87,43 @@ pub fn raw_sample(data: &[u8]) {
 
 /// Parses `data` as a line of ftrace text and decodes what it rebuilds.
 pub fn trace_line(data: &[u8]) {
-    let line = String::from_utf8_lossy(data);
-    match ftrace::parse_trace_line(&line, "otlp_metrics") {
+    let line = data;
+    match ftrace::parse_trace_bytes(line, "otlp_metrics") {
         Ok(Some(parsed)) => {
             let _ = parsed.to_record();
         }
         Ok(None) => {}
         Err(e) => assert!(e.offset() <= line.len(), "error offset past the line: {e}"),
     }
+}
+
+/// Reads `data` as a whole perf.data file (normal or pipe mode, as its header says): never a
+/// panic, and every record delivered is counted once, as decoded or failed.
+pub fn perf_data(data: &[u8]) {
+    // The reader takes a path. One file per call: the regression test runs calls in parallel.
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "ue-metrics-decode-fuzz-{}-{}.data",
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, data).expect("the temporary directory is writable");
+    let mut delivered = 0u64;
+    if let Ok(mut source) = PerfDataSource::open(&path) {
+        let _ = source.for_each(|record| {
+            delivered += 1;
+            if let Err(e) = &record.result {
+                assert!(e.offset() <= data.len(), "error offset past the file: {e}");
+            }
+        });
+        let stats = source.stats();
+        assert_eq!(
+            stats.records, delivered,
+            "records delivered but not counted"
+        );
+        assert_eq!(stats.records, stats.decoded + stats.failed);
+    }
+    let _ = std::fs::remove_file(&path);
 }
 
 /// The format of an EventHeader tracepoint as the kernel shows it.

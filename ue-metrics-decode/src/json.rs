@@ -9,10 +9,11 @@
 
 use std::fmt::Write as _;
 
+use crate::data::{DataView, Points};
 use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::proto::common::v1::{any_value, AnyValue, EntityRef, InstrumentationScope, KeyValue};
 use crate::proto::metrics::v1::{
-    exemplar, exponential_histogram_data_point::Buckets, metric, number_data_point, Exemplar,
+    exemplar, exponential_histogram_data_point::Buckets, number_data_point, Exemplar,
     ExponentialHistogramDataPoint, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
     ScopeMetrics, SummaryDataPoint,
 };
@@ -206,27 +207,22 @@ fn metric(o: &mut Obj<'_>, m: &Metric) {
     o.str("name", &m.name);
     o.str("description", &m.description);
     o.str("unit", &m.unit);
-    match &m.data {
-        Some(metric::Data::Gauge(g)) => o.obj("gauge", |o| {
-            o.list("dataPoints", &g.data_points, number_point);
-        }),
-        Some(metric::Data::Sum(s)) => o.obj("sum", |o| {
-            o.list("dataPoints", &s.data_points, number_point);
-            o.int("aggregationTemporality", s.aggregation_temporality.into());
-            o.bool("isMonotonic", s.is_monotonic);
-        }),
-        Some(metric::Data::Histogram(h)) => o.obj("histogram", |o| {
-            o.list("dataPoints", &h.data_points, histogram_point);
-            o.int("aggregationTemporality", h.aggregation_temporality.into());
-        }),
-        Some(metric::Data::ExponentialHistogram(h)) => o.obj("exponentialHistogram", |o| {
-            o.list("dataPoints", &h.data_points, exponential_point);
-            o.int("aggregationTemporality", h.aggregation_temporality.into());
-        }),
-        Some(metric::Data::Summary(s)) => o.obj("summary", |o| {
-            o.list("dataPoints", &s.data_points, summary_point);
-        }),
-        None => {}
+    if let Some(data) = &m.data {
+        let view = DataView::of(data);
+        o.obj(view.json_name, |o| {
+            match view.points {
+                Points::Number(p) => o.list("dataPoints", p, number_point),
+                Points::Histogram(p) => o.list("dataPoints", p, histogram_point),
+                Points::ExponentialHistogram(p) => o.list("dataPoints", p, exponential_point),
+                Points::Summary(p) => o.list("dataPoints", p, summary_point),
+            }
+            if let Some(temporality) = view.temporality {
+                o.int("aggregationTemporality", temporality.into());
+            }
+            if let Some(monotonic) = view.is_monotonic {
+                o.bool("isMonotonic", monotonic);
+            }
+        });
     }
     o.list("metadata", &m.metadata, key_value);
 }

@@ -14,6 +14,7 @@
 //! Bad input never panics: every function returns a [`DecodeError`] with the byte offset.
 #![forbid(unsafe_code)]
 
+pub mod data;
 pub mod enrich;
 mod error;
 pub mod event;
@@ -22,6 +23,7 @@ pub mod format;
 #[cfg(feature = "cli")]
 pub mod forward;
 pub mod ftrace;
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod json;
@@ -32,7 +34,9 @@ pub mod perf_data;
 pub mod prometheus;
 pub mod record;
 pub mod sample;
+#[cfg(feature = "cli")]
 pub mod summary;
+mod tracing_data;
 
 pub use error::DecodeError;
 pub use event::EventDecoder;

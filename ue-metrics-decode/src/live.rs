@@ -219,13 +219,9 @@ impl LiveSource {
                     tid: Some(sample.tid),
                     cpu: Some(sample.cpu),
                 };
-                let record = match decoder.decode(context, sample.raw) {
-                    Ok(None) => {
-                        stats.other_events += 1;
-                        return;
-                    }
-                    Ok(Some(payload)) => Record::from_payload(meta, &payload),
-                    Err(error) => Record::failed(meta, error),
+                let Some(record) = decoder.decode_record(context, meta, sample.raw) else {
+                    stats.other_events += 1;
+                    return;
                 };
                 stats.count(&record);
                 on_record(record);

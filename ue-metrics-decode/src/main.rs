@@ -54,7 +54,8 @@ LIVE OPTIONS:
                               events/s and bytes/event per metric; redrawn in place on a terminal
 
 Per-record errors go to stderr, with a final count. Exit status: 0 when the input could be read,
-1 when it could not (or forwarding failed), 2 on usage errors.
+1 when it could not (or forwarding or writing to stdout failed), 2 on usage errors. When stdout is
+closed by its reader (`| head`), the run stops there and exits 0, as a pipeline expects.
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,9 +353,8 @@ impl Output {
                     } else {
                         Ok(())
                     };
-                    if written.and(flushed).is_err() {
-                        // stdout closed (e.g. `| head`): nothing more to do.
-                        std::process::exit(0);
+                    if let Err(error) = written.and(flushed) {
+                        stop_on_stdout_error(error);
                     }
                 }
                 if self.format == Format::Summary || self.live {
@@ -406,13 +406,12 @@ impl Output {
         }
         out.push_str(&text);
         self.drawn_lines = Some(text.lines().count());
-        if self
+        if let Err(error) = self
             .stdout
             .write_all(out.as_bytes())
-            .and(self.stdout.flush())
-            .is_err()
+            .and_then(|()| self.stdout.flush())
         {
-            std::process::exit(0);
+            stop_on_stdout_error(error);
         }
     }
 
@@ -466,22 +465,26 @@ impl Output {
         if let (Some(elapsed), true) = (live_rate, self.refresh) {
             self.draw_live(stats, elapsed);
         } else if self.format == Format::Summary {
-            let _ = write!(self.stdout, "{}", self.summary.table());
+            let mut text = self.summary.table();
             if let Some(elapsed) = live_rate {
                 let secs = elapsed.as_secs_f64().max(1e-9);
                 let per_event = stats.buffer_bytes.checked_div(stats.decoded).unwrap_or(0);
-                let _ = writeln!(
-                    self.stdout,
-                    "\n{} events in {:.1} s: {:.1} events/s, {} bytes/event, {} lost",
+                text.push_str(&format!(
+                    "\n{} events in {:.1} s: {:.1} events/s, {} bytes/event, {} lost\n",
                     stats.records,
                     secs,
                     stats.records as f64 / secs,
                     per_event,
                     stats.lost
-                );
+                ));
+            }
+            if let Err(error) = self.stdout.write_all(text.as_bytes()) {
+                stop_on_stdout_error(error);
             }
         }
-        let _ = self.stdout.flush();
+        if let Err(error) = self.stdout.flush() {
+            stop_on_stdout_error(error);
+        }
         if let Some(merger) = &self.merger {
             eprintln!(
                 "ue-metrics-decode: merged {} records into earlier ones",
@@ -536,6 +539,29 @@ fn live_totals(stats: &DecodeStats, elapsed: Duration, summary: &Summary) -> Str
     )
 }
 
+/// Ends the run after a failed write to stdout. A pipe closed by its reader (`| head`) is the
+/// reader's choice: exit 0, as USAGE documents. Any other error (disk full, I/O error) means
+/// output was lost: exit 1.
+fn stop_on_stdout_error(error: io::Error) -> ! {
+    if error.kind() == io::ErrorKind::BrokenPipe {
+        eprintln!("ue-metrics-decode: stdout was closed by its reader; stopping");
+        std::process::exit(0);
+    }
+    eprintln!("ue-metrics-decode: cannot write to stdout: {error}");
+    std::process::exit(1);
+}
+
+/// Writes `text` to stdout (`print!` would panic on a write error).
+fn write_stdout(text: &str) {
+    let mut stdout = io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        stop_on_stdout_error(error);
+    }
+}
+
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("ue-metrics-decode: {message}");
     ExitCode::FAILURE
@@ -564,7 +590,7 @@ fn run_payload(args: &Args) -> ExitCode {
         Ok(payload) => payload,
         Err(e) => return fail(format!("{name} is not a usable payload: {e}")),
     };
-    let record = Record::from_payload(Default::default(), &payload);
+    let record = Record::from_payload(Default::default(), Ok(payload));
     if let Err(e) = &record.result {
         return fail(format!("{name}: {e}"));
     }
@@ -759,7 +785,7 @@ fn run_live(args: &Args) -> ExitCode {
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.is_empty() || argv.iter().any(|a| a == "--help" || a == "-h") {
-        print!("{USAGE}");
+        write_stdout(USAGE);
         return if argv.is_empty() {
             ExitCode::from(2)
         } else {
@@ -767,7 +793,10 @@ fn main() -> ExitCode {
         };
     }
     if argv.iter().any(|a| a == "--version" || a == "-V") {
-        println!("ue-metrics-decode {}", env!("CARGO_PKG_VERSION"));
+        write_stdout(&format!(
+            "ue-metrics-decode {}\n",
+            env!("CARGO_PKG_VERSION")
+        ));
         return ExitCode::SUCCESS;
     }
     let args = match parse_args(&argv) {

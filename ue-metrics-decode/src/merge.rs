@@ -12,8 +12,9 @@
 
 use std::time::Duration;
 
+use crate::data::{self, DataView};
 use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
-use crate::proto::metrics::v1::{metric, Metric, ResourceMetrics, ScopeMetrics};
+use crate::proto::metrics::v1::{Metric, ResourceMetrics, ScopeMetrics};
 use crate::record::{Record, SampleMeta};
 
 /// Limits of a [`Merger`].
@@ -201,20 +202,8 @@ fn merge_scope(target: &mut ScopeMetrics, source: ScopeMetrics) {
 }
 
 fn same_stream(a: &Metric, b: &Metric) -> bool {
-    use metric::Data as D;
     let same_kind = match (&a.data, &b.data) {
-        (Some(D::Gauge(_)), Some(D::Gauge(_))) => true,
-        (Some(D::Sum(x)), Some(D::Sum(y))) => {
-            x.aggregation_temporality == y.aggregation_temporality
-                && x.is_monotonic == y.is_monotonic
-        }
-        (Some(D::Histogram(x)), Some(D::Histogram(y))) => {
-            x.aggregation_temporality == y.aggregation_temporality
-        }
-        (Some(D::ExponentialHistogram(x)), Some(D::ExponentialHistogram(y))) => {
-            x.aggregation_temporality == y.aggregation_temporality
-        }
-        (Some(D::Summary(_)), Some(D::Summary(_))) => true,
+        (Some(x), Some(y)) => DataView::of(x).same_kind(&DataView::of(y)),
         _ => false,
     };
     same_kind
@@ -225,15 +214,8 @@ fn same_stream(a: &Metric, b: &Metric) -> bool {
 }
 
 fn append_points(target: &mut Metric, source: Metric) {
-    use metric::Data as D;
-    match (&mut target.data, source.data) {
-        (Some(D::Gauge(t)), Some(D::Gauge(s))) => t.data_points.extend(s.data_points),
-        (Some(D::Sum(t)), Some(D::Sum(s))) => t.data_points.extend(s.data_points),
-        (Some(D::Histogram(t)), Some(D::Histogram(s))) => t.data_points.extend(s.data_points),
-        (Some(D::ExponentialHistogram(t)), Some(D::ExponentialHistogram(s))) => {
-            t.data_points.extend(s.data_points)
-        }
-        (Some(D::Summary(t)), Some(D::Summary(s))) => t.data_points.extend(s.data_points),
-        _ => {} // same_stream() checked the kinds
+    if let (Some(t), Some(s)) = (&mut target.data, source.data) {
+        // same_stream() checked the kinds: nothing is handed back.
+        let _ = data::append_points(t, s);
     }
 }

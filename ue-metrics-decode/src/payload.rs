@@ -184,6 +184,8 @@ fn parse_version(bytes: &[u8; 8]) -> Option<&str> {
 /// Builds a payload as a producer writes it: the fixed fields, then `buffer`.
 ///
 /// For tests and tools; panics if `buffer` is 64 KiB or larger (the length field has 16 bits).
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
 pub fn encode_payload(buffer: &[u8]) -> Vec<u8> {
     let len = u16::try_from(buffer.len()).expect("buffer under 64 KiB");
     let mut out = Vec::with_capacity(PAYLOAD_FIXED_BYTES + buffer.len());

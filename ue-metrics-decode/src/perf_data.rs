@@ -38,6 +38,15 @@ pub enum PerfDataError {
         /// The path given.
         path: PathBuf,
     },
+    /// An event format in the file's tracing data is damaged in a way the format parser of
+    /// `tracepoint_decode` cannot take (it would panic); nothing was read.
+    #[error("{path} cannot be read: {reason}")]
+    DamagedFormat {
+        /// The path given.
+        path: PathBuf,
+        /// Which format, and what is wrong with it.
+        reason: String,
+    },
     /// The file is damaged past some point; records before it were delivered.
     #[error("{path} is damaged after event {events}: {source}")]
     Corrupt {
@@ -83,9 +92,12 @@ impl PerfDataSource {
                 "path is not UTF-8",
             ))
         })?;
+        if let Err(reason) = crate::tracing_data::check_file(&path) {
+            return Err(PerfDataError::DamagedFormat { path, reason });
+        }
         let mut reader = PerfDataFileReader::new();
-        reader
-            .open_file(path_str, PerfDataFileEventOrder::File)
+        isolated(|| reader.open_file(path_str, PerfDataFileEventOrder::File))
+            .and_then(|opened| opened)
             .map_err(open_error)?;
         if reader.byte_reader().byte_swap_needed() {
             return Err(PerfDataError::ForeignByteOrder { path });
@@ -111,7 +123,7 @@ impl PerfDataSource {
     /// returned only when the container itself is damaged (records before it were delivered).
     pub fn for_each(&mut self, mut on_record: impl FnMut(Record)) -> Result<(), PerfDataError> {
         loop {
-            match self.reader.move_next_event() {
+            match self.next_event() {
                 Ok(true) => self.events += 1,
                 Ok(false) => return Ok(()),
                 Err(source) => {
@@ -127,9 +139,12 @@ impl PerfDataSource {
                 PerfEventHeaderType::Sample => {
                     let record =
                         decode_sample(&self.reader, &mut self.decoders, &mut self.context, &event);
-                    if let Some(record) = record {
-                        self.stats.count(&record);
-                        on_record(record);
+                    match record {
+                        Some(record) => {
+                            self.stats.count(&record);
+                            on_record(record);
+                        }
+                        None => self.stats.other_events += 1,
                     }
                 }
                 PerfEventHeaderType::Lost => {
@@ -145,14 +160,43 @@ impl PerfDataSource {
     }
 }
 
-/// One sample: `None` if it is not one of ours.
+impl PerfDataSource {
+    /// Moves the reader to the next event (isolated, see [`isolated`]).
+    fn next_event(&mut self) -> io::Result<bool> {
+        let reader = &mut self.reader;
+        isolated(|| reader.move_next_event()).unwrap_or_else(|panicked| {
+            // The reader's state is unknown after the panic: never use it again.
+            self.reader = PerfDataFileReader::new();
+            Err(panicked)
+        })
+    }
+}
+
+/// Runs a call into `tracepoint_perf`, whose format parser (`tracepoint_decode`) panics on some
+/// damaged format texts. [`crate::tracing_data`] refuses every such text it knows of before the
+/// reader sees it; a pipe cannot be checked ahead, and the parser may have more such paths, so
+/// as a last resort a panic here becomes an error (`Err`: the read ends as at any damage)
+/// instead of ending the process.
+fn isolated<T>(call: impl FnOnce() -> io::Result<T>) -> Result<io::Result<T>, io::Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "an event format in the tracing data is damaged (tracepoint_decode's format parser \
+             panicked on it)",
+        )
+    })
+}
+
+/// One sample: `None` if it is a sample of another event. A sample that cannot be taken
+/// apart, or whose record is too short to name its event, is a failed record with the reason:
+/// nothing the reader hands over goes uncounted.
 fn decode_sample(
     reader: &PerfDataFileReader,
     decoders: &mut HashMap<u32, Option<Result<EventDecoder, DecodeError>>>,
     context: &mut EventHeaderEnumeratorContext,
     event: &PerfEventBytes<'_>,
 ) -> Option<Record> {
-    let (mut meta, raw) = match reader.get_sample_event_info(event) {
+    let (meta, raw) = match reader.get_sample_event_info(event) {
         Ok(info) => {
             let types = info.sample_type();
             let meta = SampleMeta {
@@ -163,11 +207,23 @@ fn decode_sample(
             };
             (meta, info.raw_data())
         }
-        // Files of one event often have no sample ids: parse the sample ourselves.
-        Err(_) => sample_without_id(reader, event.data)?,
+        // Files of one event often have no sample ids, and the reader does not say what is
+        // wrong with a damaged sample: parse it ourselves.
+        Err(_) => match sample_without_id(reader, event.data) {
+            Ok(parsed) => parsed,
+            Err(error) => return Some(Record::failed(SampleMeta::default(), error)),
+        },
     };
     // The trace_entry starts with common_type, the tracepoint id: it selects the format.
-    let common_type = u32::from(u16::from_ne_bytes(raw.get(..2)?.try_into().ok()?));
+    let Some(common_type) = raw.get(..2) else {
+        let error = DecodeError::Truncated {
+            offset: 0,
+            needed: 2,
+            available: raw.len(),
+        };
+        return Some(Record::failed(meta, error));
+    };
+    let common_type = u32::from(u16::from_ne_bytes([common_type[0], common_type[1]]));
     if !decoders.contains_key(&common_type) {
         // Pipe-mode files deliver their formats as they go: look again.
         for desc in reader.event_desc_list() {
@@ -178,31 +234,33 @@ fn decode_sample(
             }
         }
     }
-    let decoder = decoders.entry(common_type).or_insert(None).as_ref()?;
-    let decoder = match decoder {
-        Ok(decoder) => decoder,
-        Err(e) => return Some(Record::failed(meta, e.clone())),
-    };
-    if meta.pid.is_none() {
-        meta.pid = decoder.common_pid(raw).and_then(|p| u32::try_from(p).ok());
+    match decoders.entry(common_type).or_insert(None) {
+        None => None,
+        Some(Err(e)) => Some(Record::failed(meta, e.clone())),
+        Some(Ok(decoder)) => decoder.decode_record(context, meta, raw),
     }
-    Some(match decoder.decode(context, raw) {
-        Ok(None) => return None,
-        Ok(Some(payload)) => Record::from_payload(meta, &payload),
-        Err(error) => Record::failed(meta, error),
-    })
 }
 
-/// Parses a sample whose attr has no id, when every attr in the file has the same
-/// sample_type (so the layout is known anyway).
+/// Parses a sample the reader could not place: possible when every attr in the file has the
+/// same sample_type (so the layout is known without the id).
 fn sample_without_id<'a>(
     reader: &PerfDataFileReader,
     data: &'a [u8],
-) -> Option<(SampleMeta, &'a [u8])> {
+) -> Result<(SampleMeta, &'a [u8]), DecodeError> {
+    let unknown = |reason: &str| DecodeError::Sample {
+        offset: 0,
+        reason: reason.into(),
+    };
     let descs = reader.event_desc_list();
-    let sample_type = descs.first()?.attr().sample_type;
+    let sample_type = descs
+        .first()
+        .ok_or_else(|| unknown("the file describes no event"))?
+        .attr()
+        .sample_type;
     if descs.iter().any(|d| d.attr().sample_type != sample_type) {
-        return None;
+        return Err(unknown(
+            "its id matches no event of the file, and the events differ in layout",
+        ));
     }
     parse_sample(sample_type, data)
 }
@@ -235,61 +293,99 @@ pub fn record_format(format: &PerfEventFormat) -> RecordFormat {
 }
 
 /// Reads the metadata and raw data of a `PERF_RECORD_SAMPLE` laid out per `sample_type`.
-/// `None` if the sample has fields this parser does not step over or is truncated.
-pub fn parse_sample(sample_type: SampleType, data: &[u8]) -> Option<(SampleMeta, &[u8])> {
+/// Fails, with the offset in `data`, if the sample has fields this parser does not step over,
+/// records no raw data, or is shorter than its fields say.
+pub fn parse_sample(
+    sample_type: SampleType,
+    data: &[u8],
+) -> Result<(SampleMeta, &[u8]), DecodeError> {
     let unsupported = SampleType::Read.0
         | SampleType::BranchStack.0
         | SampleType::RegsUser.0
         | SampleType::StackUser.0;
     if sample_type.0 & unsupported != 0 {
-        return None;
+        return Err(DecodeError::Sample {
+            offset: 0,
+            reason: format!(
+                "sample_type {:#x} has fields this reader does not step over (read values, \
+                 branch stack, user registers or stack)",
+                sample_type.0
+            ),
+        });
     }
+    let truncated = |offset: usize, size: usize| DecodeError::Truncated {
+        offset,
+        needed: offset.saturating_add(size),
+        available: data.len(),
+    };
     let mut pos = 8; // perf_event_header
-    let u64_at = |pos: &mut usize| -> Option<u64> {
-        let v = u64::from_ne_bytes(data.get(*pos..*pos + 8)?.try_into().ok()?);
+    let u64_at = |pos: &mut usize| -> Result<u64, DecodeError> {
+        let bytes = data.get(*pos..*pos + 8).ok_or(truncated(*pos, 8))?;
         *pos += 8;
-        Some(v)
+        Ok(u64::from_ne_bytes(bytes.try_into().expect("8 bytes")))
+    };
+    let low_high = |v: u64| {
+        let b = v.to_ne_bytes();
+        (
+            u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
+            u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+        )
     };
     let mut meta = SampleMeta::default();
     let has = |flag: SampleType| sample_type.has_flag(flag);
-    if has(SampleType::Identifier) {
-        u64_at(&mut pos)?;
-    }
-    if has(SampleType::IP) {
-        u64_at(&mut pos)?;
+    for skipped in [SampleType::Identifier, SampleType::IP] {
+        if has(skipped) {
+            u64_at(&mut pos)?;
+        }
     }
     if has(SampleType::Tid) {
-        let v = u64_at(&mut pos)?.to_ne_bytes();
-        meta.pid = Some(u32::from_ne_bytes(v[..4].try_into().ok()?));
-        meta.tid = Some(u32::from_ne_bytes(v[4..].try_into().ok()?));
+        let (pid, tid) = low_high(u64_at(&mut pos)?);
+        (meta.pid, meta.tid) = (Some(pid), Some(tid));
     }
     if has(SampleType::Time) {
         meta.time = Some(u64_at(&mut pos)?);
     }
-    if has(SampleType::Addr) {
-        u64_at(&mut pos)?;
-    }
-    if has(SampleType::Id) {
-        u64_at(&mut pos)?;
-    }
-    if has(SampleType::StreamId) {
-        u64_at(&mut pos)?;
+    for skipped in [SampleType::Addr, SampleType::Id, SampleType::StreamId] {
+        if has(skipped) {
+            u64_at(&mut pos)?;
+        }
     }
     if has(SampleType::Cpu) {
-        let v = u64_at(&mut pos)?.to_ne_bytes();
-        meta.cpu = Some(u32::from_ne_bytes(v[..4].try_into().ok()?));
+        meta.cpu = Some(low_high(u64_at(&mut pos)?).0);
     }
     if has(SampleType::Period) {
         u64_at(&mut pos)?;
     }
     if has(SampleType::Callchain) {
+        let at = pos;
         let n = u64_at(&mut pos)?;
-        pos = pos.checked_add(usize::try_from(n).ok()?.checked_mul(8)?)?;
+        pos = usize::try_from(n)
+            .ok()
+            .and_then(|n| n.checked_mul(8))
+            .and_then(|bytes| pos.checked_add(bytes))
+            .filter(|&end| end <= data.len())
+            .ok_or_else(|| DecodeError::Sample {
+                offset: at,
+                reason: format!("a callchain of {n} entries runs past the end of the sample"),
+            })?;
     }
     if !has(SampleType::Raw) {
-        return None;
+        return Err(DecodeError::Sample {
+            offset: 0,
+            reason: "the event records no raw data (PERF_SAMPLE_RAW)".into(),
+        });
     }
-    let size = u32::from_ne_bytes(data.get(pos..pos + 4)?.try_into().ok()?) as usize;
-    let raw = data.get(pos + 4..(pos + 4).checked_add(size)?)?;
-    Some((meta, raw))
+    let size_bytes = data.get(pos..pos + 4).ok_or(truncated(pos, 4))?;
+    let size = u32::from_ne_bytes(size_bytes.try_into().expect("4 bytes")) as usize;
+    let raw = data
+        .get(pos + 4..)
+        .and_then(|rest| rest.get(..size))
+        .ok_or_else(|| DecodeError::Sample {
+            offset: pos,
+            reason: format!(
+                "raw data of {size} bytes runs past the end of the {}-byte sample",
+                data.len()
+            ),
+        })?;
+    Ok((meta, raw))
 }

@@ -38,18 +38,24 @@ pub struct Record {
 }
 
 impl Record {
-    /// The record of one event's payload: its request decoded, its bytes kept.
-    pub fn from_payload(meta: SampleMeta, payload: &Payload<'_>) -> Record {
-        let result = payload.to_request();
-        Record {
-            meta,
-            buffer_len: payload.buffer.len(),
-            original: result.is_ok().then(|| payload.buffer.to_vec()),
-            result,
+    /// The record of one located payload: its request decoded and its bytes kept, or why the
+    /// payload could not be located or decoded. Every source builds its records here.
+    pub fn from_payload(meta: SampleMeta, payload: Result<Payload<'_>, DecodeError>) -> Record {
+        match payload {
+            Ok(payload) => {
+                let result = payload.to_request();
+                Record {
+                    meta,
+                    buffer_len: payload.buffer.len(),
+                    original: result.is_ok().then(|| payload.buffer.to_vec()),
+                    result,
+                }
+            }
+            Err(error) => Record::failed(meta, error),
         }
     }
 
-    /// A record that failed before its buffer was decoded.
+    /// A record that failed before its buffer was located.
     pub fn failed(meta: SampleMeta, error: DecodeError) -> Record {
         Record {
             meta,

@@ -59,6 +59,8 @@ impl SampleDecoder {
 ///
 /// For tests and tools. Returns `None` if `format` lacks one of the fields, a `__rel_loc`
 /// would need an offset the layout cannot express, or the buffer is 64 KiB or larger.
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
 pub fn encode_raw_sample(
     format: &RecordFormat,
     common_type: u16,

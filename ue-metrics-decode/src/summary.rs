@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use prost::Message as _;
 
+use crate::data::{DataView, Point};
 use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::proto::common::v1::KeyValue;
-use crate::proto::metrics::v1::{metric, number_data_point};
+use crate::proto::metrics::v1::number_data_point;
 
 /// Accumulates requests into per-metric rows.
 #[derive(Debug, Default, Clone)]
@@ -144,41 +145,11 @@ impl Summary {
                     let points_before = row.points;
                     row.events += 1;
                     row.bytes += m.encoded_len() as u64;
-                    match &m.data {
-                        Some(metric::Data::Gauge(g)) => {
-                            row.kind = "gauge";
-                            for p in &g.data_points {
-                                row.point(&p.attributes, p.time_unix_nano, || number(&p.value));
-                            }
-                        }
-                        Some(metric::Data::Sum(s)) => {
-                            row.kind = if s.is_monotonic { "counter" } else { "updown" };
-                            for p in &s.data_points {
-                                row.point(&p.attributes, p.time_unix_nano, || number(&p.value));
-                            }
-                        }
-                        Some(metric::Data::Histogram(h)) => {
-                            row.kind = "histogram";
-                            for p in &h.data_points {
-                                row.point(&p.attributes, p.time_unix_nano, || {
-                                    count_sum(p.count, p.sum)
-                                });
-                            }
-                        }
-                        Some(metric::Data::ExponentialHistogram(h)) => {
-                            row.kind = "exp-histogram";
-                            for p in &h.data_points {
-                                row.point(&p.attributes, p.time_unix_nano, || {
-                                    count_sum(p.count, p.sum)
-                                });
-                            }
-                        }
-                        Some(metric::Data::Summary(s)) => {
-                            row.kind = "summary";
-                            for p in &s.data_points {
-                                row.point(&p.attributes, p.time_unix_nano, || {
-                                    count_sum(p.count, Some(p.sum))
-                                });
+                    match m.data.as_ref().map(DataView::of) {
+                        Some(view) => {
+                            row.kind = view.kind;
+                            for p in view.points() {
+                                row.point(p.attributes(), p.time_unix_nano(), || value(p));
                             }
                         }
                         None => row.kind = "none",
@@ -197,7 +168,7 @@ impl Summary {
             .iter()
             .map(|(name, r)| {
                 [
-                    name.clone(),
+                    printable(name),
                     r.kind.to_owned(),
                     r.attribute_sets.len().to_string(),
                     r.points.to_string(),
@@ -250,7 +221,7 @@ impl Summary {
             .iter()
             .map(|(name, r)| {
                 [
-                    shorten(name, LIVE_NAME_WIDTH),
+                    shorten(&printable(name), LIVE_NAME_WIDTH),
                     shorten(r.kind, LIVE_KIND_WIDTH),
                     r.attribute_sets.len().to_string(),
                     shorten(&r.last_value.compact(), LIVE_VALUE_WIDTH),
@@ -285,6 +256,24 @@ impl Summary {
     }
 }
 
+/// `name` with control characters escaped (`\n`, `\u{1b}`) and backslashes doubled: metric
+/// names come from any producer, and a raw escape sequence or line break would reach the
+/// terminal or add a fake row to the table.
+fn printable(name: &str) -> String {
+    if !name.chars().any(|c| c.is_control() || c == '\\') {
+        return name.to_owned();
+    }
+    name.chars()
+        .map(|c| {
+            if c.is_control() || c == '\\' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// `text` cut to `width` characters, the last one replaced by `~` when cut.
 fn shorten(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
@@ -311,23 +300,26 @@ impl Row {
     }
 }
 
-fn number(value: &Option<number_data_point::Value>) -> Value {
-    match value {
-        Some(number_data_point::Value::AsInt(i)) => Value::Int(*i),
-        Some(number_data_point::Value::AsDouble(d)) => Value::Double(*d),
-        None => Value::Missing,
+/// The value a table shows for a point: the number, or a histogram's or summary's count and sum.
+fn value(point: Point<'_>) -> Value {
+    let count_sum = |count, sum| Value::CountSum { count, sum };
+    match point {
+        Point::Number(p) => match p.value {
+            Some(number_data_point::Value::AsInt(i)) => Value::Int(i),
+            Some(number_data_point::Value::AsDouble(d)) => Value::Double(d),
+            None => Value::Missing,
+        },
+        Point::Histogram(p) => count_sum(p.count, p.sum),
+        Point::ExponentialHistogram(p) => count_sum(p.count, p.sum),
+        Point::Summary(p) => count_sum(p.count, Some(p.sum)),
     }
-}
-
-fn count_sum(count: u64, sum: Option<f64>) -> Value {
-    Value::CountSum { count, sum }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::proto::metrics::v1::{
-        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+        metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
     };
 
     fn gauge_request(name: &str, values: &[f64]) -> ExportMetricsServiceRequest {
@@ -431,6 +423,17 @@ mod tests {
         assert_eq!(Value::Int(-7).compact(), "-7");
         assert_eq!(Value::Int(1200).compact(), "1200");
         assert_eq!(Value::Missing.compact(), "-");
+    }
+
+    #[test]
+    fn names_cannot_draw_on_the_terminal() {
+        let mut summary = Summary::new();
+        summary.add(&gauge_request("a\x1b[31m\nb\\c\u{85}", &[1.0]));
+        for table in [summary.table(), summary.live_table(Duration::from_secs(1))] {
+            assert_eq!(table.lines().count(), 2, "{table:?}");
+            assert!(table.chars().filter(|c| c.is_control()).all(|c| c == '\n'));
+            assert!(table.contains(r"a\u{1b}[31m\nb\\c\u{85}"), "{table}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use prost::Message as _;
 use ue_metrics_decode::format::EXAMPLE_FORMAT;
 use ue_metrics_decode::json::to_json;
 use ue_metrics_decode::payload::encode_payload;
+use ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use ue_metrics_decode::sample::encode_raw_sample;
 use ue_metrics_decode::RecordFormat;
 
@@ -154,28 +155,143 @@ fn trace_text_from_stdin() {
     assert!(text(&out.stderr).contains("1 samples of other events ignored"));
 }
 
-#[test]
-fn merge_joins_the_chunks_of_one_export() {
+/// A perf.data file (under `name`) of one sample per request, all from pid 5.
+fn perf_file_of(name: &str, requests: &[ExportMetricsServiceRequest]) -> std::path::PathBuf {
     let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
-    let records: Vec<Vec<u8>> = [counter("m", 2, 1), counter("m", 3, 1)]
+    let records: Vec<Vec<u8>> = requests
         .iter()
         .map(|r| {
             let raw = encode_raw_sample(&format, 1535, 5, &r.encode_to_vec()).unwrap();
-            perf_file::sample_bytes(
-                &Sample {
-                    pid: 5,
-                    tid: 5,
-                    time: 1,
-                    cpu: 0,
-                    raw,
-                },
-                true,
-            )
+            let sample = Sample {
+                pid: 5,
+                tid: 5,
+                time: 1,
+                cpu: 0,
+                raw,
+            };
+            perf_file::sample_bytes(&sample, true)
         })
         .collect();
-    let path = perf_file::temp_path("merge.data");
+    let path = perf_file::temp_path(name);
     perf_file::write_normal(&path, &[("user_events", EXAMPLE_FORMAT)], true, &records);
+    path
+}
+
+#[test]
+fn merge_joins_the_chunks_of_one_export() {
+    let path = perf_file_of("merge.data", &[counter("m", 2, 1), counter("m", 3, 1)]);
     let out = run(&["perf-data", path.to_str().unwrap(), "--merge"], b"");
     assert_eq!(text(&out.stdout).lines().count(), 1);
     assert!(text(&out.stderr).contains("merged 1 records"));
+}
+
+#[test]
+fn trace_lines_that_are_not_utf8_are_skipped_and_counted() {
+    let first = counter("first", 1, 1);
+    let last = counter("last", 1, 2);
+    let line = |prefix: &str, request: &ExportMetricsServiceRequest| {
+        ue_metrics_decode::ftrace::format_trace_line(
+            prefix,
+            "otlp_metrics",
+            &encode_payload(&request.encode_to_vec()),
+        )
+        .unwrap()
+    };
+    let mut input = Vec::new();
+    input.extend_from_slice(line("  app-12  [000] .....  5.000001", &first).as_bytes());
+    // Another event whose printed data is not UTF-8.
+    input.extend_from_slice(b"\n  app-12 [000] 5.1: other_event: name=\xff\xfe\n");
+    // Our event written by a task whose name is not UTF-8 (Latin-1 "été"): still ours.
+    let ours = line("  XtX-13  [001] .....  5.200000", &last);
+    input.extend(ours.bytes().map(|b| if b == b'X' { 0xe9 } else { b }));
+    input.push(b'\n');
+    let out = run(&["trace", "-"], &input);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        text(&out.stdout),
+        format!("{}\n{}\n", to_json(&first), to_json(&last)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2 records: 2 decoded, 0 failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 samples of other events ignored"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn write_errors_on_stdout_exit_1() {
+    let path = perf_file_with_bad_record("cli-full.data");
+    for format in ["json", "summary"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+            .args(["perf-data", path.to_str().unwrap(), "--format", format])
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "--format {format}: {err}");
+        assert!(err.contains("cannot write to stdout"), "{err}");
+    }
+    for args in [&["--help"][..], &["--version"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+            .args(args)
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+    }
+}
+
+#[test]
+fn a_closed_stdout_pipe_ends_the_run_with_0_as_documented() {
+    // More output than a pipe buffer holds: the write fails even if another test's child
+    // briefly inherited the read end.
+    let path = perf_file_of("cli-pipe.data", &vec![counter("p", 20, 1); 500]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+        .args(["perf-data", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before anything is written
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("stdout was closed"), "{err}");
+    let usage = text(&run(&["--help"], b"").stdout);
+    assert!(usage.contains("closed by its reader"), "{usage}");
+}
+
+#[test]
+fn summary_escapes_control_characters_in_metric_names() {
+    let mut request = counter("svc", 1, 5);
+    request.resource_metrics[0].scope_metrics[0].metrics[0].name =
+        "evil\x1b[2J\nfake  counter  1  1  666".into();
+    let path = perf_file_of("cli-escape.data", &[request]);
+    let out = run(
+        &["perf-data", path.to_str().unwrap(), "--format", "summary"],
+        b"",
+    );
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains('\x1b'), "{stdout:?}");
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    assert!(stdout.contains(r"evil\u{1b}[2J\nfake"), "{stdout}");
+}
+
+#[test]
+fn a_damaged_format_in_perf_data_exits_1_with_the_reason() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz_regressions/perf_data/crash-format-not-ascii");
+    let out = run(&["perf-data", path.to_str().unwrap()], b"");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is damaged") && !err.contains("panicked"),
+        "{err}"
+    );
 }

@@ -34,7 +34,7 @@ pub const LIBRARY_CRATES: [&str; 4] = [
 pub const MSRV: &str = "1.85";
 
 /// The fuzz targets of `ue-metrics-decode/fuzz` (its own workspace).
-pub const FUZZ_TARGETS: [&str; 4] = ["payload", "format", "raw_sample", "trace_line"];
+pub const FUZZ_TARGETS: [&str; 5] = ["payload", "format", "raw_sample", "trace_line", "perf_data"];
 
 /// How long each fuzz target runs in the smoke step.
 pub const FUZZ_SECONDS_PER_TARGET: u32 = 20;

@@ -20,7 +20,9 @@ pub mod render;
 mod server;
 mod state;
 
-pub use render::{render, render_forward_telemetry, render_self_telemetry, CONTENT_TYPE};
+#[cfg(feature = "cli")]
+pub use render::render_forward_telemetry;
+pub use render::{render, render_self_telemetry, CONTENT_TYPE};
 #[cfg(feature = "cli")]
 pub use server::PrometheusEndpoint;
 pub use state::{DropReason, PrometheusCounts, PrometheusOptions, PrometheusState};

@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 
 use super::naming::{push_float, push_label_value};
 use super::state::{DropReason, ExponentialHistogram, PrometheusState, SeriesValue};
+#[cfg(feature = "cli")]
 use crate::forward::ForwardStats;
 use crate::DecodeStats;
 
@@ -303,6 +304,7 @@ pub fn render_self_telemetry(state: &PrometheusState, source: &DecodeStats, out:
 
 /// Appends the forwarder's counts (`ue_metrics_decode_forward_requests_total{outcome}` with
 /// `sent`, `failed`, `dropped`; `ue_metrics_decode_forward_retries_total`).
+#[cfg(feature = "cli")]
 pub fn render_forward_telemetry(stats: &ForwardStats, out: &mut String) {
     let name = "ue_metrics_decode_forward_requests_total";
     let _ = writeln!(
