@@ -23,6 +23,7 @@ pub mod ftrace;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod json;
+pub mod layout;
 pub mod live;
 pub mod merge;
 pub mod payload;
@@ -34,7 +35,8 @@ pub mod summary;
 pub use error::DecodeError;
 pub use event::EventDecoder;
 pub use format::{FieldFormat, FieldKind, RecordFormat};
-pub use payload::{decode_payload, decode_request, FieldLayout, Payload};
+pub use layout::ByteOrder;
+pub use payload::{decode_payload, decode_payload_in, decode_request, FieldLayout, Payload};
 pub use perf_data::{PerfDataError, PerfDataSource};
 pub use record::{DecodeStats, Record, SampleMeta};
 pub use sample::{decode_raw_sample, SampleDecoder};
