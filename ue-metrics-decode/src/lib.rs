@@ -28,6 +28,7 @@ pub mod live;
 pub mod merge;
 pub mod payload;
 pub mod perf_data;
+mod perf_reframe;
 pub mod record;
 pub mod sample;
 pub mod summary;

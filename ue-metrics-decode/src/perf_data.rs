@@ -4,6 +4,11 @@
 //! module takes each sample's raw bytes and decodes our fields itself, with the formats the
 //! file carries. Samples of other events are counted and skipped; `PERF_RECORD_LOST` counts
 //! are added up.
+//!
+//! A file recorded on a machine of the other byte order (its `PERFILE2` magic reads swapped)
+//! is read too: `tracepoint_perf` swaps the container's fields, and the records' own fields
+//! (`common_type`, `protocol`, `__rel_loc`, the C++ exporter's length) are read in the
+//! recording machine's order.
 
 use std::collections::HashMap;
 use std::io;
@@ -17,6 +22,7 @@ use tracepoint_perf::{PerfDataFileEventOrder, PerfDataFileReader};
 
 use crate::event::EventDecoder;
 use crate::format::{FieldFormat, RecordFormat};
+use crate::layout::{is_event, ByteOrder};
 use crate::record::{DecodeStats, Record, SampleMeta};
 use crate::DecodeError;
 
@@ -31,12 +37,6 @@ pub enum PerfDataError {
         path: PathBuf,
         /// The underlying error.
         source: io::Error,
-    },
-    /// The file was written on a machine of the other byte order.
-    #[error("{path} was recorded on a machine of the other byte order; only native-endian perf.data files are supported")]
-    ForeignByteOrder {
-        /// The path given.
-        path: PathBuf,
     },
     /// The file is damaged past some point; records before it were delivered.
     #[error("{path} is damaged after event {events}: {source}")]
@@ -58,6 +58,8 @@ pub struct PerfDataSource {
     context: EventHeaderEnumeratorContext,
     stats: DecodeStats,
     events: u64,
+    byte_order: ByteOrder,
+    names: Vec<String>,
 }
 
 impl std::fmt::Debug for PerfDataSource {
@@ -84,12 +86,13 @@ impl PerfDataSource {
             ))
         })?;
         let mut reader = PerfDataFileReader::new();
-        reader
-            .open_file(path_str, PerfDataFileEventOrder::File)
-            .map_err(open_error)?;
-        if reader.byte_reader().byte_swap_needed() {
-            return Err(PerfDataError::ForeignByteOrder { path });
+        match crate::perf_reframe::foreign_normal_mode(&path) {
+            Ok(Some(order)) => open_reframed(&mut reader, &path, order).map_err(open_error)?,
+            _ => reader
+                .open_file(path_str, PerfDataFileEventOrder::File)
+                .map_err(open_error)?,
         }
+        let byte_order = ByteOrder::from_big_endian(reader.source_big_endian());
         Ok(PerfDataSource {
             path,
             reader,
@@ -97,7 +100,22 @@ impl PerfDataSource {
             context: EventHeaderEnumeratorContext::new(),
             stats: DecodeStats::default(),
             events: 0,
+            byte_order,
+            names: Vec::new(),
         })
+    }
+
+    /// The byte order of the machine that recorded the file (from its `PERFILE2` magic).
+    pub fn byte_order(&self) -> ByteOrder {
+        self.byte_order
+    }
+
+    /// Reads only the events named `names` (`otlp_metrics` also selects multi-format
+    /// `otlp_metrics.<hex id>`); samples of other tracepoints count as other events. By
+    /// default every event whose format is one of ours is read.
+    pub fn select_events(&mut self, names: Vec<String>) {
+        self.names = names;
+        self.decoders.clear();
     }
 
     /// Counts so far.
@@ -125,8 +143,13 @@ impl PerfDataSource {
             let event = self.reader.current_event();
             match event.header.ty {
                 PerfEventHeaderType::Sample => {
-                    let record =
-                        decode_sample(&self.reader, &mut self.decoders, &mut self.context, &event);
+                    let record = decode_sample(
+                        &self.reader,
+                        &mut self.decoders,
+                        &mut self.context,
+                        &event,
+                        (self.byte_order, &self.names),
+                    );
                     if let Some(record) = record {
                         self.stats.count(&record);
                         on_record(record);
@@ -134,8 +157,7 @@ impl PerfDataSource {
                 }
                 PerfEventHeaderType::Lost => {
                     // struct { header; u64 id; u64 lost; sample_id }
-                    if let Some(lost) = event.data.get(16..24) {
-                        let lost = u64::from_ne_bytes(lost.try_into().expect("8 bytes"));
+                    if let Some(lost) = self.byte_order.u64_at(event.data, 16) {
                         self.stats.lost = self.stats.lost.saturating_add(lost);
                     }
                 }
@@ -145,12 +167,30 @@ impl PerfDataSource {
     }
 }
 
-/// One sample: `None` if it is not one of ours.
+/// Opens a normal-mode file of the other byte order through its pipe-mode form (see
+/// `perf_reframe`); the temporary copy is removed once open.
+fn open_reframed(reader: &mut PerfDataFileReader, path: &Path, order: ByteOrder) -> io::Result<()> {
+    let temp = crate::perf_reframe::reframe_as_pipe(path, order)?;
+    let opened = match temp.to_str() {
+        Some(temp_str) => reader.open_file(temp_str, PerfDataFileEventOrder::File),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "temporary path is not UTF-8",
+        )),
+    };
+    // The reader keeps the file open; its name is no longer needed.
+    let _ = std::fs::remove_file(&temp);
+    opened
+}
+
+/// One sample: `None` if it is not one of ours. `selection`: the recording machine's byte
+/// order and the event names to read (empty: all of ours).
 fn decode_sample(
     reader: &PerfDataFileReader,
     decoders: &mut HashMap<u32, Option<Result<EventDecoder, DecodeError>>>,
     context: &mut EventHeaderEnumeratorContext,
     event: &PerfEventBytes<'_>,
+    (byte_order, names): (ByteOrder, &[String]),
 ) -> Option<Record> {
     let (mut meta, raw) = match reader.get_sample_event_info(event) {
         Ok(info) => {
@@ -164,17 +204,17 @@ fn decode_sample(
             (meta, info.raw_data())
         }
         // Files of one event often have no sample ids: parse the sample ourselves.
-        Err(_) => sample_without_id(reader, event.data)?,
+        Err(_) => sample_without_id(reader, event.data, byte_order)?,
     };
     // The trace_entry starts with common_type, the tracepoint id: it selects the format.
-    let common_type = u32::from(u16::from_ne_bytes(raw.get(..2)?.try_into().ok()?));
+    let common_type = u32::from(byte_order.u16_at(raw, 0)?);
     if !decoders.contains_key(&common_type) {
         // Pipe-mode files deliver their formats as they go: look again.
         for desc in reader.event_desc_list() {
             if let Some(format) = desc.format() {
                 decoders
                     .entry(format.id())
-                    .or_insert_with(|| EventDecoder::for_format(&record_format(format)));
+                    .or_insert_with(|| selected_decoder(format, byte_order, names));
             }
         }
     }
@@ -207,18 +247,32 @@ fn decode_sample(
     })
 }
 
+/// The decoder of one tracepoint of the file, if it is selected and one of ours.
+fn selected_decoder(
+    format: &PerfEventFormat,
+    byte_order: ByteOrder,
+    names: &[String],
+) -> Option<Result<EventDecoder, DecodeError>> {
+    if !names.is_empty() && !names.iter().any(|n| is_event(format.name(), n)) {
+        return None;
+    }
+    let decoder = EventDecoder::for_format(&record_format(format))?;
+    Some(decoder.map(|d| d.with_byte_order(byte_order)))
+}
+
 /// Parses a sample whose attr has no id, when every attr in the file has the same
 /// sample_type (so the layout is known anyway).
 fn sample_without_id<'a>(
     reader: &PerfDataFileReader,
     data: &'a [u8],
+    byte_order: ByteOrder,
 ) -> Option<(SampleMeta, &'a [u8])> {
     let descs = reader.event_desc_list();
     let sample_type = descs.first()?.attr().sample_type;
     if descs.iter().any(|d| d.attr().sample_type != sample_type) {
         return None;
     }
-    parse_sample(sample_type, data)
+    parse_sample_in(byte_order, sample_type, data)
 }
 
 /// Converts the file's parsed format into ours (dropping fields whose declaration we cannot
@@ -251,6 +305,15 @@ pub fn record_format(format: &PerfEventFormat) -> RecordFormat {
 /// Reads the metadata and raw data of a `PERF_RECORD_SAMPLE` laid out per `sample_type`.
 /// `None` if the sample has fields this parser does not step over or is truncated.
 pub fn parse_sample(sample_type: SampleType, data: &[u8]) -> Option<(SampleMeta, &[u8])> {
+    parse_sample_in(ByteOrder::NATIVE, sample_type, data)
+}
+
+/// [`parse_sample`] for a sample recorded on a machine of `byte_order`.
+pub fn parse_sample_in(
+    byte_order: ByteOrder,
+    sample_type: SampleType,
+    data: &[u8],
+) -> Option<(SampleMeta, &[u8])> {
     let unsupported = SampleType::Read.0
         | SampleType::BranchStack.0
         | SampleType::RegsUser.0
@@ -260,9 +323,18 @@ pub fn parse_sample(sample_type: SampleType, data: &[u8]) -> Option<(SampleMeta,
     }
     let mut pos = 8; // perf_event_header
     let u64_at = |pos: &mut usize| -> Option<u64> {
-        let v = u64::from_ne_bytes(data.get(*pos..*pos + 8)?.try_into().ok()?);
+        let v = byte_order.u64_at(data, *pos)?;
         *pos += 8;
         Some(v)
+    };
+    // Two u32 in one u64 slot (pid/tid, cpu/res), in the recording machine's order.
+    let u32_pair = |pos: &mut usize| -> Option<(u32, u32)> {
+        let pair = (
+            byte_order.u32_at(data, *pos)?,
+            byte_order.u32_at(data, *pos + 4)?,
+        );
+        *pos += 8;
+        Some(pair)
     };
     let mut meta = SampleMeta::default();
     let has = |flag: SampleType| sample_type.has_flag(flag);
@@ -273,9 +345,9 @@ pub fn parse_sample(sample_type: SampleType, data: &[u8]) -> Option<(SampleMeta,
         u64_at(&mut pos)?;
     }
     if has(SampleType::Tid) {
-        let v = u64_at(&mut pos)?.to_ne_bytes();
-        meta.pid = Some(u32::from_ne_bytes(v[..4].try_into().ok()?));
-        meta.tid = Some(u32::from_ne_bytes(v[4..].try_into().ok()?));
+        let (pid, tid) = u32_pair(&mut pos)?;
+        meta.pid = Some(pid);
+        meta.tid = Some(tid);
     }
     if has(SampleType::Time) {
         meta.time = Some(u64_at(&mut pos)?);
@@ -290,8 +362,7 @@ pub fn parse_sample(sample_type: SampleType, data: &[u8]) -> Option<(SampleMeta,
         u64_at(&mut pos)?;
     }
     if has(SampleType::Cpu) {
-        let v = u64_at(&mut pos)?.to_ne_bytes();
-        meta.cpu = Some(u32::from_ne_bytes(v[..4].try_into().ok()?));
+        meta.cpu = Some(u32_pair(&mut pos)?.0);
     }
     if has(SampleType::Period) {
         u64_at(&mut pos)?;
@@ -303,7 +374,7 @@ pub fn parse_sample(sample_type: SampleType, data: &[u8]) -> Option<(SampleMeta,
     if !has(SampleType::Raw) {
         return None;
     }
-    let size = u32::from_ne_bytes(data.get(pos..pos + 4)?.try_into().ok()?) as usize;
+    let size = byte_order.u32_at(data, pos)? as usize;
     let raw = data.get(pos + 4..(pos + 4).checked_add(size)?)?;
     Some((meta, raw))
 }
