@@ -37,12 +37,10 @@ pub fn parse_trace_line(line: &str, event_name: &str) -> Result<Option<TraceLine
     if line.trim_start().starts_with('#') {
         return Ok(None);
     }
-    let marker = format!(": {event_name}:");
-    let Some(at) = line.find(&marker) else {
+    let Some((at, body_start)) = find_event(line, event_name) else {
         return Ok(None);
     };
     let meta = parse_prefix(&line[..at]);
-    let body_start = at + marker.len();
     let body = &line[body_start..];
     let text_error = |offset: usize, reason: String| DecodeError::Text {
         offset: body_start + offset,
@@ -121,6 +119,25 @@ pub fn parse_trace_line(line: &str, event_name: &str) -> Result<Option<TraceLine
     Ok(Some(TraceLine { meta, payload }))
 }
 
+/// Where `: <event_name>:` (or a multi-format `: <event_name>.<hex id>:`) is in the line:
+/// its start and the end of the marker.
+fn find_event(line: &str, event_name: &str) -> Option<(usize, usize)> {
+    let marker = format!(": {event_name}");
+    let mut from = 0;
+    while let Some(found) = line[from..].find(&marker) {
+        let at = from + found;
+        let rest = &line[at + marker.len()..];
+        let suffix = rest.strip_prefix('.').map_or(0, |r| {
+            1 + r.bytes().take_while(u8::is_ascii_hexdigit).count()
+        });
+        if suffix != 1 && rest[suffix..].starts_with(':') {
+            return Some((at, at + marker.len() + suffix + 1));
+        }
+        from = at + marker.len();
+    }
+    None
+}
+
 /// Reads `comm-tid (tgid) [cpu] flags timestamp`, leniently: unreadable parts stay `None`.
 fn parse_prefix(prefix: &str) -> SampleMeta {
     let mut meta = SampleMeta::default();
@@ -176,18 +193,24 @@ impl TraceLine {
     }
 }
 
-/// Reads ftrace text line by line, handing every line of `event_name` to `on_record`.
+/// Reads ftrace text line by line, handing every line of the `event_names` (and of their
+/// multi-format registrations, `name.<hex id>`) to `on_record`.
 /// Lines of other events are counted in `other_events`; unreadable lines of ours are handed
 /// over as errors (offsets within the line) and the read goes on.
 pub fn read_trace(
     input: impl BufRead,
-    event_name: &str,
+    event_names: &[&str],
     stats: &mut DecodeStats,
     mut on_record: impl FnMut(Record),
 ) -> std::io::Result<()> {
     for line in input.lines() {
         let line = line?;
-        let record = match parse_trace_line(&line, event_name) {
+        let parsed = event_names
+            .iter()
+            .map(|name| parse_trace_line(&line, name))
+            .find(|parsed| !matches!(parsed, Ok(None)))
+            .unwrap_or(Ok(None));
+        let record = match parsed {
             Ok(Some(parsed)) => parsed.to_record(),
             Ok(None) => {
                 if !line.trim_start().starts_with('#') && !line.trim().is_empty() {
@@ -269,6 +292,35 @@ mod tests {
             let err = parse_trace_line(&line[..cut], "otlp_metrics").unwrap_err();
             assert!(err.to_string().contains("cut this line short"), "{err}");
         }
+    }
+
+    #[test]
+    fn multi_format_event_lines_are_read_and_lookalikes_are_not() {
+        let payload = encode_payload(&[0x0a, 0x00]);
+        let line = format_trace_line(PREFIX, "otlp_metrics.1f", &payload).unwrap();
+        let parsed = parse_trace_line(&line, "otlp_metrics").unwrap().unwrap();
+        assert_eq!(parsed.payload, payload);
+        for other in ["otlp_metrics2", "otlp_metrics.", "otlp_metrics.zz"] {
+            let line = format_trace_line(PREFIX, other, &payload).unwrap();
+            assert_eq!(parse_trace_line(&line, "otlp_metrics"), Ok(None), "{other}");
+        }
+        // Several events in one read, each line counted once.
+        let text = [
+            format_trace_line(PREFIX, "otlp_metrics", &payload).unwrap(),
+            format_trace_line(PREFIX, "mine", &payload).unwrap(),
+            format_trace_line(PREFIX, "theirs", &payload).unwrap(),
+        ]
+        .join("\n");
+        let mut stats = DecodeStats::default();
+        let mut seen = 0;
+        read_trace(
+            text.as_bytes(),
+            &["otlp_metrics", "mine"],
+            &mut stats,
+            |_| seen += 1,
+        )
+        .unwrap();
+        assert_eq!((seen, stats.records, stats.other_events), (2, 2, 1));
     }
 
     #[test]

@@ -322,3 +322,52 @@ fn selected_events_only() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].meta.pid, Some(20));
 }
+
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_payload_takes_the_writers_byte_order() {
+    use ue_metrics_decode::payload::encode_payload_in;
+    let request = counter("be", 2, 9);
+    let foreign = match ByteOrder::NATIVE {
+        ByteOrder::Little => ByteOrder::Big,
+        ByteOrder::Big => ByteOrder::Little,
+    };
+    let path = temp_path("foreign.payload");
+    std::fs::write(&path, encode_payload_in(&request.encode_to_vec(), foreign)).unwrap();
+    let path = path.to_str().unwrap();
+    let name = match foreign {
+        ByteOrder::Little => "little",
+        ByteOrder::Big => "big",
+    };
+    let out = cli(&["payload", path, "--byte-order", name]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout.lines().count(), 1);
+    assert!(stdout.contains("\"be\""), "{stdout}");
+    // The default is the machine's own order: the foreign rel_loc points outside the payload.
+    let out = cli(&["payload", path]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("buffer location"));
+    let out = cli(&["payload", path, "--byte-order", "native"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+#[test]
+fn cli_reads_a_big_endian_perf_data_file_and_selects_events() {
+    let path = temp_path("cli-big.data");
+    write_normal(&path, ByteOrder::Big, true);
+    let path = path.to_str().unwrap();
+    let out = cli(&["perf-data", path]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    let out = cli(&["perf-data", path, "--event", "otlp_metrics.1f"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}

@@ -157,7 +157,7 @@ fn real_requests_read_back_identically_through_perf_and_ftrace() {
     let trace = std::fs::read_to_string(trace_path(&tracefs)).unwrap();
     let mut stats = DecodeStats::default();
     let mut from_trace = Vec::new();
-    ftrace::read_trace(trace.as_bytes(), "otlp_metrics", &mut stats, |r| {
+    ftrace::read_trace(trace.as_bytes(), &["otlp_metrics"], &mut stats, |r| {
         from_trace.push(r)
     })
     .unwrap();
