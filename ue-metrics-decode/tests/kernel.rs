@@ -326,3 +326,203 @@ fn live_cli_ends_on_ctrl_c_with_its_output_and_final_count() {
     );
     assert!(stderr.contains("2 records: 2 decoded"), "{stderr}");
 }
+
+/// Registers `name_args`, retrying while an earlier registration of the same name with other
+/// fields is still going away (EADDRINUSE until the kernel frees it).
+fn register_when_free(data: &Arc<DataFile>, name_args: &str, options: RegisterOptions) -> Event {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match data.register(name_args, options) {
+            Ok(event) => return event,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("register {name_args:?}: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("register {name_args:?}: {e}"),
+        }
+    }
+}
+
+/// Deletes `name` once nothing references it, so that later tests can register the name with
+/// other fields.
+fn delete_when_unused(tracefs: &Tracefs, name: &str) {
+    let deleter = DataFile::open(tracefs).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tracefs.event_exists("user_events", name) && Instant::now() < deadline {
+        let _ = deleter.delete(name);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What the C++ exporter (opentelemetry-cpp-contrib, user_events metrics) writes after the
+/// write index: its `int size` in the machine's order, then the request.
+fn cpp_payload(request: &ExportMetricsServiceRequest) -> Vec<u8> {
+    let bytes = request.encode_to_vec();
+    let mut out = (bytes.len() as u32).to_ne_bytes().to_vec();
+    out.extend_from_slice(&bytes);
+    out
+}
+
+#[test]
+fn cpp_style_writer_reads_back_live() {
+    let tracefs = tracefs();
+    // Earlier tests registered the name with our fields: wait until it is gone.
+    delete_when_unused(&tracefs, "otlp_metrics");
+    let data = DataFile::open(&tracefs).unwrap();
+    // The C++ exporter registers the bare name: no fields. (It cannot coexist with the
+    // three-field registration of the same name: that one gets EADDRINUSE.)
+    let event = register_when_free(&data, "otlp_metrics", RegisterOptions::default());
+    let text = tracefs.event_format("user_events", "otlp_metrics").unwrap();
+    eprintln!("format of the C++ exporter's event:\n{text}");
+    let format = RecordFormat::parse(&text).unwrap();
+    assert!(format.event_fields().is_empty(), "{text}");
+
+    let mut source = LiveSource::open(&tracefs, &LiveOptions::default()).unwrap();
+    assert_eq!(
+        source.tracepoints()[0].decoder.layout_name(),
+        "length-prefixed"
+    );
+    let sent = [request("cpp-a", 3), request("cpp-b", 40)];
+    for r in &sent {
+        event.write(&[IoSlice::new(&cpp_payload(r))]).unwrap();
+    }
+    let records = collect(&mut source, sent.len());
+    assert_eq!(records.len(), sent.len());
+    for (record, expected) in records.iter().zip(&sent) {
+        assert_eq!(record.result.as_ref().unwrap(), expected);
+        assert_eq!(record.meta.pid, Some(std::process::id()));
+    }
+    measure("decode_cpp_layout_records", records.len());
+    drop(source);
+    drop(event);
+    drop(data);
+    delete_when_unused(&tracefs, "otlp_metrics");
+}
+
+#[test]
+fn multi_format_registrations_are_read_side_by_side() {
+    let tracefs = tracefs();
+    let data = DataFile::open(&tracefs).unwrap();
+    let multi = RegisterOptions {
+        multi_format: true,
+        ..RegisterOptions::default()
+    };
+    // Ours and the C++ exporter's layout under one name, as multi-format events.
+    let ours = register_when_free(&data, &format!("otlp_metrics {EVENT_FIELDS}"), multi);
+    let cpp = register_when_free(&data, "otlp_metrics", multi);
+    assert!(ours.multi_format() && cpp.multi_format(), "6.9+ kernel");
+    let mut source = LiveSource::open(&tracefs, &LiveOptions::default()).unwrap();
+    let mut layouts: Vec<_> = source
+        .tracepoints()
+        .iter()
+        .filter(|t| t.group == "user_events_multi")
+        .map(|t| {
+            assert!(t.name.starts_with("otlp_metrics."), "{}", t.name);
+            t.decoder.layout_name()
+        })
+        .collect();
+    layouts.sort();
+    assert_eq!(
+        layouts,
+        ["fields", "length-prefixed"],
+        "{:?}",
+        source.tracepoints()
+    );
+
+    let sent = [request("multi-ours", 4), request("multi-cpp", 5)];
+    ours.write(&[IoSlice::new(&encode_payload(&sent[0].encode_to_vec()))])
+        .unwrap();
+    cpp.write(&[IoSlice::new(&cpp_payload(&sent[1]))]).unwrap();
+    let records = collect(&mut source, 2);
+    let mut decoded: Vec<_> = records.iter().map(|r| r.result.clone().unwrap()).collect();
+    decoded.sort_by_key(|r| r.encoded_len());
+    assert_eq!(decoded, sent);
+    measure(
+        "decode_multi_format_tracepoints",
+        source.tracepoints().len(),
+    );
+}
+
+#[test]
+fn several_events_in_one_source_and_on_the_command_line() {
+    let tracefs = tracefs();
+    let data = DataFile::open(&tracefs).unwrap();
+    let ours = register(&data, &format!("ue_decode_several {EVENT_FIELDS}"));
+    let header_name = "UeDecodeSeveral_L4K1";
+    let header = register(
+        &data,
+        &format!("{header_name} u8 eventheader_flags;u8 version;u16 id;u16 tag;u8 opcode;u8 level"),
+    );
+    let header_event = |r: &ExportMetricsServiceRequest| {
+        encode_event(
+            "otlp_metrics",
+            &[("buffer", 13, &binary_field(&r.encode_to_vec()).unwrap())],
+        )
+    };
+
+    // The library: one source, two formats.
+    let options = LiveOptions {
+        event: "ue_decode_several".into(),
+        extra_events: vec![header_name.into()],
+        ..LiveOptions::default()
+    };
+    let mut source = LiveSource::open(&tracefs, &options).unwrap();
+    let layouts: Vec<_> = source
+        .tracepoints()
+        .iter()
+        .map(|t| t.decoder.layout_name())
+        .collect();
+    assert_eq!(layouts, ["fields", "eventheader"]);
+    let sent = [request("several-fields", 2), request("several-header", 7)];
+    ours.write(&[IoSlice::new(&encode_payload(&sent[0].encode_to_vec()))])
+        .unwrap();
+    header
+        .write(&[IoSlice::new(&header_event(&sent[1]))])
+        .unwrap();
+    let records = collect(&mut source, 2);
+    let decoded: Vec<_> = records.iter().map(|r| r.result.clone().unwrap()).collect();
+    assert_eq!(decoded, sent);
+    drop(source);
+
+    // The CLI: --event twice.
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+        .args([
+            "live",
+            "--event",
+            "ue_decode_several",
+            "--event",
+            header_name,
+            "--count",
+            "2",
+            "--duration",
+            "20s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(ours.enabled() && header.enabled()) {
+        assert!(Instant::now() < deadline, "the CLI never attached");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ours.write(&[IoSlice::new(&encode_payload(&sent[0].encode_to_vec()))])
+        .unwrap();
+    header
+        .write(&[IoSlice::new(&header_event(&sent[1]))])
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 2, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("several-fields") && stdout.contains("several-header"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("user_events/ue_decode_several (fields)")
+            && stderr.contains(&format!("user_events/{header_name} (eventheader)")),
+        "{stderr}"
+    );
+}
