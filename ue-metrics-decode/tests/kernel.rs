@@ -526,3 +526,76 @@ fn several_events_in_one_source_and_on_the_command_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn perf_record_of_the_cpp_layout_and_a_multi_format_event_decodes_from_the_file() {
+    let tracefs = tracefs();
+    delete_when_unused(&tracefs, "otlp_metrics");
+    let data = DataFile::open(&tracefs).unwrap();
+    let cpp = register_when_free(&data, "otlp_metrics", RegisterOptions::default());
+    let multi = RegisterOptions {
+        multi_format: true,
+        ..RegisterOptions::default()
+    };
+    let ours = register_when_free(&data, &format!("otlp_metrics {EVENT_FIELDS}"), multi);
+    let tracepoints = live::resolve_event(&tracefs, "user_events", "otlp_metrics");
+    let multi_name = tracepoints
+        .iter()
+        .find(|(group, _)| group == "user_events_multi")
+        .map(|(_, name)| name.clone())
+        .expect("the multi-format tracepoint");
+
+    let path = "/tmp/ue-decode-producers.data";
+    let perf = std::process::Command::new("/usr/bin/perf")
+        .args([
+            "record",
+            "--no-bpf-event",
+            "-a",
+            "-e",
+            "user_events:otlp_metrics",
+        ])
+        .args(["-e", &format!("user_events_multi:{multi_name}"), "-o", path])
+        .args(["--", "/bin/busybox", "sleep", "3"])
+        .env("PAGER", "cat")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run perf (packed by cargo xtask e2e)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(cpp.enabled() && ours.enabled()) {
+        assert!(Instant::now() < deadline, "perf never attached");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = [request("perf-cpp", 6), request("perf-ours", 2)];
+    cpp.write(&[IoSlice::new(&cpp_payload(&sent[0]))]).unwrap();
+    ours.write(&[IoSlice::new(&encode_payload(&sent[1].encode_to_vec()))])
+        .unwrap();
+    let out = perf.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "perf record: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut source = ue_metrics_decode::PerfDataSource::open(path).unwrap();
+    let mut records = Vec::new();
+    source.for_each(|r| records.push(r)).unwrap();
+    let decoded: Vec<_> = records.iter().map(|r| r.result.clone().unwrap()).collect();
+    assert_eq!(decoded, sent, "{records:?}");
+    for record in &records {
+        assert_eq!(record.meta.pid, Some(std::process::id()));
+    }
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+        .args(["perf-data", path, "--event", &multi_name])
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{cli:?}");
+    let stdout = String::from_utf8_lossy(&cli.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("perf-ours"), "{stdout}");
+    measure("decode_perf_data_producer_layouts", records.len());
+    drop(cpp);
+    drop(ours);
+    drop(data);
+    delete_when_unused(&tracefs, "otlp_metrics");
+}
