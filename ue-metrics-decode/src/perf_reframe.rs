@@ -97,8 +97,9 @@ pub(crate) fn reframe_as_pipe(path: &Path, order: ByteOrder) -> io::Result<PathB
         let (attr, ids_section) = entry.split_at(attr_bytes_in_file);
         let attr_size = order
             .u32_at(attr, ATTR_SIZE_OFFSET)
-            .filter(|&s| s >= ATTR_SIZE_VER0)
-            .ok_or_else(|| invalid("an attr is too small"))? as usize;
+            .filter(|s| (ATTR_SIZE_VER0..=u32::from(u16::MAX)).contains(s))
+            .ok_or_else(|| invalid("an attr's size is out of range"))?
+            as usize;
         let ids = read_at(
             &mut file,
             u64_at(ids_section, 0),

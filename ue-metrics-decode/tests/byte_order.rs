@@ -371,3 +371,25 @@ fn cli_reads_a_big_endian_perf_data_file_and_selects_events() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }
+
+#[test]
+fn damaged_big_endian_files_are_errors_not_panics() {
+    let path = temp_path("order-damaged-src.data");
+    write_normal(&path, ByteOrder::Big, true);
+    let good = std::fs::read(&path).unwrap();
+    let damaged = temp_path("order-damaged.data");
+    let mut outcomes = [0usize; 2];
+    // Cut anywhere, or set any one header/attr byte to 0xff.
+    let cuts = (17..good.len()).step_by(7).map(|n| good[..n].to_vec());
+    let flips = (8..300.min(good.len())).map(|i| {
+        let mut bytes = good.clone();
+        bytes[i] = 0xff;
+        bytes
+    });
+    for bytes in cuts.chain(flips) {
+        std::fs::write(&damaged, &bytes).unwrap();
+        let opened = PerfDataSource::open(&damaged).map(|mut source| source.for_each(|_| {}));
+        outcomes[usize::from(matches!(opened, Ok(Ok(()))))] += 1;
+    }
+    assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
+}
