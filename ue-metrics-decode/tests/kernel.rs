@@ -574,17 +574,31 @@ fn perf_record_of_the_cpp_layout_and_a_multi_format_event_decodes_from_the_file(
         ])
         // A glob: perf's event parser does not take the `.` of the tracepoint's name.
         .args(["-e", "user_events_multi:otlp_metrics*", "-o", path])
-        .args(["--", "/bin/busybox", "sleep", "3"])
+        .args(["--", "/bin/busybox", "sleep", "8"])
         .env("PAGER", "cat")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run perf (packed by cargo xtask e2e)");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // perf enables the events before it starts the workload; it starts slowly under TCG.
+    let mut perf = Some(perf);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !(cpp.enabled() && ours.enabled()) {
-        assert!(Instant::now() < deadline, "perf never attached");
+        let child = perf.as_mut().expect("running");
+        let exited = child.try_wait().unwrap().is_some();
+        if exited || Instant::now() >= deadline {
+            // Never leave perf holding the events: later tests register the name again.
+            let mut child = perf.take().expect("running");
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "perf never enabled both events (exited: {exited}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let perf = perf.expect("running");
     let sent = [request("perf-cpp", 6), request("perf-ours", 2)];
     cpp.write(&[IoSlice::new(&cpp_payload(&sent[0]))]).unwrap();
     ours.write(&[IoSlice::new(&encode_payload(&sent[1].encode_to_vec()))])
