@@ -545,23 +545,16 @@ fn several_events_in_one_source_and_on_the_command_line() {
 }
 
 #[test]
-fn perf_record_of_the_cpp_layout_and_a_multi_format_event_decodes_from_the_file() {
+fn perf_record_of_the_cpp_layout_and_ours_decodes_from_the_file() {
+    // (Multi-format events cannot be recorded by Debian's perf 6.12: its libtraceevent stops
+    // at the `.` in `name: otlp_metrics.<id>` ("expected type 6 but read 4"). The perf.data
+    // reader's multi-format handling is tested on the host, tests/byte_order.rs.)
     let tracefs = tracefs();
     delete_when_unused(&tracefs, "otlp_metrics");
-    wait_until_no_multi_format(&tracefs, "otlp_metrics");
     let data = DataFile::open(&tracefs).unwrap();
     let cpp = register_when_free(&data, "otlp_metrics", RegisterOptions::default());
-    let multi = RegisterOptions {
-        multi_format: true,
-        ..RegisterOptions::default()
-    };
-    let ours = register_when_free(&data, &format!("otlp_metrics {EVENT_FIELDS}"), multi);
-    let tracepoints = live::resolve_event(&tracefs, "user_events", "otlp_metrics");
-    let multi_name = tracepoints
-        .iter()
-        .find(|(group, _)| group == "user_events_multi")
-        .map(|(_, name)| name.clone())
-        .expect("the multi-format tracepoint");
+    let ours_name = "ue_decode_perf_ours";
+    let ours = register(&data, &format!("{ours_name} {EVENT_FIELDS}"));
 
     let path = "/tmp/ue-decode-producers.data";
     let perf = std::process::Command::new("/usr/bin/perf")
@@ -572,8 +565,7 @@ fn perf_record_of_the_cpp_layout_and_a_multi_format_event_decodes_from_the_file(
             "-e",
             "user_events:otlp_metrics",
         ])
-        // A glob: perf's event parser does not take the `.` of the tracepoint's name.
-        .args(["-e", "user_events_multi:otlp_metrics*", "-o", path])
+        .args(["-e", &format!("user_events:{ours_name}"), "-o", path])
         .args(["--", "/bin/busybox", "sleep", "8"])
         .env("PAGER", "cat")
         .stdout(std::process::Stdio::piped())
@@ -619,7 +611,7 @@ fn perf_record_of_the_cpp_layout_and_a_multi_format_event_decodes_from_the_file(
         assert_eq!(record.meta.pid, Some(std::process::id()));
     }
     let cli = std::process::Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
-        .args(["perf-data", path, "--event", &multi_name])
+        .args(["perf-data", path, "--event", ours_name])
         .output()
         .unwrap();
     assert!(cli.status.success(), "{cli:?}");
