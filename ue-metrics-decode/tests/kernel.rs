@@ -83,9 +83,10 @@ fn tracefs() -> Tracefs {
     Tracefs::discover().expect("tracefs with user_events")
 }
 
+/// Registers `name_args` (waiting, like [`register_when_free`], for a registration of the same
+/// name with other fields that an earlier test left to go away).
 fn register(data: &Arc<DataFile>, name_args: &str) -> Event {
-    data.register(name_args, RegisterOptions::default())
-        .unwrap_or_else(|e| panic!("register {name_args}: {e}"))
+    register_when_free(data, name_args, RegisterOptions::default())
 }
 
 fn trace_path(tracefs: &Tracefs) -> PathBuf {
