@@ -558,6 +558,8 @@ fn perf_record_of_the_cpp_layout_and_ours_decodes_from_the_file() {
     let ours = register(&data, &format!("{ours_name} {EVENT_FIELDS}"));
 
     let path = "/tmp/ue-decode-producers.data";
+    let started = "/tmp/ue-decode-producers.started";
+    let _ = std::fs::remove_file(started);
     let perf = std::process::Command::new("/usr/bin/perf")
         .args([
             "record",
@@ -567,7 +569,11 @@ fn perf_record_of_the_cpp_layout_and_ours_decodes_from_the_file() {
             "user_events:otlp_metrics",
         ])
         .args(["-e", &format!("user_events:{ours_name}"), "-o", path])
-        .args(["--", "/bin/busybox", "sleep", "8"])
+        // The counters are on once the workload runs (the enable bits flip earlier, at open).
+        .args(["--", "/bin/busybox", "sh", "-c"])
+        .arg(format!(
+            "/bin/busybox touch {started}; exec /bin/busybox sleep 8"
+        ))
         .env("PAGER", "cat")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -576,7 +582,7 @@ fn perf_record_of_the_cpp_layout_and_ours_decodes_from_the_file() {
     // perf enables the events before it starts the workload; it starts slowly under TCG.
     let mut perf = Some(perf);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !(cpp.enabled() && ours.enabled()) {
+    while !(cpp.enabled() && ours.enabled() && std::path::Path::new(started).exists()) {
         let child = perf.as_mut().expect("running");
         let exited = child.try_wait().unwrap().is_some();
         if exited || Instant::now() >= deadline {
@@ -607,7 +613,7 @@ fn perf_record_of_the_cpp_layout_and_ours_decodes_from_the_file() {
     let mut records = Vec::new();
     source.for_each(|r| records.push(r)).unwrap();
     let decoded: Vec<_> = records.iter().map(|r| r.result.clone().unwrap()).collect();
-    assert_eq!(decoded, sent, "{records:?}");
+    assert_eq!(decoded, sent, "{records:?} {:?}", source.stats());
     for record in &records {
         assert_eq!(record.meta.pid, Some(std::process::id()));
     }
