@@ -12,6 +12,7 @@
 use eventheader_types::FieldEncoding;
 use tracepoint_decode::{EventHeaderEnumeratorContext, EventHeaderEnumeratorState};
 
+use crate::layout::ByteOrder;
 use crate::DecodeError;
 
 /// Most `move_next` calls spent on one event (bounds the work on hostile input).
@@ -98,6 +99,7 @@ pub fn find_buffer<'a>(
 /// enumerator.
 fn check_metadata(event_data: &[u8]) -> Result<(), DecodeError> {
     const HEADER: usize = 8;
+    const FLAG_LITTLE_ENDIAN: u8 = 0x02;
     const FLAG_EXTENSION: u8 = 0x04;
     const KIND_METADATA: u16 = 1;
     const KIND_CHAIN: u16 = 0x8000;
@@ -116,11 +118,9 @@ fn check_metadata(event_data: &[u8]) -> Result<(), DecodeError> {
     if flags & FLAG_EXTENSION == 0 {
         return Ok(());
     }
-    let u16_at = |pos: usize| -> Option<u16> {
-        Some(u16::from_le_bytes(
-            event_data.get(pos..pos + 2)?.try_into().ok()?,
-        ))
-    };
+    // The event says its own byte order (a big-endian writer clears the flag).
+    let order = ByteOrder::from_big_endian(flags & FLAG_LITTLE_ENDIAN == 0);
+    let u16_at = |pos: usize| order.u16_at(event_data, pos);
     let mut pos = HEADER;
     loop {
         let (Some(size), Some(kind)) = (u16_at(pos), u16_at(pos + 2)) else {
@@ -176,6 +176,16 @@ fn check_metadata(event_data: &[u8]) -> Result<(), DecodeError> {
 /// Builds an EventHeader event's user data (little-endian, 64-bit) with the given fields, for
 /// tests and tools: `fields` are (name, encoding byte, data bytes as they go into the event).
 pub fn encode_event(event_name: &str, fields: &[(&str, u8, &[u8])]) -> Vec<u8> {
+    encode_event_in(ByteOrder::Little, event_name, fields)
+}
+
+/// [`encode_event`] as a writer of `byte_order` builds it (the field data must already be in
+/// that order, e.g. from [`binary_field_in`]).
+pub fn encode_event_in(
+    byte_order: ByteOrder,
+    event_name: &str,
+    fields: &[(&str, u8, &[u8])],
+) -> Vec<u8> {
     let mut meta = Vec::new();
     meta.extend_from_slice(event_name.as_bytes());
     meta.push(0);
@@ -186,16 +196,23 @@ pub fn encode_event(event_name: &str, fields: &[(&str, u8, &[u8])]) -> Vec<u8> {
         meta.push(*encoding);
         data.extend_from_slice(bytes);
     }
+    let little = if byte_order == ByteOrder::Little {
+        0x02
+    } else {
+        0
+    };
     let mut out = vec![
-        0x07, // flags: Pointer64 | LittleEndian | Extension
-        0,    // version
-        0, 0, // id
-        0, 0, // tag
+        0x05 | little, // flags: Pointer64 | Extension, LittleEndian for little-endian writers
+        0,             // version
+        0,
+        0, // id
+        0,
+        0, // tag
         0, // opcode: Info
         4, // level: Informational
     ];
-    out.extend_from_slice(&(meta.len() as u16).to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // ExtensionKind::Metadata, no chain
+    out.extend_from_slice(&byte_order.u16_bytes(meta.len() as u16));
+    out.extend_from_slice(&byte_order.u16_bytes(1)); // ExtensionKind::Metadata, no chain
     out.extend_from_slice(&meta);
     out.extend_from_slice(&data);
     out
@@ -204,8 +221,13 @@ pub fn encode_event(event_name: &str, fields: &[(&str, u8, &[u8])]) -> Vec<u8> {
 /// The data bytes of a `BinaryLength16Char8` field: u16 length, then the bytes. `None` if
 /// `bytes` is 64 KiB or larger.
 pub fn binary_field(bytes: &[u8]) -> Option<Vec<u8>> {
+    binary_field_in(ByteOrder::Little, bytes)
+}
+
+/// [`binary_field`] with its length in `byte_order`.
+pub fn binary_field_in(byte_order: ByteOrder, bytes: &[u8]) -> Option<Vec<u8>> {
     let len = u16::try_from(bytes.len()).ok()?;
-    let mut out = len.to_le_bytes().to_vec();
+    let mut out = byte_order.u16_bytes(len).to_vec();
     out.extend_from_slice(bytes);
     Some(out)
 }
@@ -243,6 +265,38 @@ mod tests {
         bytes.extend_from_slice(b"abc");
         let data = encode_event("otlp", &[("buffer", VALUE8_VARRAY, &bytes)]);
         assert_eq!(find("MyApp_L4K1", &data).unwrap().unwrap().0, b"abc");
+    }
+
+    #[test]
+    fn big_endian_events_are_read_in_their_order() {
+        let data = encode_event_in(
+            ByteOrder::Big,
+            "otlp",
+            &[
+                ("protocol", VALUE32, &0u32.to_be_bytes()),
+                (
+                    "buffer",
+                    BINARY,
+                    &binary_field_in(ByteOrder::Big, b"\x0a\x00big").unwrap(),
+                ),
+            ],
+        );
+        assert_eq!(data[0] & 0x02, 0, "no LittleEndian flag");
+        let (buffer, offset) = find("MyApp_L4K1", &data).unwrap().unwrap();
+        assert_eq!(buffer, b"\x0a\x00big");
+        assert_eq!(&data[offset..offset + 5], b"\x0a\x00big");
+        // The metadata check reads the extension header in the event's order too: a struct
+        // with zero fields is caught in a big-endian event as well.
+        const STRUCT_WITH_FORMAT: u8 = 1 | 0x80;
+        let mut bad = encode_event_in(ByteOrder::Big, "otlp", &[("s", STRUCT_WITH_FORMAT, &[])]);
+        bad.push(0); // its format byte (field count): 0, in the metadata
+        let meta_len = u16::from_be_bytes([bad[8], bad[9]]) + 1;
+        bad[8..10].copy_from_slice(&meta_len.to_be_bytes());
+        let err = find("MyApp_L4K1", &bad).unwrap_err();
+        assert!(
+            err.to_string().contains("struct field with no fields"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -47,12 +47,10 @@ pub fn parse_trace_bytes(line: &[u8], event_name: &str) -> Result<Option<TraceLi
     if line.trim_ascii_start().starts_with(b"#") {
         return Ok(None);
     }
-    let marker = format!(": {event_name}:");
-    let Some(at) = find_bytes(line, marker.as_bytes()) else {
+    let Some((at, body_start)) = find_event(line, event_name) else {
         return Ok(None);
     };
     let meta = parse_prefix(&String::from_utf8_lossy(&line[..at]));
-    let body_start = at + marker.len();
     let body = std::str::from_utf8(&line[body_start..]).map_err(|e| DecodeError::Text {
         offset: body_start + e.valid_up_to(),
         reason: "the event's fields are not UTF-8 text".into(),
@@ -134,11 +132,27 @@ pub fn parse_trace_bytes(line: &[u8], event_name: &str) -> Result<Option<TraceLi
     Ok(Some(TraceLine { meta, payload }))
 }
 
-/// Where `needle` first occurs in `haystack`.
-fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
+/// Where `: <event_name>:` (or a multi-format `: <event_name>.<hex id>:`) is in the line:
+/// its start and the end of the marker.
+fn find_event(line: &[u8], event_name: &str) -> Option<(usize, usize)> {
+    let marker = format!(": {event_name}");
+    let marker = marker.as_bytes();
+    let mut from = 0;
+    while let Some(found) = line[from..]
+        .windows(marker.len())
+        .position(|window| window == marker)
+    {
+        let at = from + found;
+        let rest = &line[at + marker.len()..];
+        let suffix = rest.strip_prefix(b".").map_or(0, |r| {
+            1 + r.iter().take_while(|b| b.is_ascii_hexdigit()).count()
+        });
+        if suffix != 1 && rest[suffix..].starts_with(b":") {
+            return Some((at, at + marker.len() + suffix + 1));
+        }
+        from = at + marker.len();
+    }
+    None
 }
 
 /// Reads `comm-tid (tgid) [cpu] flags timestamp`, leniently: unreadable parts stay `None`.
@@ -185,13 +199,14 @@ impl TraceLine {
     }
 }
 
-/// Reads ftrace text line by line, handing every line of `event_name` to `on_record`.
-/// Lines of other events are counted in `other_events`, whatever bytes they hold; unreadable
-/// lines of ours are handed over as errors (offsets within the line) and the read goes on.
-/// Only an I/O error of `input` ends the read early.
+/// Reads ftrace text line by line, handing every line of the `event_names` (and of their
+/// multi-format registrations, `name.<hex id>`) to `on_record`. Lines of other events are
+/// counted in `other_events`, whatever bytes they hold; unreadable lines of ours are handed
+/// over as errors (offsets within the line) and the read goes on. Only an I/O error of
+/// `input` ends the read early.
 pub fn read_trace(
     mut input: impl BufRead,
-    event_name: &str,
+    event_names: &[&str],
     stats: &mut DecodeStats,
     mut on_record: impl FnMut(Record),
 ) -> std::io::Result<()> {
@@ -201,7 +216,12 @@ pub fn read_trace(
         if input.read_until(b'\n', &mut line)? == 0 {
             return Ok(());
         }
-        let record = match parse_trace_bytes(&line, event_name) {
+        let parsed = event_names
+            .iter()
+            .map(|name| parse_trace_bytes(&line, name))
+            .find(|parsed| !matches!(parsed, Ok(None)))
+            .unwrap_or(Ok(None));
+        let record = match parsed {
             Ok(Some(parsed)) => parsed.to_record(),
             Ok(None) => {
                 let text = line.trim_ascii();
@@ -297,7 +317,10 @@ mod tests {
         input.extend_from_slice(ours.as_bytes());
         let mut stats = DecodeStats::default();
         let mut records = Vec::new();
-        read_trace(&input[..], "otlp_metrics", &mut stats, |r| records.push(r)).unwrap();
+        read_trace(&input[..], &["otlp_metrics"], &mut stats, |r| {
+            records.push(r)
+        })
+        .unwrap();
         assert_eq!((stats.records, stats.decoded, stats.failed), (3, 2, 1));
         assert_eq!(stats.other_events, 1);
         assert_eq!(records[0].meta.tid, Some(4243));
@@ -305,6 +328,35 @@ mod tests {
             panic!("{:?}", records[1].result)
         };
         assert_eq!(offset, 57); // the 0xff byte
+    }
+
+    #[test]
+    fn multi_format_event_lines_are_read_and_lookalikes_are_not() {
+        let payload = encode_payload(&[0x0a, 0x00]);
+        let line = format_trace_line(PREFIX, "otlp_metrics.1f", &payload).unwrap();
+        let parsed = parse_trace_line(&line, "otlp_metrics").unwrap().unwrap();
+        assert_eq!(parsed.payload, payload);
+        for other in ["otlp_metrics2", "otlp_metrics.", "otlp_metrics.zz"] {
+            let line = format_trace_line(PREFIX, other, &payload).unwrap();
+            assert_eq!(parse_trace_line(&line, "otlp_metrics"), Ok(None), "{other}");
+        }
+        // Several events in one read, each line counted once.
+        let text = [
+            format_trace_line(PREFIX, "otlp_metrics", &payload).unwrap(),
+            format_trace_line(PREFIX, "mine", &payload).unwrap(),
+            format_trace_line(PREFIX, "theirs", &payload).unwrap(),
+        ]
+        .join("\n");
+        let mut stats = DecodeStats::default();
+        let mut seen = 0;
+        read_trace(
+            text.as_bytes(),
+            &["otlp_metrics", "mine"],
+            &mut stats,
+            |_| seen += 1,
+        )
+        .unwrap();
+        assert_eq!((seen, stats.records, stats.other_events), (2, 2, 1));
     }
 
     #[test]

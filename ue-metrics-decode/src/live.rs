@@ -6,7 +6,13 @@
 //! user_events in the kernel, no permission (perf needs root, `CAP_PERFMON` or
 //! `perf_event_paranoid=-1`), or the event not registered yet (no producer has started: wait for
 //! it with [`wait_for_event`], or create it ahead with [`preregister`], as `perf-collect` does).
+//!
+//! One source reads several events at once ([`LiveOptions::extra_events`]), each decoded by
+//! the layout its own `format` file shows. An event name also selects the multi-format
+//! registrations of that name (`user_events_multi/<name>.<hex id>`, Linux 6.9+) present when
+//! the source opens.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -15,6 +21,7 @@ use user_events_sys::perf::{PerfOptions, PerfRecord, PerfSession};
 use user_events_sys::Tracefs;
 
 use crate::event::EventDecoder;
+use crate::layout::{is_event, MULTI_FORMAT_GROUP};
 use crate::record::{DecodeStats, Record, SampleMeta};
 use crate::{DecodeError, RecordFormat};
 
@@ -76,6 +83,8 @@ pub struct LiveOptions {
     pub group: String,
     /// Event name: `otlp_metrics`, or an EventHeader tracepoint such as `MyApp_L4K1`.
     pub event: String,
+    /// Further events read by the same source (`--event` repeated), each with its own format.
+    pub extra_events: Vec<String>,
     /// Ring buffer pages per CPU (power of two); more pages survive longer bursts.
     pub pages_per_cpu: usize,
 }
@@ -85,16 +94,47 @@ impl Default for LiveOptions {
         LiveOptions {
             group: GROUP.into(),
             event: crate::event::EVENT_NAME.into(),
+            extra_events: Vec::new(),
             pages_per_cpu: 64,
         }
     }
 }
 
-/// Returns true once `group/name` exists, polling every 100 ms; false after `timeout`.
+/// The tracepoints (group, name) the event `name` of `group` stands for: `group/name` if it
+/// exists and, for the user_events group, every multi-format registration
+/// `user_events_multi/name.<hex id>` (a name with its id selects that one only).
+pub fn resolve_event(tracefs: &Tracefs, group: &str, name: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    if tracefs.event_exists(group, name) {
+        found.push((group.to_owned(), name.to_owned()));
+    }
+    if group == GROUP {
+        let dir = tracefs.root().join("events").join(MULTI_FORMAT_GROUP);
+        let mut multi: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|entry| entry != name && is_event(entry, name))
+            .collect();
+        if tracefs.event_exists(MULTI_FORMAT_GROUP, name) {
+            multi.push(name.to_owned());
+        }
+        multi.sort();
+        found.extend(
+            multi
+                .into_iter()
+                .map(|n| (MULTI_FORMAT_GROUP.to_owned(), n)),
+        );
+    }
+    found
+}
+
+/// Returns true once the event exists (see [`resolve_event`]), polling every 100 ms; false
+/// after `timeout`.
 pub fn wait_for_event(tracefs: &Tracefs, group: &str, name: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
-        if tracefs.event_exists(group, name) {
+        if !resolve_event(tracefs, group, name).is_empty() {
             return true;
         }
         let now = Instant::now();
@@ -118,10 +158,50 @@ pub fn preregister(tracefs: &Tracefs, name: &str) -> Result<(), LiveError> {
         .map_err(|source| LiveError::Register { path, source })
 }
 
+/// One tracepoint a [`LiveSource`] reads.
+#[derive(Debug, Clone)]
+pub struct Tracepoint {
+    /// Tracefs group, e.g. `user_events` or `user_events_multi`.
+    pub group: String,
+    /// Tracepoint name, e.g. `otlp_metrics` or `otlp_metrics.1a`.
+    pub name: String,
+    /// Its id (`common_type` of its records).
+    pub id: u64,
+    /// How its records are decoded, from its format.
+    pub decoder: EventDecoder,
+}
+
+/// The decoder and format of one tracepoint, from its tracefs `format` file.
+fn tracepoint_decoder(
+    tracefs: &Tracefs,
+    group: &str,
+    name: &str,
+) -> Result<(EventDecoder, RecordFormat), LiveError> {
+    let unusable = |source| LiveError::UnusableFormat {
+        group: group.to_owned(),
+        name: name.to_owned(),
+        source,
+    };
+    let text = tracefs.event_format(group, name)?;
+    let format = RecordFormat::parse(&text).map_err(unusable)?;
+    match EventDecoder::for_format(&format) {
+        Some(Ok(decoder)) => Ok((decoder, format)),
+        Some(Err(e)) => Err(unusable(e)),
+        None => Err(unusable(DecodeError::Format {
+            offset: 0,
+            reason: "neither the otlp_metrics fields (protocol, version, buffer), the C++ \
+                     exporter's length-prefixed otlp_metrics, nor an EventHeader event"
+                .into(),
+        })),
+    }
+}
+
 /// Reads our records from per-CPU perf rings.
 pub struct LiveSource {
     session: PerfSession,
-    decoder: EventDecoder,
+    tracepoints: Vec<Tracepoint>,
+    /// Index into `tracepoints` by `common_type`.
+    by_type: HashMap<u16, usize>,
     context: EventHeaderEnumeratorContext,
     stats: DecodeStats,
     format: RecordFormat,
@@ -130,64 +210,80 @@ pub struct LiveSource {
 impl std::fmt::Debug for LiveSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveSource")
-            .field("decoder", &self.decoder)
+            .field("tracepoints", &self.tracepoints)
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
 }
 
 impl LiveSource {
-    /// Opens the event's perf rings. The event must exist (see [`wait_for_event`] and
-    /// [`preregister`]); its `format` file says where the fields are.
+    /// Opens the perf rings of the events (`event` and `extra_events`). Each must exist (see
+    /// [`wait_for_event`] and [`preregister`]); each tracepoint's `format` file says how its
+    /// records are laid out.
     pub fn open(tracefs: &Tracefs, options: &LiveOptions) -> Result<LiveSource, LiveError> {
-        let (group, name) = (&options.group, &options.event);
-        if !tracefs.event_exists(group, name) {
-            return Err(LiveError::NotRegistered {
-                group: group.clone(),
-                name: name.clone(),
-                fields: EVENT_FIELDS,
-                tracefs: tracefs.root().to_path_buf(),
-            });
-        }
-        let unusable = |source| LiveError::UnusableFormat {
-            group: group.clone(),
-            name: name.clone(),
-            source,
-        };
-        let text = tracefs.event_format(group, name)?;
-        let format = RecordFormat::parse(&text).map_err(unusable)?;
-        let decoder = match EventDecoder::for_format(&format) {
-            Some(Ok(decoder)) => decoder,
-            Some(Err(e)) => return Err(unusable(e)),
-            None => {
-                return Err(unusable(DecodeError::Format {
-                    offset: 0,
-                    reason: "neither the otlp_metrics fields (protocol, version, buffer) nor an \
-                             EventHeader event"
-                        .into(),
-                }))
+        let group = &options.group;
+        let mut tracepoints = Vec::new();
+        let mut first_format = None;
+        for name in std::iter::once(&options.event).chain(&options.extra_events) {
+            let found = resolve_event(tracefs, group, name);
+            if found.is_empty() {
+                return Err(LiveError::NotRegistered {
+                    group: group.clone(),
+                    name: name.clone(),
+                    fields: EVENT_FIELDS,
+                    tracefs: tracefs.root().to_path_buf(),
+                });
             }
-        };
-        let id = tracefs.event_id(group, name)?;
-        let session = PerfSession::open_tracepoint(
-            id,
+            for (group, name) in found {
+                if tracepoints
+                    .iter()
+                    .any(|t: &Tracepoint| t.group == group && t.name == name)
+                {
+                    continue;
+                }
+                let (decoder, format) = tracepoint_decoder(tracefs, &group, &name)?;
+                first_format.get_or_insert(format);
+                let id = tracefs.event_id(&group, &name)?;
+                tracepoints.push(Tracepoint {
+                    group,
+                    name,
+                    id,
+                    decoder,
+                });
+            }
+        }
+        let ids: Vec<u64> = tracepoints.iter().map(|t| t.id).collect();
+        let session = PerfSession::open_tracepoints(
+            &ids,
             &PerfOptions {
                 pages_per_cpu: options.pages_per_cpu,
                 wakeup_events: 1,
             },
         )?;
+        // Tracepoint ids fit the u16 `common_type` (the kernel hands out ids up to 65535).
+        let by_type = tracepoints
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| Some((u16::try_from(t.id).ok()?, i)))
+            .collect();
         Ok(LiveSource {
             session,
-            decoder,
+            tracepoints,
+            by_type,
             context: EventHeaderEnumeratorContext::new(),
             stats: DecodeStats::default(),
-            format,
+            format: first_format.expect("at least one tracepoint"),
         })
     }
 
-    /// The event's parsed format.
+    /// The parsed format of the first tracepoint.
     pub fn format(&self) -> &RecordFormat {
         &self.format
+    }
+
+    /// The tracepoints read, with the layout each was found to have.
+    pub fn tracepoints(&self) -> &[Tracepoint] {
+        &self.tracepoints
     }
 
     /// The CPUs with a ring.
@@ -210,9 +306,21 @@ impl LiveSource {
         if !self.session.wait(timeout)? {
             return Ok(0);
         }
-        let (decoder, context, stats) = (&self.decoder, &mut self.context, &mut self.stats);
+        let (context, stats) = (&mut self.context, &mut self.stats);
+        let (tracepoints, by_type) = (&self.tracepoints, &self.by_type);
         let seen = self.session.drain(|record| match record {
             PerfRecord::Sample(sample) => {
+                // The trace_entry starts with common_type: which tracepoint wrote the record.
+                let decoder = sample
+                    .raw
+                    .get(..2)
+                    .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+                    .and_then(|ty| by_type.get(&ty))
+                    .map(|&i| &tracepoints[i].decoder);
+                let Some(decoder) = decoder else {
+                    stats.other_events += 1;
+                    return;
+                };
                 let meta = SampleMeta {
                     time: Some(sample.time),
                     pid: Some(sample.pid),

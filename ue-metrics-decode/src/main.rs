@@ -13,7 +13,7 @@ use ue_metrics_decode::merge::Merger;
 use ue_metrics_decode::prometheus::{PrometheusEndpoint, PrometheusOptions};
 use ue_metrics_decode::summary::Summary;
 use ue_metrics_decode::{
-    decode_payload, enrich, ftrace, json, DecodeStats, PerfDataSource, Record,
+    decode_payload_in, enrich, ftrace, json, ByteOrder, DecodeStats, PerfDataSource, Record,
 };
 
 const USAGE: &str = "\
@@ -42,8 +42,15 @@ OPTIONS:
   --prometheus-expire D       drop a series not updated for D (default 5m)
   --pid on|off                add process.pid (the writer's pid) to resources that lack it
                               (default: on for live, off for files)
-  --event NAME                event name (trace, live; default otlp_metrics, or an EventHeader
-                              tracepoint such as MyApp_L4K1)
+  --event NAME                event to read (default otlp_metrics); repeat it for several events,
+                              each decoded by its own format: our fields (Rust, .NET), the C++
+                              exporter's no-field otlp_metrics, an EventHeader tracepoint such as
+                              MyApp_L4K1. A name also selects its multi-format registrations
+                              (user_events_multi/NAME.<hex id>). perf-data: default every event
+                              whose format is one of these
+  --byte-order little|big|native
+                              payload: the byte order of the machine that wrote it (default
+                              native; perf-data reads it from the file)
 LIVE OPTIONS:
   --duration D                stop after D (10s, 500ms, 2m; default: until Ctrl-C)
   --count N                   stop after N records
@@ -74,7 +81,8 @@ struct Args {
     forward_gzip: bool,
     forward_timeout: Option<Duration>,
     merge: bool,
-    event: Option<String>,
+    events: Vec<String>,
+    byte_order: ByteOrder,
     duration: Option<Duration>,
     count: Option<u64>,
     wait: Option<Option<Duration>>,
@@ -118,7 +126,8 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         forward_gzip: false,
         forward_timeout: None,
         merge: false,
-        event: None,
+        events: Vec::new(),
+        byte_order: ByteOrder::NATIVE,
         duration: None,
         count: None,
         wait: None,
@@ -174,7 +183,17 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--prometheus-expire" => {
                 args.prometheus_expire = parse_duration(&value("--prometheus-expire")?)?
             }
-            "--event" => args.event = Some(value("--event")?),
+            "--event" => args.events.push(value("--event")?),
+            "--byte-order" => {
+                if args.command != "payload" {
+                    return Err(
+                        "--byte-order is an option of `payload` (perf-data files say \
+                                their byte order themselves)"
+                            .into(),
+                    );
+                }
+                args.byte_order = value("--byte-order")?.parse()?
+            }
             "--duration" => {
                 live_only(flag)?;
                 args.duration = Some(parse_duration(&value("--duration")?)?)
@@ -586,7 +605,7 @@ fn run_payload(args: &Args) -> ExitCode {
         Err(e) => return fail(e),
     };
     let name = args.input.as_deref().unwrap_or("-");
-    let payload = match decode_payload(&bytes) {
+    let payload = match decode_payload_in(&bytes, args.byte_order) {
         Ok(payload) => payload,
         Err(e) => return fail(format!("{name} is not a usable payload: {e}")),
     };
@@ -614,6 +633,9 @@ fn run_perf_data(args: &Args) -> ExitCode {
         Ok(source) => source,
         Err(e) => return fail(e),
     };
+    if !args.events.is_empty() {
+        source.select_events(args.events.clone());
+    }
     let mut output = match Output::new(args, false) {
         Ok(o) => o,
         Err(e) => return fail(e),
@@ -642,17 +664,22 @@ fn run_trace(args: &Args) -> ExitCode {
             Err(e) => return fail(format!("cannot read {path}: {e}")),
         },
     };
-    let event = args
-        .event
-        .as_deref()
-        .unwrap_or(ue_metrics_decode::event::EVENT_NAME);
+    let default = [ue_metrics_decode::event::EVENT_NAME.to_owned()];
+    let events: Vec<&str> = if args.events.is_empty() {
+        &default[..]
+    } else {
+        &args.events[..]
+    }
+    .iter()
+    .map(String::as_str)
+    .collect();
     // trace_pipe is a live stream: show each line as it comes.
     let mut output = match Output::new(args, true) {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
     let mut stats = DecodeStats::default();
-    let result = ftrace::read_trace(input, event, &mut stats, |record| output.record(record));
+    let result = ftrace::read_trace(input, &events, &mut stats, |record| output.record(record));
     output.serve_until_stopped(&stats);
     let code = output.finish(&stats, None);
     match result {
@@ -666,26 +693,31 @@ fn run_live(args: &Args) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
+    let mut names = args.events.iter().cloned();
     let options = LiveOptions {
-        event: args.event.clone().unwrap_or(LiveOptions::default().event),
+        event: names.next().unwrap_or(LiveOptions::default().event),
+        extra_events: names.collect(),
         pages_per_cpu: args.pages,
         ..LiveOptions::default()
     };
     let start = Instant::now();
     let deadline = args.duration.map(|d| start + d);
-    if !tracefs.event_exists(&options.group, &options.event) {
+    for event in std::iter::once(&options.event).chain(&options.extra_events) {
+        if !live::resolve_event(&tracefs, &options.group, event).is_empty() {
+            continue;
+        }
         if args.register {
-            if let Err(e) = live::preregister(&tracefs, &options.event) {
+            if let Err(e) = live::preregister(&tracefs, event) {
                 return fail(e);
             }
             eprintln!(
-                "ue-metrics-decode: registered {}/{} through dynamic_events",
-                options.group, options.event
+                "ue-metrics-decode: registered {}/{event} through dynamic_events",
+                options.group
             );
         } else if let Some(wait) = args.wait {
             eprintln!(
-                "ue-metrics-decode: {}/{} is not registered yet: waiting for a producer to register it...",
-                options.group, options.event
+                "ue-metrics-decode: {}/{event} is not registered yet: waiting for a producer to register it...",
+                options.group
             );
             let limit = match (wait, deadline) {
                 (Some(w), Some(d)) => w.min(d.saturating_duration_since(Instant::now())),
@@ -693,11 +725,10 @@ fn run_live(args: &Args) -> ExitCode {
                 (None, Some(d)) => d.saturating_duration_since(Instant::now()),
                 (None, None) => Duration::MAX / 4,
             };
-            if !live::wait_for_event(&tracefs, &options.group, &options.event, limit) {
+            if !live::wait_for_event(&tracefs, &options.group, event, limit) {
                 return fail(format!(
-                    "{}/{} was not registered within {:.1} s",
+                    "{}/{event} was not registered within {:.1} s",
                     options.group,
-                    options.event,
                     limit.as_secs_f64()
                 ));
             }
@@ -707,10 +738,14 @@ fn run_live(args: &Args) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
+    let tracepoints: Vec<String> = source
+        .tracepoints()
+        .iter()
+        .map(|t| format!("{}/{} ({})", t.group, t.name, t.decoder.layout_name()))
+        .collect();
     eprintln!(
-        "ue-metrics-decode: reading {}/{} on CPUs {:?}{}",
-        options.group,
-        options.event,
+        "ue-metrics-decode: reading {} on CPUs {:?}{}",
+        tracepoints.join(", "),
         source.cpus(),
         match (args.duration, args.count) {
             (Some(d), _) => format!(" for {:.1} s", d.as_secs_f64()),
@@ -879,6 +914,14 @@ mod tests {
         assert!(args(&["trace", "--forward-gzip"])
             .unwrap_err()
             .contains("--forward"));
+        let a = args(&["live", "--event", "a", "--event=b_L4K1"]).unwrap();
+        assert_eq!(a.events, ["a", "b_L4K1"]);
+        let a = args(&["payload", "--byte-order", "big"]).unwrap();
+        assert_eq!(a.byte_order, ByteOrder::Big);
+        assert!(args(&["payload", "--byte-order", "middle"]).is_err());
+        assert!(args(&["perf-data", "f", "--byte-order", "big"])
+            .unwrap_err()
+            .contains("payload"));
         assert!(args(&["trace", "--format", "xml"]).is_err());
     }
 }

@@ -5,6 +5,7 @@
 //! tracepoint record through [`FieldLayout`]. Both borrow the OTLP buffer from the input.
 
 use crate::format::{FieldKind, RecordFormat};
+use crate::layout::ByteOrder;
 use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::DecodeError;
 
@@ -52,6 +53,17 @@ pub fn decode_payload(payload: &[u8]) -> Result<Payload<'_>, DecodeError> {
     FieldLayout::PAYLOAD.decode(payload)
 }
 
+/// [`decode_payload`] for a payload written on a machine of the given byte order (`protocol`
+/// and the `__rel_loc` are in the writer's order).
+pub fn decode_payload_in(
+    payload: &[u8],
+    byte_order: ByteOrder,
+) -> Result<Payload<'_>, DecodeError> {
+    FieldLayout::PAYLOAD
+        .with_byte_order(byte_order)
+        .decode(payload)
+}
+
 /// Where the three fields sit in a record. Built once per format, then used for every record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldLayout {
@@ -60,6 +72,7 @@ pub struct FieldLayout {
     loc: usize,
     loc_is_relative: bool,
     end: usize,
+    byte_order: ByteOrder,
 }
 
 impl FieldLayout {
@@ -70,6 +83,7 @@ impl FieldLayout {
         loc: 12,
         loc_is_relative: true,
         end: PAYLOAD_FIXED_BYTES,
+        byte_order: ByteOrder::NATIVE,
     };
 
     /// Finds `protocol` (4 bytes), `version` (8 bytes) and `buffer` (a 4-byte `__rel_loc` or
@@ -107,7 +121,14 @@ impl FieldLayout {
             loc: buffer.offset,
             loc_is_relative,
             end: protocol.end().max(version.end()).max(buffer.end()),
+            byte_order: ByteOrder::NATIVE,
         })
+    }
+
+    /// The same layout for records written on a machine of `byte_order` (the default is the
+    /// machine's own).
+    pub fn with_byte_order(self, byte_order: ByteOrder) -> FieldLayout {
+        FieldLayout { byte_order, ..self }
     }
 
     /// Decodes one record laid out as described; never reads outside `record`.
@@ -126,7 +147,7 @@ impl FieldLayout {
                 available: record.len(),
             });
         }
-        let protocol = read_u32(record, self.protocol);
+        let protocol = read_u32(record, self.protocol, self.byte_order);
         if protocol != PROTOCOL_PROTOBUF {
             return Err(DecodeError::UnknownProtocol {
                 offset: self.protocol,
@@ -140,7 +161,7 @@ impl FieldLayout {
             offset: self.version,
             version: *version_bytes,
         })?;
-        let loc = read_u32(record, self.loc);
+        let loc = read_u32(record, self.loc, self.byte_order);
         let len = (loc >> 16) as usize;
         let base = if self.loc_is_relative {
             self.loc + 4
@@ -166,9 +187,11 @@ impl FieldLayout {
     }
 }
 
-fn read_u32(bytes: &[u8], offset: usize) -> u32 {
-    // Records are in the writer's byte order, which is the machine's own.
-    u32::from_ne_bytes(bytes[offset..offset + 4].try_into().expect("slice of 4"))
+fn read_u32(bytes: &[u8], offset: usize, byte_order: ByteOrder) -> u32 {
+    // Records are in the writer's byte order: the kernel reads these fields natively.
+    byte_order
+        .u32_at(bytes, offset)
+        .expect("length checked by the caller")
 }
 
 /// A version is `v` then printable ASCII, optionally NUL-padded at the end.
@@ -187,11 +210,16 @@ fn parse_version(bytes: &[u8; 8]) -> Option<&str> {
 #[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub fn encode_payload(buffer: &[u8]) -> Vec<u8> {
+    encode_payload_in(buffer, ByteOrder::NATIVE)
+}
+
+/// [`encode_payload`] as a producer on a machine of `byte_order` writes it.
+pub fn encode_payload_in(buffer: &[u8], byte_order: ByteOrder) -> Vec<u8> {
     let len = u16::try_from(buffer.len()).expect("buffer under 64 KiB");
     let mut out = Vec::with_capacity(PAYLOAD_FIXED_BYTES + buffer.len());
-    out.extend_from_slice(&PROTOCOL_PROTOBUF.to_ne_bytes());
+    out.extend_from_slice(&byte_order.u32_bytes(PROTOCOL_PROTOBUF));
     out.extend_from_slice(VERSION.as_bytes());
-    out.extend_from_slice(&(u32::from(len) << 16).to_ne_bytes());
+    out.extend_from_slice(&byte_order.u32_bytes(u32::from(len) << 16));
     out.extend_from_slice(buffer);
     out
 }
@@ -259,6 +287,32 @@ mod tests {
                 start: 16,
                 end: 19,
                 available: 18
+            })
+        );
+    }
+
+    #[test]
+    fn payloads_of_either_byte_order_decode_when_the_order_is_given() {
+        for order in [ByteOrder::Little, ByteOrder::Big] {
+            let bytes = encode_payload_in(b"abc", order);
+            let payload = decode_payload_in(&bytes, order).unwrap();
+            assert_eq!((payload.buffer, payload.buffer_offset), (&b"abc"[..], 16));
+        }
+        // A big-endian payload read as little-endian: the rel_loc says offset 3 << 8, length 0.
+        let big = encode_payload_in(b"abc", ByteOrder::Big);
+        assert_eq!(&big[12..16], &[0, 3, 0, 0]);
+        assert!(matches!(
+            decode_payload_in(&big, ByteOrder::Little),
+            Err(DecodeError::LocOutOfBounds { offset: 12, .. })
+        ));
+        // protocol 1, written big-endian, is reported as 1 when read big-endian.
+        let mut bad = big.clone();
+        bad[..4].copy_from_slice(&1u32.to_be_bytes());
+        assert_eq!(
+            decode_payload_in(&bad, ByteOrder::Big),
+            Err(DecodeError::UnknownProtocol {
+                offset: 0,
+                protocol: 1
             })
         );
     }

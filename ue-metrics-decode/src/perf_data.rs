@@ -4,6 +4,11 @@
 //! module takes each sample's raw bytes and decodes our fields itself, with the formats the
 //! file carries. Samples of other events are counted and skipped; `PERF_RECORD_LOST` counts
 //! are added up.
+//!
+//! A file recorded on a machine of the other byte order (its `PERFILE2` magic reads swapped)
+//! is read too: `tracepoint_perf` swaps the container's fields, and the records' own fields
+//! (`common_type`, `protocol`, `__rel_loc`, the C++ exporter's length) are read in the
+//! recording machine's order.
 
 use std::collections::HashMap;
 use std::io;
@@ -17,6 +22,7 @@ use tracepoint_perf::{PerfDataFileEventOrder, PerfDataFileReader};
 
 use crate::event::EventDecoder;
 use crate::format::{FieldFormat, RecordFormat};
+use crate::layout::{is_event, ByteOrder};
 use crate::record::{DecodeStats, Record, SampleMeta};
 use crate::DecodeError;
 
@@ -31,12 +37,6 @@ pub enum PerfDataError {
         path: PathBuf,
         /// The underlying error.
         source: io::Error,
-    },
-    /// The file was written on a machine of the other byte order.
-    #[error("{path} was recorded on a machine of the other byte order; only native-endian perf.data files are supported")]
-    ForeignByteOrder {
-        /// The path given.
-        path: PathBuf,
     },
     /// An event format in the file's tracing data is damaged in a way the format parser of
     /// `tracepoint_decode` cannot take (it would panic); nothing was read.
@@ -67,6 +67,8 @@ pub struct PerfDataSource {
     context: EventHeaderEnumeratorContext,
     stats: DecodeStats,
     events: u64,
+    byte_order: ByteOrder,
+    names: Vec<String>,
 }
 
 impl std::fmt::Debug for PerfDataSource {
@@ -96,12 +98,15 @@ impl PerfDataSource {
             return Err(PerfDataError::DamagedFormat { path, reason });
         }
         let mut reader = PerfDataFileReader::new();
-        isolated(|| reader.open_file(path_str, PerfDataFileEventOrder::File))
-            .and_then(|opened| opened)
-            .map_err(open_error)?;
-        if reader.byte_reader().byte_swap_needed() {
-            return Err(PerfDataError::ForeignByteOrder { path });
+        match crate::perf_reframe::foreign_normal_mode(&path) {
+            Ok(Some(order)) => isolated(|| open_reframed(&mut reader, &path, order))
+                .and_then(|opened| opened)
+                .map_err(open_error)?,
+            _ => isolated(|| reader.open_file(path_str, PerfDataFileEventOrder::File))
+                .and_then(|opened| opened)
+                .map_err(open_error)?,
         }
+        let byte_order = ByteOrder::from_big_endian(reader.source_big_endian());
         Ok(PerfDataSource {
             path,
             reader,
@@ -109,7 +114,22 @@ impl PerfDataSource {
             context: EventHeaderEnumeratorContext::new(),
             stats: DecodeStats::default(),
             events: 0,
+            byte_order,
+            names: Vec::new(),
         })
+    }
+
+    /// The byte order of the machine that recorded the file (from its `PERFILE2` magic).
+    pub fn byte_order(&self) -> ByteOrder {
+        self.byte_order
+    }
+
+    /// Reads only the events named `names` (`otlp_metrics` also selects multi-format
+    /// `otlp_metrics.<hex id>`); samples of other tracepoints count as other events. By
+    /// default every event whose format is one of ours is read.
+    pub fn select_events(&mut self, names: Vec<String>) {
+        self.names = names;
+        self.decoders.clear();
     }
 
     /// Counts so far.
@@ -137,8 +157,13 @@ impl PerfDataSource {
             let event = self.reader.current_event();
             match event.header.ty {
                 PerfEventHeaderType::Sample => {
-                    let record =
-                        decode_sample(&self.reader, &mut self.decoders, &mut self.context, &event);
+                    let record = decode_sample(
+                        &self.reader,
+                        &mut self.decoders,
+                        &mut self.context,
+                        &event,
+                        (self.byte_order, &self.names),
+                    );
                     match record {
                         Some(record) => {
                             self.stats.count(&record);
@@ -149,8 +174,7 @@ impl PerfDataSource {
                 }
                 PerfEventHeaderType::Lost => {
                     // struct { header; u64 id; u64 lost; sample_id }
-                    if let Some(lost) = event.data.get(16..24) {
-                        let lost = u64::from_ne_bytes(lost.try_into().expect("8 bytes"));
+                    if let Some(lost) = self.byte_order.u64_at(event.data, 16) {
                         self.stats.lost = self.stats.lost.saturating_add(lost);
                     }
                 }
@@ -187,14 +211,32 @@ fn isolated<T>(call: impl FnOnce() -> io::Result<T>) -> Result<io::Result<T>, io
     })
 }
 
-/// One sample: `None` if it is a sample of another event. A sample that cannot be taken
-/// apart, or whose record is too short to name its event, is a failed record with the reason:
-/// nothing the reader hands over goes uncounted.
+/// Opens a normal-mode file of the other byte order through its pipe-mode form (see
+/// `perf_reframe`); the temporary copy is removed once open.
+fn open_reframed(reader: &mut PerfDataFileReader, path: &Path, order: ByteOrder) -> io::Result<()> {
+    let temp = crate::perf_reframe::reframe_as_pipe(path, order)?;
+    let opened = match temp.to_str() {
+        Some(temp_str) => reader.open_file(temp_str, PerfDataFileEventOrder::File),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "temporary path is not UTF-8",
+        )),
+    };
+    // The reader keeps the file open; its name is no longer needed.
+    let _ = std::fs::remove_file(&temp);
+    opened
+}
+
+/// One sample: `None` if it is a sample of an event that is not selected or not ours. A sample
+/// that cannot be taken apart, or whose record is too short to name its event, is a failed
+/// record with the reason: nothing the reader hands over goes uncounted. `selection`: the
+/// recording machine's byte order and the event names to read (empty: all of ours).
 fn decode_sample(
     reader: &PerfDataFileReader,
     decoders: &mut HashMap<u32, Option<Result<EventDecoder, DecodeError>>>,
     context: &mut EventHeaderEnumeratorContext,
     event: &PerfEventBytes<'_>,
+    (byte_order, names): (ByteOrder, &[String]),
 ) -> Option<Record> {
     let (meta, raw) = match reader.get_sample_event_info(event) {
         Ok(info) => {
@@ -209,13 +251,13 @@ fn decode_sample(
         }
         // Files of one event often have no sample ids, and the reader does not say what is
         // wrong with a damaged sample: parse it ourselves.
-        Err(_) => match sample_without_id(reader, event.data) {
+        Err(_) => match sample_without_id(reader, event.data, byte_order) {
             Ok(parsed) => parsed,
             Err(error) => return Some(Record::failed(SampleMeta::default(), error)),
         },
     };
     // The trace_entry starts with common_type, the tracepoint id: it selects the format.
-    let Some(common_type) = raw.get(..2) else {
+    let Some(common_type) = byte_order.u16_at(raw, 0) else {
         let error = DecodeError::Truncated {
             offset: 0,
             needed: 2,
@@ -223,14 +265,14 @@ fn decode_sample(
         };
         return Some(Record::failed(meta, error));
     };
-    let common_type = u32::from(u16::from_ne_bytes([common_type[0], common_type[1]]));
+    let common_type = u32::from(common_type);
     if !decoders.contains_key(&common_type) {
         // Pipe-mode files deliver their formats as they go: look again.
         for desc in reader.event_desc_list() {
             if let Some(format) = desc.format() {
                 decoders
                     .entry(format.id())
-                    .or_insert_with(|| EventDecoder::for_format(&record_format(format)));
+                    .or_insert_with(|| selected_decoder(format, byte_order, names));
             }
         }
     }
@@ -241,11 +283,25 @@ fn decode_sample(
     }
 }
 
+/// The decoder of one tracepoint of the file, if it is selected and one of ours.
+fn selected_decoder(
+    format: &PerfEventFormat,
+    byte_order: ByteOrder,
+    names: &[String],
+) -> Option<Result<EventDecoder, DecodeError>> {
+    if !names.is_empty() && !names.iter().any(|n| is_event(format.name(), n)) {
+        return None;
+    }
+    let decoder = EventDecoder::for_format(&record_format(format))?;
+    Some(decoder.map(|d| d.with_byte_order(byte_order)))
+}
+
 /// Parses a sample the reader could not place: possible when every attr in the file has the
 /// same sample_type (so the layout is known without the id).
 fn sample_without_id<'a>(
     reader: &PerfDataFileReader,
     data: &'a [u8],
+    byte_order: ByteOrder,
 ) -> Result<(SampleMeta, &'a [u8]), DecodeError> {
     let unknown = |reason: &str| DecodeError::Sample {
         offset: 0,
@@ -262,7 +318,7 @@ fn sample_without_id<'a>(
             "its id matches no event of the file, and the events differ in layout",
         ));
     }
-    parse_sample(sample_type, data)
+    parse_sample_in(byte_order, sample_type, data)
 }
 
 /// Converts the file's parsed format into ours (dropping fields whose declaration we cannot
@@ -299,6 +355,15 @@ pub fn parse_sample(
     sample_type: SampleType,
     data: &[u8],
 ) -> Result<(SampleMeta, &[u8]), DecodeError> {
+    parse_sample_in(ByteOrder::NATIVE, sample_type, data)
+}
+
+/// [`parse_sample`] for a sample recorded on a machine of `byte_order`.
+pub fn parse_sample_in(
+    byte_order: ByteOrder,
+    sample_type: SampleType,
+    data: &[u8],
+) -> Result<(SampleMeta, &[u8]), DecodeError> {
     let unsupported = SampleType::Read.0
         | SampleType::BranchStack.0
         | SampleType::RegsUser.0
@@ -320,16 +385,18 @@ pub fn parse_sample(
     };
     let mut pos = 8; // perf_event_header
     let u64_at = |pos: &mut usize| -> Result<u64, DecodeError> {
-        let bytes = data.get(*pos..*pos + 8).ok_or(truncated(*pos, 8))?;
+        let v = byte_order.u64_at(data, *pos).ok_or(truncated(*pos, 8))?;
         *pos += 8;
-        Ok(u64::from_ne_bytes(bytes.try_into().expect("8 bytes")))
+        Ok(v)
     };
-    let low_high = |v: u64| {
-        let b = v.to_ne_bytes();
-        (
-            u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
-            u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
-        )
+    // Two u32 in one u64 slot (pid/tid, cpu/res), in the recording machine's order.
+    let u32_pair = |pos: &mut usize| -> Result<(u32, u32), DecodeError> {
+        let pair = byte_order
+            .u32_at(data, *pos)
+            .zip(byte_order.u32_at(data, *pos + 4))
+            .ok_or(truncated(*pos, 8))?;
+        *pos += 8;
+        Ok(pair)
     };
     let mut meta = SampleMeta::default();
     let has = |flag: SampleType| sample_type.has_flag(flag);
@@ -339,7 +406,7 @@ pub fn parse_sample(
         }
     }
     if has(SampleType::Tid) {
-        let (pid, tid) = low_high(u64_at(&mut pos)?);
+        let (pid, tid) = u32_pair(&mut pos)?;
         (meta.pid, meta.tid) = (Some(pid), Some(tid));
     }
     if has(SampleType::Time) {
@@ -351,7 +418,7 @@ pub fn parse_sample(
         }
     }
     if has(SampleType::Cpu) {
-        meta.cpu = Some(low_high(u64_at(&mut pos)?).0);
+        meta.cpu = Some(u32_pair(&mut pos)?.0);
     }
     if has(SampleType::Period) {
         u64_at(&mut pos)?;
@@ -375,8 +442,7 @@ pub fn parse_sample(
             reason: "the event records no raw data (PERF_SAMPLE_RAW)".into(),
         });
     }
-    let size_bytes = data.get(pos..pos + 4).ok_or(truncated(pos, 4))?;
-    let size = u32::from_ne_bytes(size_bytes.try_into().expect("4 bytes")) as usize;
+    let size = byte_order.u32_at(data, pos).ok_or(truncated(pos, 4))? as usize;
     let raw = data
         .get(pos + 4..)
         .and_then(|rest| rest.get(..size))

@@ -6,6 +6,7 @@
 //! own 4-byte field. Bytes past the buffer (perf pads raw data to 8 bytes) are ignored.
 
 use crate::format::{FieldKind, RecordFormat};
+use crate::layout::ByteOrder;
 use crate::payload::{FieldLayout, Payload};
 use crate::DecodeError;
 
@@ -24,6 +25,7 @@ pub fn decode_raw_sample<'a>(
 pub struct SampleDecoder {
     layout: FieldLayout,
     common_pid: Option<usize>,
+    byte_order: ByteOrder,
 }
 
 impl SampleDecoder {
@@ -37,7 +39,18 @@ impl SampleDecoder {
         Ok(SampleDecoder {
             layout: FieldLayout::from_format(format)?,
             common_pid,
+            byte_order: ByteOrder::NATIVE,
         })
+    }
+
+    /// The same decoder for records written on a machine of `byte_order` (e.g. a perf.data
+    /// file from a big-endian host); the default is the machine's own.
+    pub fn with_byte_order(self, byte_order: ByteOrder) -> SampleDecoder {
+        SampleDecoder {
+            layout: self.layout.with_byte_order(byte_order),
+            byte_order,
+            ..self
+        }
     }
 
     /// Decodes one raw record.
@@ -49,8 +62,7 @@ impl SampleDecoder {
     /// has one and the record is long enough.
     pub fn common_pid(&self, raw: &[u8]) -> Option<i32> {
         let offset = self.common_pid?;
-        let bytes = raw.get(offset..offset + 4)?;
-        Some(i32::from_ne_bytes(bytes.try_into().ok()?))
+        Some(self.byte_order.u32_at(raw, offset)? as i32)
     }
 }
 
@@ -67,6 +79,17 @@ pub fn encode_raw_sample(
     pid: i32,
     buffer: &[u8],
 ) -> Option<Vec<u8>> {
+    encode_raw_sample_in(ByteOrder::NATIVE, format, common_type, pid, buffer)
+}
+
+/// [`encode_raw_sample`] as a kernel of `byte_order` stores the record.
+pub fn encode_raw_sample_in(
+    byte_order: ByteOrder,
+    format: &RecordFormat,
+    common_type: u16,
+    pid: i32,
+    buffer: &[u8],
+) -> Option<Vec<u8>> {
     let len = u16::try_from(buffer.len()).ok()?;
     let protocol = format.field("protocol")?;
     let version = format.field("version")?;
@@ -75,13 +98,13 @@ pub fn encode_raw_sample(
     let data_start = fixed_end;
     let mut raw = vec![0u8; data_start + buffer.len()];
     if let Some(f) = format.field("common_type").filter(|f| f.size == 2) {
-        raw[f.offset..f.end()].copy_from_slice(&common_type.to_ne_bytes());
+        raw[f.offset..f.end()].copy_from_slice(&byte_order.u16_bytes(common_type));
     }
     if let Some(f) = format.field("common_pid").filter(|f| f.size == 4) {
-        raw[f.offset..f.end()].copy_from_slice(&pid.to_ne_bytes());
+        raw[f.offset..f.end()].copy_from_slice(&byte_order.u32_bytes(pid as u32));
     }
     raw.get_mut(protocol.offset..protocol.end())?
-        .copy_from_slice(&crate::payload::PROTOCOL_PROTOBUF.to_ne_bytes());
+        .copy_from_slice(&byte_order.u32_bytes(crate::payload::PROTOCOL_PROTOBUF));
     raw.get_mut(version.offset..version.end())?
         .copy_from_slice(crate::payload::VERSION.as_bytes());
     let offset = match loc.kind {
@@ -92,7 +115,7 @@ pub fn encode_raw_sample(
     let offset = u16::try_from(offset).ok()?;
     let loc_value = (u32::from(len) << 16) | u32::from(offset);
     raw.get_mut(loc.offset..loc.end())?
-        .copy_from_slice(&loc_value.to_ne_bytes());
+        .copy_from_slice(&byte_order.u32_bytes(loc_value));
     raw[data_start..].copy_from_slice(buffer);
     raw.resize(raw.len().next_multiple_of(8), 0);
     Some(raw)
@@ -118,6 +141,25 @@ mod tests {
         assert_eq!(payload.version, "v0.19.00");
         assert_eq!(decoder.common_pid(&raw), Some(4242));
         assert_eq!(decode_raw_sample(&format, &raw).unwrap(), payload);
+    }
+
+    #[test]
+    fn records_of_the_other_byte_order_decode_with_it() {
+        let format = otlp_format();
+        let native = SampleDecoder::new(&format).unwrap();
+        for order in [ByteOrder::Little, ByteOrder::Big] {
+            let raw = encode_raw_sample_in(order, &format, 1535, 4242, b"hello").unwrap();
+            let decoder = native.with_byte_order(order);
+            assert_eq!(decoder.decode(&raw).unwrap().buffer, b"hello");
+            assert_eq!(decoder.common_pid(&raw), Some(4242));
+            let wrong = if order == ByteOrder::Big {
+                ByteOrder::Little
+            } else {
+                ByteOrder::Big
+            };
+            // Read in the wrong order the rel_loc points outside the record.
+            assert!(native.with_byte_order(wrong).decode(&raw).is_err());
+        }
     }
 
     #[test]

@@ -15,7 +15,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::abi::{user_reg, user_unreg, DIAG_IOCSDEL, DIAG_IOCSREG, DIAG_IOCSUNREG};
-use crate::perf::abi::{perf_event_attr, perf_event_mmap_page, PERF_FLAG_FD_CLOEXEC};
+use crate::perf::abi::{
+    perf_event_attr, perf_event_mmap_page, PERF_EVENT_IOC_SET_OUTPUT, PERF_FLAG_FD_CLOEXEC,
+};
 
 /// `ioctl(fd, DIAG_IOCSREG, reg)`; on success the kernel has filled `reg.write_index`.
 ///
@@ -116,26 +118,7 @@ impl PerfRing {
         cpu: u32,
         data_pages: usize,
     ) -> io::Result<PerfRing> {
-        let cpu = libc::c_int::try_from(cpu).map_err(|_| io::ErrorKind::InvalidInput)?;
-        // SAFETY: perf_event_open reads `attr.size` bytes of the attr we borrow; the other
-        // arguments are plain integers.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_perf_event_open,
-                attr as *const perf_event_attr,
-                -1 as libc::pid_t,
-                cpu,
-                -1 as libc::c_int,
-                PERF_FLAG_FD_CLOEXEC,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let raw = RawFd::try_from(rc).map_err(|_| io::ErrorKind::InvalidData)?;
-        // SAFETY: the syscall returned a new fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-
+        let fd = perf_event_open(attr, cpu)?;
         let page = page_size();
         let map_len = data_pages
             .checked_add(1)
@@ -178,6 +161,25 @@ impl PerfRing {
             ring.data_size = size;
         }
         Ok(ring)
+    }
+
+    /// Opens `attr` on `cpu` with its samples written to this ring
+    /// (`PERF_EVENT_IOC_SET_OUTPUT`): several tracepoints, one ring per CPU.
+    pub(crate) fn redirect(&self, attr: &perf_event_attr, cpu: u32) -> io::Result<RedirectedEvent> {
+        let fd = perf_event_open(attr, cpu)?;
+        // SAFETY: both arguments are perf event fds we own and keep open; the ioctl takes the
+        // target fd as a plain integer.
+        let rc = unsafe {
+            libc::ioctl(
+                fd.as_raw_fd(),
+                PERF_EVENT_IOC_SET_OUTPUT as libc::Ioctl,
+                self.fd.as_raw_fd(),
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(RedirectedEvent { _fd: fd })
     }
 
     /// The 64-bit header field at `offset`, for single aligned loads and stores.
@@ -245,6 +247,34 @@ impl PerfRing {
         // concurrently, as the caller promises.
         unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(self.data_offset + pos), len) }
     }
+}
+
+/// A perf event that writes into another event's ring; closed on drop.
+pub(crate) struct RedirectedEvent {
+    _fd: OwnedFd,
+}
+
+/// `perf_event_open(attr, pid = -1, cpu)`, close-on-exec.
+fn perf_event_open(attr: &perf_event_attr, cpu: u32) -> io::Result<OwnedFd> {
+    let cpu = libc::c_int::try_from(cpu).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: perf_event_open reads `attr.size` bytes of the attr we borrow; the other
+    // arguments are plain integers.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr as *const perf_event_attr,
+            -1 as libc::pid_t,
+            cpu,
+            -1 as libc::c_int,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let raw = RawFd::try_from(rc).map_err(|_| io::ErrorKind::InvalidData)?;
+    // SAFETY: the syscall returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 impl Drop for PerfRing {

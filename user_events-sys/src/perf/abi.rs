@@ -19,6 +19,11 @@ pub const PERF_RECORD_LOST: u32 = 2;
 /// `PERF_RECORD_SAMPLE`: the fields chosen by `sample_type` follow the header.
 pub const PERF_RECORD_SAMPLE: u32 = 9;
 
+/// `PERF_EVENT_IOC_SET_OUTPUT` (`_IO('$', 5)`): send an event's records to another event's
+/// ring buffer (same CPU).
+pub const PERF_EVENT_IOC_SET_OUTPUT: u32 =
+    crate::abi::IocEncoding::NATIVE.ioc(crate::abi::IocEncoding::NATIVE.none, b'$', 5, 0);
+
 /// `PERF_FLAG_FD_CLOEXEC` for `perf_event_open`'s `flags` argument.
 pub const PERF_FLAG_FD_CLOEXEC: u64 = 1 << 3;
 

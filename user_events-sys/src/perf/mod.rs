@@ -1,5 +1,7 @@
-//! A safe `perf_event_open` reader for one tracepoint: one fd and ring buffer per online CPU,
-//! samples with `PERF_SAMPLE_RAW | TID | TIME | CPU`.
+//! A safe `perf_event_open` reader for one or several tracepoints: one ring buffer per online
+//! CPU (further tracepoints write into it through `PERF_EVENT_IOC_SET_OUTPUT`), samples with
+//! `PERF_SAMPLE_RAW | TID | TIME | CPU`. The raw record's `common_type` tells the tracepoints
+//! apart.
 //!
 //! Raw tracepoint samples need root, `CAP_PERFMON`, or `kernel.perf_event_paranoid = -1`.
 
@@ -11,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::os::{PerfRing, PollSet};
+use crate::os::{PerfRing, PollSet, RedirectedEvent};
 use abi::{
     perf_event_attr, PERF_ATTR_SIZE_VER8, PERF_SAMPLE_CPU, PERF_SAMPLE_RAW, PERF_SAMPLE_TID,
     PERF_SAMPLE_TIME, PERF_TYPE_TRACEPOINT,
@@ -73,6 +75,8 @@ pub const TRACE_ENTRY_SIZE: usize = 8;
 
 struct CpuRing {
     cpu: u32,
+    /// The further tracepoints of the session, writing into `ring` (closed before it).
+    _redirected: Vec<RedirectedEvent>,
     ring: PerfRing,
     tail: u64,
 }
@@ -91,6 +95,18 @@ impl PerfSession {
     /// Opens the tracepoint `tracepoint_id` (from [`crate::Tracefs::event_id`]) on every online
     /// CPU. While the session lives, the event's enable bits are set.
     pub fn open_tracepoint(tracepoint_id: u64, options: &PerfOptions) -> Result<PerfSession> {
+        PerfSession::open_tracepoints(&[tracepoint_id], options)
+    }
+
+    /// Opens several tracepoints on every online CPU, all writing into one ring per CPU, so
+    /// one [`PerfSession::wait`] covers them all. Tell the samples apart by the `common_type`
+    /// at the start of [`PerfSample::raw`] (the tracepoint id).
+    pub fn open_tracepoints(tracepoint_ids: &[u64], options: &PerfOptions) -> Result<PerfSession> {
+        let Some((&first_id, more_ids)) = tracepoint_ids.split_first() else {
+            return Err(Error::InvalidPerfOptions {
+                reason: "no tracepoint to open",
+            });
+        };
         if !options.pages_per_cpu.is_power_of_two() {
             return Err(Error::InvalidPerfOptions {
                 reason: "pages_per_cpu must be a power of two (1, 2, 4, ...)",
@@ -102,7 +118,7 @@ impl PerfSession {
             });
         }
         let cpus = online_cpus(Path::new(ONLINE_CPUS))?;
-        let attr = perf_event_attr {
+        let attr = |tracepoint_id| perf_event_attr {
             type_: PERF_TYPE_TRACEPOINT,
             size: PERF_ATTR_SIZE_VER8,
             config: tracepoint_id,
@@ -113,10 +129,22 @@ impl PerfSession {
         };
         let mut rings = Vec::with_capacity(cpus.len());
         for cpu in cpus {
-            let ring = PerfRing::open(&attr, cpu, options.pages_per_cpu)
-                .map_err(|err| Error::from_perf_open(tracepoint_id, cpu, err))?;
+            let ring = PerfRing::open(&attr(first_id), cpu, options.pages_per_cpu)
+                .map_err(|err| Error::from_perf_open(first_id, cpu, err))?;
+            let redirected = more_ids
+                .iter()
+                .map(|&id| {
+                    ring.redirect(&attr(id), cpu)
+                        .map_err(|err| Error::from_perf_open(id, cpu, err))
+                })
+                .collect::<Result<Vec<_>>>()?;
             let tail = ring.load_head();
-            rings.push(CpuRing { cpu, ring, tail });
+            rings.push(CpuRing {
+                cpu,
+                _redirected: redirected,
+                ring,
+                tail,
+            });
         }
         let poll = PollSet::new(rings.iter().map(|r| &r.ring));
         Ok(PerfSession {
@@ -297,5 +325,18 @@ mod tests {
             PerfSession::open_tracepoint(1, &options),
             Err(Error::InvalidPerfOptions { .. })
         ));
+        assert!(matches!(
+            PerfSession::open_tracepoints(&[], &PerfOptions::default()),
+            Err(Error::InvalidPerfOptions { .. })
+        ));
+    }
+
+    #[test]
+    fn set_output_request_number() {
+        // `_IO('$', 5)` as <linux/perf_event.h> defines it, on the generic ioctl layout.
+        let generic = crate::abi::IocEncoding::GENERIC;
+        assert_eq!(generic.ioc(generic.none, b'$', 5, 0), 0x2405);
+        let three = crate::abi::IocEncoding::THREE_DIR_BITS;
+        assert_eq!(three.ioc(three.none, b'$', 5, 0), 0x2000_2405);
     }
 }
