@@ -242,8 +242,14 @@ fn run(reader: &Weak<ReaderInner>, stop: &mpsc::Receiver<()>, interval: Duration
                     return;
                 };
                 // Errors are counted and logged (on change) by the exporter; panics are
-                // caught inside the tick.
-                let _ = reader.tick();
+                // caught inside the tick, and once more here, so that nothing below (a bug
+                // of ours included) can end the thread.
+                if let Err(message) = panics::catch(|| reader.tick()) {
+                    reader.exporter.stats_counters().panic();
+                    if reader.panics.panicked() {
+                        otel_warn!(name: "UserEventsReader.Panicked", message = message.clone());
+                    }
+                }
             }
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }

@@ -19,7 +19,8 @@ use crate::error::{Unavailable, UnavailableKind};
 /// Receives events from a [`crate::MetricsExporter`].
 pub trait Sink: Send + Sync + 'static {
     /// True when someone listens; called before encoding and between events, so it must be
-    /// cheap (the `user_events` sink does one relaxed load).
+    /// cheap (the `user_events` sink does one relaxed load). A panic here is caught, counted
+    /// in [`crate::ExporterStats::panics`] and taken as `false`.
     fn enabled(&self) -> bool;
 
     /// Writes one event whose payload is the concatenation of `parts`.

@@ -298,6 +298,8 @@ struct TroubleSink {
 #[derive(Default)]
 struct Trouble {
     panics_left: std::sync::atomic::AtomicUsize,
+    /// The next calls of `enabled` that panic.
+    enabled_panics_left: std::sync::atomic::AtomicUsize,
     /// (tell the test the write is blocked, wait for the test's release)
     gate: std::sync::Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
 }
@@ -312,6 +314,13 @@ impl TroubleSink {
             .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// The next `n` calls of `enabled` panic.
+    fn panic_in_enabled_next(&self, n: usize) {
+        self.trouble
+            .enabled_panics_left
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The next write blocks: returns (entered, release).
     fn block_next(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
         let (entered_tx, entered_rx) = mpsc::channel();
@@ -323,6 +332,12 @@ impl TroubleSink {
 
 impl ue_metrics_exporter::Sink for TroubleSink {
     fn enabled(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let left = self.trouble.enabled_panics_left.load(Relaxed);
+        if left > 0 {
+            self.trouble.enabled_panics_left.store(left - 1, Relaxed);
+            panic!("the test sink's enabled() panics on purpose");
+        }
         self.capture.enabled()
     }
 
@@ -509,6 +524,62 @@ fn the_interval_thread_survives_a_panicking_sink_and_keeps_exporting() {
     assert_eq!(values, [3]);
     assert_eq!(exporter.stats().panics, 2);
     provider.shutdown().unwrap();
+}
+
+#[test]
+fn the_interval_thread_survives_a_panicking_enabled_check_and_keeps_exporting() {
+    let (sink, exporter, _reader, provider) = trouble_setup(Duration::from_millis(20));
+    let counter = provider.meter("app").u64_counter("enabled.panics").build();
+    sink.panic_in_enabled_next(3);
+    counter.add(3, &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut values = Vec::new();
+    while values.iter().sum::<u64>() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no export after the panics: {:?}",
+            exporter.stats()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        values.extend(counter_values(&sink.capture.take(), "enabled.panics"));
+    }
+    assert_eq!(values, [3]);
+    assert_eq!(exporter.stats().panics, 3);
+    provider.shutdown().unwrap();
+}
+
+#[test]
+fn a_panicking_enabled_check_is_caught_by_every_caller_and_means_nobody_listens() {
+    let (sink, exporter, reader, provider) = trouble_setup(NEVER);
+    let counter = provider.meter("app").u64_counter("enabled.callers").build();
+    counter.add(2, &[]);
+    // The exporter's own check (what the SDK's PeriodicReader calls), then the reader's.
+    let (other_provider, other_reader) =
+        common::pipeline(opentelemetry_sdk::metrics::Temporality::Delta);
+    other_provider
+        .meter("other")
+        .u64_counter("x")
+        .build()
+        .add(1, &[]);
+    sink.panic_in_enabled_next(1);
+    assert_eq!(
+        exporter
+            .export_metrics(&other_reader.collect_now())
+            .unwrap(),
+        ExportReport::NoListener
+    );
+    sink.panic_in_enabled_next(1);
+    assert!(!exporter.listener_attached());
+    sink.panic_in_enabled_next(1);
+    assert!(reader.tick().unwrap().is_none());
+    sink.panic_in_enabled_next(1);
+    provider.force_flush().unwrap();
+    assert_eq!(exporter.stats().panics, 4);
+    assert!(sink.capture.take().is_empty());
+
+    // Listening again: the interval was kept.
+    reader.tick().unwrap();
+    assert_eq!(counter_values(&sink.capture.take(), "enabled.callers"), [2]);
 }
 
 #[test]
