@@ -397,17 +397,26 @@ impl ReaderInner {
         if left.failures < UserEventsReader::MAX_EXPORT_ATTEMPTS {
             return Some(left);
         }
+        self.give_up(
+            left,
+            "the export of one collection failed every time: the rest of it is dropped and \
+             counted in collections_dropped",
+        );
+        None
+    }
+
+    /// Gives up the rest of a collection's export: counted in `collections_dropped`, logged
+    /// (once until a collection is delivered again).
+    fn give_up(&self, left: Unfinished, why: &'static str) {
         self.exporter.stats_counters().collection_dropped();
         if !self.dropping.swap(true, Ordering::Relaxed) {
             otel_warn!(
                 name: "UserEventsReader.CollectionDropped",
                 attempts = left.failures,
                 events_written = left.written,
-                message = "the export of one collection failed every time: the rest of it is \
-                           dropped and counted in collections_dropped"
+                message = why
             );
         }
-        None
     }
 
     /// Ends the interval thread, waiting until `deadline`; false when it is still running
@@ -487,14 +496,25 @@ impl MetricReader for UserEventsReader {
         if !inner.stop_thread(deadline) {
             return Err(OTelSdkError::Timeout(wait));
         }
-        let last = if inner.listened_to() {
-            match lock_until(&inner.collected, deadline) {
-                Some(mut collected) => inner.tick_locked(&mut collected).map(Some),
-                None => return Err(OTelSdkError::Timeout(wait)),
-            }
+        let listened = inner.listened_to();
+        let Some(mut collected) = lock_until(&inner.collected, deadline) else {
+            return Err(OTelSdkError::Timeout(wait));
+        };
+        let last = if listened {
+            inner.tick_locked(&mut collected).map(Some)
         } else {
             Ok(None)
         };
+        // A kept collection that the last export could not finish (nobody listens) has
+        // nowhere to go after this: give it up like one that failed too often, counted.
+        if let Some(left) = collected.unfinished.take() {
+            inner.give_up(
+                left,
+                "shutdown found the export of a collection unfinished (no listener): the \
+                 rest of it is dropped and counted in collections_dropped",
+            );
+        }
+        drop(collected);
         let closed = inner.exporter.shutdown_now();
         let _ = inner.collector.shutdown();
         match (to_sdk(last), closed) {

@@ -302,6 +302,8 @@ struct Trouble {
     enabled_panics_left: std::sync::atomic::AtomicUsize,
     /// (tell the test the write is blocked, wait for the test's release)
     gate: std::sync::Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
+    /// The same for the next call of `enabled`.
+    enabled_gate: std::sync::Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
 }
 
 use std::sync::mpsc;
@@ -321,6 +323,14 @@ impl TroubleSink {
             .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// The next call of `enabled` blocks: returns (entered, release).
+    fn block_next_enabled(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel();
+        *self.trouble.enabled_gate.lock().unwrap() = Some((entered_tx, release_rx));
+        (entered_rx, release_tx)
+    }
+
     /// The next write blocks: returns (entered, release).
     fn block_next(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
         let (entered_tx, entered_rx) = mpsc::channel();
@@ -337,6 +347,11 @@ impl ue_metrics_exporter::Sink for TroubleSink {
         if left > 0 {
             self.trouble.enabled_panics_left.store(left - 1, Relaxed);
             panic!("the test sink's enabled() panics on purpose");
+        }
+        let gate = self.trouble.enabled_gate.lock().unwrap().take();
+        if let Some((entered, release)) = gate {
+            entered.send(()).unwrap();
+            let _ = release.recv();
         }
         self.capture.enabled()
     }
@@ -658,6 +673,37 @@ fn a_collection_whose_export_keeps_failing_is_dropped_after_the_last_attempt_and
     );
     let expected = 10 * (UserEventsReader::MAX_EXPORT_ATTEMPTS as u64 - 1);
     assert_eq!(counter_values(&sink.capture.take(), "poison"), [expected]);
+}
+
+#[test]
+fn a_kept_collection_that_shutdown_cannot_finish_is_counted_as_dropped() {
+    use opentelemetry_sdk::metrics::reader::MetricReader as _;
+    // Nobody listens at shutdown, or the listener leaves again during shutdown's last export.
+    for listener_back_for_one_event in [false, true] {
+        let (sink, exporter, reader, provider) = setup_with_event_bytes(NEVER, 300);
+        let meter = provider.meter("app");
+        for i in 0..20u64 {
+            meter.u64_counter(format!("c{i}")).build().add(i + 1, &[]);
+        }
+        sink.disable_after(2);
+        let report = reader.tick().unwrap();
+        assert!(
+            matches!(report, Some(ExportReport::ListenerLeft { events: 2, .. })),
+            "{report:?}"
+        );
+        if listener_back_for_one_event {
+            sink.set_enabled(true);
+            sink.disable_after(1);
+        }
+        reader.shutdown().unwrap();
+        let stats = exporter.stats();
+        assert_eq!(
+            stats.collections_dropped, 1,
+            "listener back: {listener_back_for_one_event}: {stats:?}"
+        );
+        let written = if listener_back_for_one_event { 3 } else { 2 };
+        assert_eq!(sink.take().len(), written);
+    }
 }
 
 #[test]
