@@ -300,7 +300,13 @@ impl ReaderInner {
         if !self.listened_to() {
             return Ok(None);
         }
-        self.tick_locked(&mut lock(&self.collected)).map(Some)
+        let mut collected = lock(&self.collected);
+        // Shutdown may have run its last export while we waited for the lock: collecting now
+        // would reset Delta state for an export that can no longer happen.
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(ExportError::Shutdown);
+        }
+        self.tick_locked(&mut collected).map(Some)
     }
 
     /// True when someone listens; counts the skipped collection otherwise.
@@ -480,6 +486,10 @@ impl MetricReader for UserEventsReader {
         else {
             return Err(OTelSdkError::Timeout(inner.timeout));
         };
+        // As in `tick`: shutdown may have run its last export while we waited.
+        if inner.shut_down.load(Ordering::Acquire) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
         to_sdk(inner.tick_locked(&mut collected).map(Some))
     }
 

@@ -707,6 +707,56 @@ fn a_kept_collection_that_shutdown_cannot_finish_is_counted_as_dropped() {
 }
 
 #[test]
+fn a_tick_that_started_before_shutdown_does_nothing_after_it() {
+    use opentelemetry_sdk::metrics::reader::MetricReader as _;
+    const NOT_STUCK: Duration = Duration::from_secs(20);
+    let (sink, exporter, reader, provider) = trouble_setup(NEVER);
+    provider
+        .meter("app")
+        .u64_counter("late")
+        .build()
+        .add(1, &[]);
+    let spawn = |f: fn(&UserEventsReader) -> String| {
+        let reader = reader.clone();
+        std::thread::spawn(move || f(&reader))
+    };
+    // A flush holds the collection lock, blocked in its write.
+    let (flush_entered, release_flush) = sink.block_next();
+    let flush = spawn(|r| format!("{:?}", r.force_flush()));
+    flush_entered
+        .recv_timeout(NOT_STUCK)
+        .expect("flush reached its gate");
+    // A tick passes its shutdown check (it is in the enable check after it), then waits
+    // for the lock.
+    let (tick_entered, release_tick) = sink.block_next_enabled();
+    let late = spawn(|r| format!("{:?}", r.tick()));
+    tick_entered
+        .recv_timeout(NOT_STUCK)
+        .expect("tick reached its gate");
+    release_tick.send(()).unwrap();
+    // Shutdown starts (it is in its enable check, after marking the reader shut down); then
+    // the flush ends, and the tick and shutdown's last export take the lock in either order.
+    let (shutdown_entered, release_shutdown) = sink.block_next_enabled();
+    let shutdown = spawn(|r| format!("{:?}", r.shutdown()));
+    shutdown_entered
+        .recv_timeout(NOT_STUCK)
+        .expect("shutdown reached its gate");
+    release_shutdown.send(()).unwrap();
+    release_flush.send(()).unwrap();
+    assert_eq!(flush.join().unwrap(), "Ok(())");
+    assert_eq!(shutdown.join().unwrap(), "Ok(())");
+    assert_eq!(late.join().unwrap(), "Err(Shutdown)");
+    let stats = exporter.stats();
+    // The flush's collection and shutdown's last one; the late tick collected nothing.
+    assert_eq!(
+        (stats.collections, stats.collections_failed),
+        (2, 0),
+        "{stats:?}"
+    );
+    assert_eq!(counter_values(&sink.capture.take(), "late"), [1]);
+}
+
+#[test]
 fn after_shutdown_force_flush_and_shutdown_say_already_shut_down() {
     use opentelemetry_sdk::error::OTelSdkError;
     use opentelemetry_sdk::metrics::reader::MetricReader as _;
