@@ -249,3 +249,24 @@ impl Sink for NoListenerSink {
         Err(SinkError::NoListener)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enotty_kinds_follow_the_process_width() {
+        use user_events_sys::Error as E;
+        // ENOTTY (25 on every Linux architecture).
+        let enotty = || std::io::Error::from_raw_os_error(25);
+        let in_32 = E::NoCompatIoctl {
+            process_bits: 32,
+            source: enotty(),
+        };
+        assert_eq!(unavailable_kind(&in_32), UnavailableKind::NoCompatIoctl);
+        let in_64 = E::NotUserEventsData { source: enotty() };
+        assert_eq!(unavailable_kind(&in_64), UnavailableKind::Other);
+        let text = classify(in_64).to_string();
+        assert!(text.contains("not the kernel's user_events_data"), "{text}");
+    }
+}
