@@ -8,7 +8,9 @@
 use std::io::IoSlice;
 use std::path::Path;
 #[cfg(any(test, feature = "testing"))]
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::stats::AtomicU64;
+#[cfg(any(test, feature = "testing"))]
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 #[cfg(any(test, feature = "testing"))]
 use std::sync::{Arc, Mutex};
 

@@ -301,8 +301,13 @@ const CHECK_TARGET_CRATES: [&str; 3] = [
     "ue-metrics-exporter",
 ];
 
-/// The `targets` step: `cargo check` of the library crates for each of [`CHECK_TARGETS`] (no
-/// linker needed), adding a missing target's standard library with rustup first.
+/// The features of [`CHECK_TARGET_CRATES`] that add code users build (the test doubles), checked
+/// for [`CHECK_TARGETS`] too.
+const CHECK_TARGET_FEATURES: &str = "user_events-sys/testing,ue-metrics-exporter/testing";
+
+/// The `targets` step: `cargo check` of the library crates, with their [`CHECK_TARGET_FEATURES`],
+/// for each of [`CHECK_TARGETS`] (no linker needed), adding a missing target's standard library
+/// with rustup first.
 fn check_targets() -> Result<Outcome> {
     if !succeeds(Command::new("rustup").arg("--version")) {
         return Ok(Outcome::Skipped(
@@ -328,7 +333,7 @@ fn check_targets() -> Result<Outcome> {
         for krate in CHECK_TARGET_CRATES {
             check.args(["-p", krate]);
         }
-        check.args(["--target", target]);
+        check.args(["--features", CHECK_TARGET_FEATURES, "--target", target]);
         run_loud(&mut check)?;
     }
     Ok(Outcome::Passed)
