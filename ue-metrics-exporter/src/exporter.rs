@@ -15,7 +15,7 @@ use otlp_metrics_encode::MetricsEncoder;
 
 use crate::builder::{MetricsExporterBuilder, PAYLOAD_HEADER_BYTES};
 use crate::error::{ExportError, OversizeLog, Unavailable};
-use crate::panics::{self, PanicState};
+use crate::panics::{self, FailureState};
 use crate::sink::{Sink, SinkError};
 use crate::stats::{ExporterStats, Stats};
 
@@ -97,9 +97,9 @@ struct LogState {
     listening: AtomicU8,
     writes_failing: AtomicBool,
     oversize: OversizeLog,
-    panics: PanicState,
+    panics: FailureState,
     /// Panics of `Sink::enabled`, logged apart from those of exports.
-    enabled_panics: PanicState,
+    enabled_panics: FailureState,
 }
 
 const LISTENING: u8 = 1;
@@ -249,7 +249,7 @@ impl Inner {
             }
             Err(message) => {
                 self.stats.panic();
-                if self.log.enabled_panics.panicked() {
+                if self.log.enabled_panics.failed() {
                     otel_warn!(
                         name: "UserEventsMetricsExporter.EnabledPanicked",
                         event_name = self.event_name.clone(),
@@ -358,7 +358,7 @@ impl Inner {
                 **encoder = MetricsEncoder::new();
                 self.stats.panic();
                 self.stats.export_failed();
-                if self.log.panics.panicked() {
+                if self.log.panics.failed() {
                     otel_warn!(
                         name: "UserEventsMetricsExporter.Panicked",
                         event_name = self.event_name.clone(),

@@ -29,7 +29,7 @@ use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Tempora
 
 use crate::error::ExportError;
 use crate::exporter::{ExportReport, MetricsExporter};
-use crate::panics::{self, PanicState};
+use crate::panics::{self, FailureState};
 
 /// Default time between two checks of the enable bit (and collections while listened to),
 /// when neither [`UserEventsReaderBuilder::with_interval`] nor `OTEL_METRIC_EXPORT_INTERVAL`
@@ -133,7 +133,11 @@ fn env_millis(name: &str, value: Option<String>) -> Option<Duration> {
 /// again. An export that keeps failing is tried [`Self::MAX_EXPORT_ATTEMPTS`] times, then
 /// counted in [`crate::ExporterStats::collections_dropped`]. Panics below the thread (a
 /// `Sink`, the encoder, an observable callback) are caught, counted in
-/// [`crate::ExporterStats::panics`], logged once, and the next interval runs as usual.
+/// [`crate::ExporterStats::panics`] and logged once; the thread keeps running. Limitation of
+/// the SDK (0.33): it runs observable callbacks under its pipeline lock, which a panicking
+/// callback poisons, so every later collection of that provider fails (counted in
+/// [`crate::ExporterStats::collections_failed`], logged once when collections start failing
+/// and once if they recover).
 ///
 /// ```no_run
 /// use opentelemetry_sdk::metrics::SdkMeterProvider;
@@ -165,7 +169,9 @@ struct ReaderInner {
     /// Disconnects when the thread ends (its sender lives on the thread).
     ended: Mutex<Option<Receiver<()>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    panics: PanicState,
+    panics: FailureState,
+    /// Whether the last collection was refused by the SDK (logged on change).
+    collect_failures: FailureState,
     dropping: AtomicBool,
 }
 
@@ -196,7 +202,8 @@ impl UserEventsReader {
             stop: Mutex::new(Some(stop_tx)),
             ended: Mutex::new(Some(ended_rx)),
             thread: Mutex::new(None),
-            panics: PanicState::default(),
+            panics: FailureState::default(),
+            collect_failures: FailureState::default(),
             dropping: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&inner);
@@ -246,7 +253,7 @@ fn run(reader: &Weak<ReaderInner>, stop: &mpsc::Receiver<()>, interval: Duration
                 // of ours included) can end the thread.
                 if let Err(message) = panics::catch(|| reader.tick()) {
                     reader.exporter.stats_counters().panic();
-                    if reader.panics.panicked() {
+                    if reader.panics.failed() {
                         otel_warn!(name: "UserEventsReader.Panicked", message = message.clone());
                     }
                 }
@@ -334,7 +341,7 @@ impl ReaderInner {
                 // observable callback): nothing of this collection was exported.
                 self.exporter.stats_counters().panic();
                 self.exporter.stats_counters().collection_failed();
-                if self.panics.panicked() {
+                if self.panics.failed() {
                     otel_warn!(
                         name: "UserEventsReader.Panicked",
                         message = message.clone()
@@ -362,8 +369,22 @@ impl ReaderInner {
         }
         if let Err(e) = self.collector.collect(&mut collected.metrics) {
             self.exporter.stats_counters().collection_failed();
-            otel_debug!(name: "UserEventsReader.CollectFailed", error = e.to_string());
+            if self.collect_failures.failed() {
+                // E.g. an observable callback panicked once: the SDK (0.33) poisoned its
+                // pipeline lock and refuses every later collection of this provider.
+                otel_warn!(
+                    name: "UserEventsReader.CollectionsFailing",
+                    message = "the SDK refuses to collect: nothing is exported until it \
+                               collects again (counted in collections_failed)",
+                    error = e.to_string()
+                );
+            } else {
+                otel_debug!(name: "UserEventsReader.CollectFailed", error = e.to_string());
+            }
             return Err(ExportError::CollectFailed(e));
+        }
+        if self.collect_failures.ran_clean() {
+            otel_info!(name: "UserEventsReader.CollectionsRecovered");
         }
         self.exporter.stats_counters().collection();
         let report = self.exporter.export_metrics(&collected.metrics);

@@ -5,10 +5,10 @@
 //! 16 fixed bytes, then the encoder's buffer, not copied), so tests see the exact bytes the
 //! kernel would get.
 
-use std::io::IoSlice;
-use std::path::Path;
 #[cfg(any(test, feature = "testing"))]
 use crate::stats::AtomicU64;
+use std::io::IoSlice;
+use std::path::Path;
 #[cfg(any(test, feature = "testing"))]
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 #[cfg(any(test, feature = "testing"))]

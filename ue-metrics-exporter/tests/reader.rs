@@ -621,6 +621,26 @@ fn the_interval_thread_survives_a_panicking_callback() {
 }
 
 #[test]
+fn collections_that_the_sdk_refuses_are_logged_once_when_they_start_failing() {
+    let logs = common::LogNames::default();
+    tracing::subscriber::with_default(logs.clone(), || {
+        let (_sink, exporter, reader, provider) = setup(NEVER);
+        provider
+            .meter("app")
+            .u64_observable_gauge("flaky")
+            .with_callback(|_| panic!("the callback panics on purpose"))
+            .build();
+        // The panic, then collections the poisoned SDK pipeline refuses.
+        for _ in 0..4 {
+            assert!(reader.tick().is_err());
+        }
+        assert_eq!(exporter.stats().collections_failed, 4);
+    });
+    assert_eq!(logs.count("UserEventsReader.Panicked"), 1);
+    assert_eq!(logs.count("UserEventsReader.CollectionsFailing"), 1);
+}
+
+#[test]
 fn a_panicking_callback_is_reported_by_tick() {
     let (_sink, exporter, reader, provider) = setup(NEVER);
     provider

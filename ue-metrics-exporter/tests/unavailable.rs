@@ -3,12 +3,14 @@
 //! app goes on.
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+
+use common::LogNames;
 
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use tracing::span;
 use ue_metrics_exporter::{BuildError, ExportError, MetricsExporter, UnavailableKind};
 use user_events_sys::testing::ScriptedIoctls;
 
@@ -31,33 +33,6 @@ impl Drop for FakeTracefs {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Records the names of the internal log events (`otel_warn!` etc.) of the current thread.
-#[derive(Clone, Default)]
-struct LogNames(Arc<Mutex<Vec<String>>>);
-
-impl LogNames {
-    fn count(&self, name: &str) -> usize {
-        self.0.lock().unwrap().iter().filter(|n| *n == name).count()
-    }
-}
-
-impl tracing::Subscriber for LogNames {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
-        span::Id::from_u64(1)
-    }
-    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
-    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let name = event.metadata().name().to_owned();
-        self.0.lock().unwrap().push(name);
-    }
-    fn enter(&self, _: &span::Id) {}
-    fn exit(&self, _: &span::Id) {}
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
