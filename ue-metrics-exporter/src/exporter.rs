@@ -204,10 +204,11 @@ impl MetricsExporter {
         self.inner.export(metrics, 0)
     }
 
-    /// Finishes an export of `metrics` that stopped with [`ExportReport::ListenerLeft`] after
-    /// `events_written` events: encodes the same data again (the encoder splits the same data
-    /// the same way) and writes only the events from there on, so nothing is sent twice.
-    /// `metrics` must be unchanged since that export.
+    /// Finishes an export of `metrics` that stopped after `events_written` events
+    /// ([`ExportReport::ListenerLeft`], or an error that reports `events_written`, such as
+    /// [`ExportError::WriteFailed`] or [`ExportError::Panicked`]): encodes the same data again
+    /// (the encoder splits the same data the same way) and writes only the events from there
+    /// on, so nothing is sent twice. `metrics` must be unchanged since that export.
     pub fn resume_export(
         &self,
         metrics: &ResourceMetrics,

@@ -91,7 +91,11 @@ impl Sink for UserEventsSink {
 
     fn close(&self) -> Result<(), SinkError> {
         // Idempotent: unregistering twice does nothing.
-        self.event.unregister().map_err(SinkError::UserEvents)
+        match self.event.unregister() {
+            // The kernel holds no enabler any more: the event is unregistered, as asked.
+            Ok(()) | Err(user_events_sys::Error::EnablerGone { .. }) => Ok(()),
+            Err(e) => Err(SinkError::UserEvents(e)),
+        }
     }
 }
 

@@ -106,3 +106,20 @@ fn enotty_from_the_register_ioctl_gets_an_inactive_exporter_and_one_warning() {
         "the reason is logged once, at build"
     );
 }
+
+#[test]
+fn shutdown_succeeds_when_the_kernel_already_dropped_the_enabler() {
+    let tracefs = FakeTracefs::new("enabler-gone");
+    let script = ScriptedIoctls::start();
+    script.register_ok(0).unregister_fails(libc::ENOENT);
+    let exporter = MetricsExporter::builder()
+        .with_tracefs_root(&tracefs.0)
+        .build()
+        .expect("registered through the script");
+    assert!(exporter.unavailable().is_none());
+    // The event is unregistered either way: nothing failed that a caller could act on.
+    exporter
+        .shutdown_now()
+        .expect("EnablerGone is a finished unregistration");
+    assert_eq!(script.calls().unregister, 1);
+}
