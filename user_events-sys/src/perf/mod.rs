@@ -290,7 +290,10 @@ mod tests {
         assert_eq!(head_after(77, 77), 77);
         // A head behind the tail stays behind it (the walk resyncs to it, skipping nothing).
         assert_eq!(head_after(1000, 900), 900);
-        assert_eq!(head_after((1 << 32) + 8, u32::MAX as u64 - 8), u32::MAX as u64 - 8);
+        assert_eq!(
+            head_after((1 << 32) + 8, u32::MAX as u64 - 8),
+            u32::MAX as u64 - 8
+        );
     }
 
     #[test]
