@@ -85,7 +85,8 @@ pub enum UnavailableKind {
     /// An event of the same name is registered with a different field list.
     FormatConflict,
     /// A 32-bit program on a 64-bit kernel: user_events has no 32-bit compat ioctl, so the
-    /// kernel refuses every registration (`ENOTTY`).
+    /// kernel refuses every registration (`ENOTTY`; in a 64-bit process `ENOTTY` is `Other`:
+    /// the opened `user_events_data` is not the kernel's).
     NoCompatIoctl,
     /// Anything else the kernel refused; the detail says what.
     Other,

@@ -19,7 +19,8 @@ pub(crate) const BUFFER_FIELD: &str = "buffer";
 const KEYWORD: u64 = 1;
 
 const EBADF: i32 = 9;
-/// What a 32-bit process on a 64-bit kernel gets from the register ioctl (no compat ioctl).
+/// What a 32-bit process on a 64-bit kernel gets from the register ioctl (no compat ioctl),
+/// and a 64-bit one from a `user_events_data` that is not the kernel's.
 const ENOTTY: i32 = 25;
 
 /// Payload bytes around an OTLP buffer in one EventHeader event named `event_name`:
@@ -68,20 +69,30 @@ impl EventHeaderSink {
                     event_name: event_name.to_owned(),
                 })
             }
-            errno => Err(unavailable_from_errno(provider_name, errno)),
+            errno => Err(unavailable_from_errno(provider_name, errno, usize::BITS)),
         }
     }
 }
 
-fn unavailable_from_errno(provider_name: &str, errno: i32) -> Unavailable {
+/// What a failed registration means, in a process whose pointers are `process_bits` wide (a
+/// parameter, so both meanings of `ENOTTY` are tested on any host).
+fn unavailable_from_errno(provider_name: &str, errno: i32, process_bits: u32) -> Unavailable {
     let error = std::io::Error::from_raw_os_error(errno);
-    if errno == ENOTTY {
+    if errno == ENOTTY && process_bits == 32 {
         return Unavailable::new(
             UnavailableKind::NoCompatIoctl,
             format!(
                 "registering EventHeader tracepoint {provider_name}_L4K1: {error}: user_events \
-                 has no 32-bit compat ioctl (this process is {}-bit)",
-                usize::BITS
+                 has no 32-bit compat ioctl (this process is {process_bits}-bit)"
+            ),
+        );
+    }
+    if errno == ENOTTY {
+        return Unavailable::new(
+            UnavailableKind::Other,
+            format!(
+                "registering EventHeader tracepoint {provider_name}_L4K1: {error}: the opened \
+                 user_events_data is not the kernel's user_events_data file"
             ),
         );
     }
@@ -124,5 +135,22 @@ impl Sink for EventHeaderSink {
             .unwrap_or_else(|p| p.into_inner())
             .unregister();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enotty_means_no_compat_ioctl_only_in_a_32_bit_process() {
+        let in_32 = unavailable_from_errno("p", ENOTTY, 32);
+        assert_eq!(in_32.kind(), UnavailableKind::NoCompatIoctl);
+        assert!(in_32.to_string().contains("32-bit"), "{in_32}");
+        let in_64 = unavailable_from_errno("p", ENOTTY, 64);
+        assert_eq!(in_64.kind(), UnavailableKind::Other);
+        let text = in_64.to_string();
+        assert!(!text.contains("32-bit"), "{text}");
+        assert!(text.contains("not the kernel's user_events_data"), "{text}");
     }
 }

@@ -15,7 +15,7 @@ use otlp_metrics_encode::MetricsEncoder;
 
 use crate::builder::{MetricsExporterBuilder, PAYLOAD_HEADER_BYTES};
 use crate::error::{ExportError, OversizeLog, Unavailable};
-use crate::panics::{self, PanicState};
+use crate::panics::{self, FailureState};
 use crate::sink::{Sink, SinkError};
 use crate::stats::{ExporterStats, Stats};
 
@@ -97,7 +97,9 @@ struct LogState {
     listening: AtomicU8,
     writes_failing: AtomicBool,
     oversize: OversizeLog,
-    panics: PanicState,
+    panics: FailureState,
+    /// Panics of `Sink::enabled`, logged apart from those of exports.
+    enabled_panics: FailureState,
 }
 
 const LISTENING: u8 = 1;
@@ -172,7 +174,10 @@ impl MetricsExporter {
     /// True when at least one listener is attached right now (one relaxed load).
     pub fn listener_attached(&self) -> bool {
         match &self.inner.target {
-            Target::Sink(sink) => sink.enabled() && !self.inner.shut_down.load(Ordering::Relaxed),
+            Target::Sink(sink) => {
+                self.inner.sink_listening(sink.as_ref())
+                    && !self.inner.shut_down.load(Ordering::Relaxed)
+            }
             Target::Unavailable(_) => false,
         }
     }
@@ -199,10 +204,11 @@ impl MetricsExporter {
         self.inner.export(metrics, 0)
     }
 
-    /// Finishes an export of `metrics` that stopped with [`ExportReport::ListenerLeft`] after
-    /// `events_written` events: encodes the same data again (the encoder splits the same data
-    /// the same way) and writes only the events from there on, so nothing is sent twice.
-    /// `metrics` must be unchanged since that export.
+    /// Finishes an export of `metrics` that stopped after `events_written` events
+    /// ([`ExportReport::ListenerLeft`], or an error that reports `events_written`, such as
+    /// [`ExportError::WriteFailed`] or [`ExportError::Panicked`]): encodes the same data again
+    /// (the encoder splits the same data the same way) and writes only the events from there
+    /// on, so nothing is sent twice. `metrics` must be unchanged since that export.
     pub fn resume_export(
         &self,
         metrics: &ResourceMetrics,
@@ -228,6 +234,36 @@ fn uses_eventheader(_config: &MetricsExporterBuilder) -> bool {
 }
 
 impl Inner {
+    /// `sink.enabled()`, the only way this crate asks it: a panic there (user code) is caught,
+    /// counted in `panics`, logged when it starts and stops, and read as "nobody listens", so
+    /// no caller's thread (the reader's, the SDK's `PeriodicReader`'s, the app's) ends.
+    fn sink_listening(&self, sink: &dyn Sink) -> bool {
+        match panics::catch(|| sink.enabled()) {
+            Ok(enabled) => {
+                if self.log.enabled_panics.ran_clean() {
+                    otel_info!(
+                        name: "UserEventsMetricsExporter.EnabledPanicsStopped",
+                        event_name = self.event_name.clone()
+                    );
+                }
+                enabled
+            }
+            Err(message) => {
+                self.stats.panic();
+                if self.log.enabled_panics.failed() {
+                    otel_warn!(
+                        name: "UserEventsMetricsExporter.EnabledPanicked",
+                        event_name = self.event_name.clone(),
+                        message = format!(
+                            "Sink::enabled panicked: {message}; treated as no listener"
+                        )
+                    );
+                }
+                false
+            }
+        }
+    }
+
     /// Exports `metrics`, not writing its first `skip_events` events (see `resume_export`).
     fn export(
         &self,
@@ -245,7 +281,7 @@ impl Inner {
             }
         };
         // The cheap check first: nobody listening means nothing to encode.
-        if !sink.enabled() {
+        if !self.sink_listening(sink.as_ref()) {
             self.stats.export_skipped_no_listener();
             self.log.listening(false, &self.event_name);
             return Ok(ExportReport::NoListener);
@@ -286,7 +322,7 @@ impl Inner {
                 return Ok(());
             }
             // A listener can leave mid-export: stop writing (and encoding) when it does.
-            if events > 0 && !sink.enabled() {
+            if events > 0 && !self.sink_listening(sink) {
                 return Err(Stop::ListenerLeft);
             }
             let written = match framing {
@@ -323,7 +359,7 @@ impl Inner {
                 **encoder = MetricsEncoder::new();
                 self.stats.panic();
                 self.stats.export_failed();
-                if self.log.panics.panicked() {
+                if self.log.panics.failed() {
                     otel_warn!(
                         name: "UserEventsMetricsExporter.Panicked",
                         event_name = self.event_name.clone(),

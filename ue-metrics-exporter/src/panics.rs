@@ -24,17 +24,18 @@ fn message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Whether the last run panicked, so a panic every interval is logged once, not every time.
+/// Whether the last run failed (panicked, or for the reader's collections, was refused), so a
+/// failure every interval is logged once when it starts and once when it stops.
 #[derive(Debug, Default)]
-pub(crate) struct PanicState(AtomicBool);
+pub(crate) struct FailureState(AtomicBool);
 
-impl PanicState {
-    /// Notes a panic; true when the run before did not panic (log it).
-    pub(crate) fn panicked(&self) -> bool {
+impl FailureState {
+    /// Notes a failure; true when the run before did not fail (log it).
+    pub(crate) fn failed(&self) -> bool {
         !self.0.swap(true, Ordering::Relaxed)
     }
 
-    /// Notes a run without a panic; true when the run before panicked (log the recovery).
+    /// Notes a run without failure; true when the run before failed (log the recovery).
     pub(crate) fn ran_clean(&self) -> bool {
         self.0.load(Ordering::Relaxed) && self.0.swap(false, Ordering::Relaxed)
     }
@@ -60,12 +61,12 @@ mod tests {
 
     #[test]
     fn only_changes_are_reported() {
-        let state = PanicState::default();
+        let state = FailureState::default();
         assert!(!state.ran_clean());
-        assert!(state.panicked());
-        assert!(!state.panicked());
+        assert!(state.failed());
+        assert!(!state.failed());
         assert!(state.ran_clean());
         assert!(!state.ran_clean());
-        assert!(state.panicked());
+        assert!(state.failed());
     }
 }

@@ -29,7 +29,7 @@ use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Tempora
 
 use crate::error::ExportError;
 use crate::exporter::{ExportReport, MetricsExporter};
-use crate::panics::{self, PanicState};
+use crate::panics::{self, FailureState};
 
 /// Default time between two checks of the enable bit (and collections while listened to),
 /// when neither [`UserEventsReaderBuilder::with_interval`] nor `OTEL_METRIC_EXPORT_INTERVAL`
@@ -133,7 +133,11 @@ fn env_millis(name: &str, value: Option<String>) -> Option<Duration> {
 /// again. An export that keeps failing is tried [`Self::MAX_EXPORT_ATTEMPTS`] times, then
 /// counted in [`crate::ExporterStats::collections_dropped`]. Panics below the thread (a
 /// `Sink`, the encoder, an observable callback) are caught, counted in
-/// [`crate::ExporterStats::panics`], logged once, and the next interval runs as usual.
+/// [`crate::ExporterStats::panics`] and logged once; the thread keeps running. Limitation of
+/// the SDK (0.33): it runs observable callbacks under its pipeline lock, which a panicking
+/// callback poisons, so every later collection of that provider fails (counted in
+/// [`crate::ExporterStats::collections_failed`], logged once when collections start failing
+/// and once if they recover).
 ///
 /// ```no_run
 /// use opentelemetry_sdk::metrics::SdkMeterProvider;
@@ -165,7 +169,9 @@ struct ReaderInner {
     /// Disconnects when the thread ends (its sender lives on the thread).
     ended: Mutex<Option<Receiver<()>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    panics: PanicState,
+    panics: FailureState,
+    /// Whether the last collection was refused by the SDK (logged on change).
+    collect_failures: FailureState,
     dropping: AtomicBool,
 }
 
@@ -196,7 +202,8 @@ impl UserEventsReader {
             stop: Mutex::new(Some(stop_tx)),
             ended: Mutex::new(Some(ended_rx)),
             thread: Mutex::new(None),
-            panics: PanicState::default(),
+            panics: FailureState::default(),
+            collect_failures: FailureState::default(),
             dropping: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&inner);
@@ -242,8 +249,14 @@ fn run(reader: &Weak<ReaderInner>, stop: &mpsc::Receiver<()>, interval: Duration
                     return;
                 };
                 // Errors are counted and logged (on change) by the exporter; panics are
-                // caught inside the tick.
-                let _ = reader.tick();
+                // caught inside the tick, and once more here, so that nothing below (a bug
+                // of ours included) can end the thread.
+                if let Err(message) = panics::catch(|| reader.tick()) {
+                    reader.exporter.stats_counters().panic();
+                    if reader.panics.failed() {
+                        otel_warn!(name: "UserEventsReader.Panicked", message = message.clone());
+                    }
+                }
             }
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -294,7 +307,13 @@ impl ReaderInner {
         if !self.listened_to() {
             return Ok(None);
         }
-        self.tick_locked(&mut lock(&self.collected)).map(Some)
+        let mut collected = lock(&self.collected);
+        // Shutdown may have run its last export while we waited for the lock: collecting now
+        // would reset Delta state for an export that can no longer happen.
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(ExportError::Shutdown);
+        }
+        self.tick_locked(&mut collected).map(Some)
     }
 
     /// True when someone listens; counts the skipped collection otherwise.
@@ -322,7 +341,7 @@ impl ReaderInner {
                 // observable callback): nothing of this collection was exported.
                 self.exporter.stats_counters().panic();
                 self.exporter.stats_counters().collection_failed();
-                if self.panics.panicked() {
+                if self.panics.failed() {
                     otel_warn!(
                         name: "UserEventsReader.Panicked",
                         message = message.clone()
@@ -350,8 +369,22 @@ impl ReaderInner {
         }
         if let Err(e) = self.collector.collect(&mut collected.metrics) {
             self.exporter.stats_counters().collection_failed();
-            otel_debug!(name: "UserEventsReader.CollectFailed", error = e.to_string());
+            if self.collect_failures.failed() {
+                // E.g. an observable callback panicked once: the SDK (0.33) poisoned its
+                // pipeline lock and refuses every later collection of this provider.
+                otel_warn!(
+                    name: "UserEventsReader.CollectionsFailing",
+                    message = "the SDK refuses to collect: nothing is exported until it \
+                               collects again (counted in collections_failed)",
+                    error = e.to_string()
+                );
+            } else {
+                otel_debug!(name: "UserEventsReader.CollectFailed", error = e.to_string());
+            }
             return Err(ExportError::CollectFailed(e));
+        }
+        if self.collect_failures.ran_clean() {
+            otel_info!(name: "UserEventsReader.CollectionsRecovered");
         }
         self.exporter.stats_counters().collection();
         let report = self.exporter.export_metrics(&collected.metrics);
@@ -391,17 +424,26 @@ impl ReaderInner {
         if left.failures < UserEventsReader::MAX_EXPORT_ATTEMPTS {
             return Some(left);
         }
+        self.give_up(
+            left,
+            "the export of one collection failed every time: the rest of it is dropped and \
+             counted in collections_dropped",
+        );
+        None
+    }
+
+    /// Gives up the rest of a collection's export: counted in `collections_dropped`, logged
+    /// (once until a collection is delivered again).
+    fn give_up(&self, left: Unfinished, why: &'static str) {
         self.exporter.stats_counters().collection_dropped();
         if !self.dropping.swap(true, Ordering::Relaxed) {
             otel_warn!(
                 name: "UserEventsReader.CollectionDropped",
                 attempts = left.failures,
                 events_written = left.written,
-                message = "the export of one collection failed every time: the rest of it is \
-                           dropped and counted in collections_dropped"
+                message = why
             );
         }
-        None
     }
 
     /// Ends the interval thread, waiting until `deadline`; false when it is still running
@@ -465,6 +507,10 @@ impl MetricReader for UserEventsReader {
         else {
             return Err(OTelSdkError::Timeout(inner.timeout));
         };
+        // As in `tick`: shutdown may have run its last export while we waited.
+        if inner.shut_down.load(Ordering::Acquire) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
         to_sdk(inner.tick_locked(&mut collected).map(Some))
     }
 
@@ -481,14 +527,25 @@ impl MetricReader for UserEventsReader {
         if !inner.stop_thread(deadline) {
             return Err(OTelSdkError::Timeout(wait));
         }
-        let last = if inner.listened_to() {
-            match lock_until(&inner.collected, deadline) {
-                Some(mut collected) => inner.tick_locked(&mut collected).map(Some),
-                None => return Err(OTelSdkError::Timeout(wait)),
-            }
+        let listened = inner.listened_to();
+        let Some(mut collected) = lock_until(&inner.collected, deadline) else {
+            return Err(OTelSdkError::Timeout(wait));
+        };
+        let last = if listened {
+            inner.tick_locked(&mut collected).map(Some)
         } else {
             Ok(None)
         };
+        // A kept collection that the last export could not finish (nobody listens) has
+        // nowhere to go after this: give it up like one that failed too often, counted.
+        if let Some(left) = collected.unfinished.take() {
+            inner.give_up(
+                left,
+                "shutdown found the export of a collection unfinished (no listener): the \
+                 rest of it is dropped and counted in collections_dropped",
+            );
+        }
+        drop(collected);
         let closed = inner.exporter.shutdown_now();
         let _ = inner.collector.shutdown();
         match (to_sdk(last), closed) {

@@ -5,10 +5,12 @@
 //! 16 fixed bytes, then the encoder's buffer, not copied), so tests see the exact bytes the
 //! kernel would get.
 
+#[cfg(any(test, feature = "testing"))]
+use crate::stats::AtomicU64;
 use std::io::IoSlice;
 use std::path::Path;
 #[cfg(any(test, feature = "testing"))]
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 #[cfg(any(test, feature = "testing"))]
 use std::sync::{Arc, Mutex};
 
@@ -19,7 +21,8 @@ use crate::error::{Unavailable, UnavailableKind};
 /// Receives events from a [`crate::MetricsExporter`].
 pub trait Sink: Send + Sync + 'static {
     /// True when someone listens; called before encoding and between events, so it must be
-    /// cheap (the `user_events` sink does one relaxed load).
+    /// cheap (the `user_events` sink does one relaxed load). A panic here is caught, counted
+    /// in [`crate::ExporterStats::panics`] and taken as `false`.
     fn enabled(&self) -> bool;
 
     /// Writes one event whose payload is the concatenation of `parts`.
@@ -88,7 +91,11 @@ impl Sink for UserEventsSink {
 
     fn close(&self) -> Result<(), SinkError> {
         // Idempotent: unregistering twice does nothing.
-        self.event.unregister().map_err(SinkError::UserEvents)
+        match self.event.unregister() {
+            // The kernel holds no enabler any more: the event is unregistered, as asked.
+            Ok(()) | Err(user_events_sys::Error::EnablerGone { .. }) => Ok(()),
+            Err(e) => Err(SinkError::UserEvents(e)),
+        }
     }
 }
 
@@ -246,5 +253,26 @@ impl Sink for NoListenerSink {
 
     fn write(&self, _parts: &[IoSlice<'_>]) -> Result<(), SinkError> {
         Err(SinkError::NoListener)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enotty_kinds_follow_the_process_width() {
+        use user_events_sys::Error as E;
+        // ENOTTY (25 on every Linux architecture).
+        let enotty = || std::io::Error::from_raw_os_error(25);
+        let in_32 = E::NoCompatIoctl {
+            process_bits: 32,
+            source: enotty(),
+        };
+        assert_eq!(unavailable_kind(&in_32), UnavailableKind::NoCompatIoctl);
+        let in_64 = E::NotUserEventsData { source: enotty() };
+        assert_eq!(unavailable_kind(&in_64), UnavailableKind::Other);
+        let text = classify(in_64).to_string();
+        assert!(text.contains("not the kernel's user_events_data"), "{text}");
     }
 }

@@ -1,11 +1,13 @@
 //! Counters that tell what an exporter did, readable at any time without locking.
 
+// `AtomicU64` where the target has 64-bit atomics, else the locked stand-in: the crate's one
+// 64-bit counter for every target (the test sinks count with it too).
 #[cfg(target_has_atomic = "64")]
-use std::sync::atomic::AtomicU64;
+pub(crate) use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 
 #[cfg(not(target_has_atomic = "64"))]
-use locked::AtomicU64;
+pub(crate) use locked::AtomicU64;
 
 /// Live counters shared by an exporter, its clones and [`crate::UserEventsReader`].
 ///

@@ -238,7 +238,7 @@ fn both_readers_write_the_same_through_the_kernel() {
             MetricsExporter::builder()
                 .with_event_name(name)
                 .with_temporality(temporality)
-                .require_user_events(true)
+                .with_require_user_events(true)
                 .build()
                 .expect("user_events in the VM")
         };

@@ -298,8 +298,12 @@ struct TroubleSink {
 #[derive(Default)]
 struct Trouble {
     panics_left: std::sync::atomic::AtomicUsize,
+    /// The next calls of `enabled` that panic.
+    enabled_panics_left: std::sync::atomic::AtomicUsize,
     /// (tell the test the write is blocked, wait for the test's release)
     gate: std::sync::Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
+    /// The same for the next call of `enabled`.
+    enabled_gate: std::sync::Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
 }
 
 use std::sync::mpsc;
@@ -310,6 +314,21 @@ impl TroubleSink {
         self.trouble
             .panics_left
             .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The next `n` calls of `enabled` panic.
+    fn panic_in_enabled_next(&self, n: usize) {
+        self.trouble
+            .enabled_panics_left
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The next call of `enabled` blocks: returns (entered, release).
+    fn block_next_enabled(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel();
+        *self.trouble.enabled_gate.lock().unwrap() = Some((entered_tx, release_rx));
+        (entered_rx, release_tx)
     }
 
     /// The next write blocks: returns (entered, release).
@@ -323,6 +342,17 @@ impl TroubleSink {
 
 impl ue_metrics_exporter::Sink for TroubleSink {
     fn enabled(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let left = self.trouble.enabled_panics_left.load(Relaxed);
+        if left > 0 {
+            self.trouble.enabled_panics_left.store(left - 1, Relaxed);
+            panic!("the test sink's enabled() panics on purpose");
+        }
+        let gate = self.trouble.enabled_gate.lock().unwrap().take();
+        if let Some((entered, release)) = gate {
+            entered.send(()).unwrap();
+            let _ = release.recv();
+        }
         self.capture.enabled()
     }
 
@@ -512,6 +542,62 @@ fn the_interval_thread_survives_a_panicking_sink_and_keeps_exporting() {
 }
 
 #[test]
+fn the_interval_thread_survives_a_panicking_enabled_check_and_keeps_exporting() {
+    let (sink, exporter, _reader, provider) = trouble_setup(Duration::from_millis(20));
+    let counter = provider.meter("app").u64_counter("enabled.panics").build();
+    sink.panic_in_enabled_next(3);
+    counter.add(3, &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut values = Vec::new();
+    while values.iter().sum::<u64>() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no export after the panics: {:?}",
+            exporter.stats()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        values.extend(counter_values(&sink.capture.take(), "enabled.panics"));
+    }
+    assert_eq!(values, [3]);
+    assert_eq!(exporter.stats().panics, 3);
+    provider.shutdown().unwrap();
+}
+
+#[test]
+fn a_panicking_enabled_check_is_caught_by_every_caller_and_means_nobody_listens() {
+    let (sink, exporter, reader, provider) = trouble_setup(NEVER);
+    let counter = provider.meter("app").u64_counter("enabled.callers").build();
+    counter.add(2, &[]);
+    // The exporter's own check (what the SDK's PeriodicReader calls), then the reader's.
+    let (other_provider, other_reader) =
+        common::pipeline(opentelemetry_sdk::metrics::Temporality::Delta);
+    other_provider
+        .meter("other")
+        .u64_counter("x")
+        .build()
+        .add(1, &[]);
+    sink.panic_in_enabled_next(1);
+    assert_eq!(
+        exporter
+            .export_metrics(&other_reader.collect_now())
+            .unwrap(),
+        ExportReport::NoListener
+    );
+    sink.panic_in_enabled_next(1);
+    assert!(!exporter.listener_attached());
+    sink.panic_in_enabled_next(1);
+    assert!(reader.tick().unwrap().is_none());
+    sink.panic_in_enabled_next(1);
+    provider.force_flush().unwrap();
+    assert_eq!(exporter.stats().panics, 4);
+    assert!(sink.capture.take().is_empty());
+
+    // Listening again: the interval was kept.
+    reader.tick().unwrap();
+    assert_eq!(counter_values(&sink.capture.take(), "enabled.callers"), [2]);
+}
+
+#[test]
 fn the_interval_thread_survives_a_panicking_callback() {
     let (_sink, exporter, _reader, provider) = setup(Duration::from_millis(20));
     provider
@@ -532,6 +618,26 @@ fn the_interval_thread_survives_a_panicking_callback() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(exporter.stats().panics, 1);
+}
+
+#[test]
+fn collections_that_the_sdk_refuses_are_logged_once_when_they_start_failing() {
+    let logs = common::LogNames::default();
+    tracing::subscriber::with_default(logs.clone(), || {
+        let (_sink, exporter, reader, provider) = setup(NEVER);
+        provider
+            .meter("app")
+            .u64_observable_gauge("flaky")
+            .with_callback(|_| panic!("the callback panics on purpose"))
+            .build();
+        // The panic, then collections the poisoned SDK pipeline refuses.
+        for _ in 0..4 {
+            assert!(reader.tick().is_err());
+        }
+        assert_eq!(exporter.stats().collections_failed, 4);
+    });
+    assert_eq!(logs.count("UserEventsReader.Panicked"), 1);
+    assert_eq!(logs.count("UserEventsReader.CollectionsFailing"), 1);
 }
 
 #[test]
@@ -587,6 +693,87 @@ fn a_collection_whose_export_keeps_failing_is_dropped_after_the_last_attempt_and
     );
     let expected = 10 * (UserEventsReader::MAX_EXPORT_ATTEMPTS as u64 - 1);
     assert_eq!(counter_values(&sink.capture.take(), "poison"), [expected]);
+}
+
+#[test]
+fn a_kept_collection_that_shutdown_cannot_finish_is_counted_as_dropped() {
+    use opentelemetry_sdk::metrics::reader::MetricReader as _;
+    // Nobody listens at shutdown, or the listener leaves again during shutdown's last export.
+    for listener_back_for_one_event in [false, true] {
+        let (sink, exporter, reader, provider) = setup_with_event_bytes(NEVER, 300);
+        let meter = provider.meter("app");
+        for i in 0..20u64 {
+            meter.u64_counter(format!("c{i}")).build().add(i + 1, &[]);
+        }
+        sink.disable_after(2);
+        let report = reader.tick().unwrap();
+        assert!(
+            matches!(report, Some(ExportReport::ListenerLeft { events: 2, .. })),
+            "{report:?}"
+        );
+        if listener_back_for_one_event {
+            sink.set_enabled(true);
+            sink.disable_after(1);
+        }
+        reader.shutdown().unwrap();
+        let stats = exporter.stats();
+        assert_eq!(
+            stats.collections_dropped, 1,
+            "listener back: {listener_back_for_one_event}: {stats:?}"
+        );
+        let written = if listener_back_for_one_event { 3 } else { 2 };
+        assert_eq!(sink.take().len(), written);
+    }
+}
+
+#[test]
+fn a_tick_that_started_before_shutdown_does_nothing_after_it() {
+    use opentelemetry_sdk::metrics::reader::MetricReader as _;
+    const NOT_STUCK: Duration = Duration::from_secs(20);
+    let (sink, exporter, reader, provider) = trouble_setup(NEVER);
+    provider
+        .meter("app")
+        .u64_counter("late")
+        .build()
+        .add(1, &[]);
+    let spawn = |f: fn(&UserEventsReader) -> String| {
+        let reader = reader.clone();
+        std::thread::spawn(move || f(&reader))
+    };
+    // A flush holds the collection lock, blocked in its write.
+    let (flush_entered, release_flush) = sink.block_next();
+    let flush = spawn(|r| format!("{:?}", r.force_flush()));
+    flush_entered
+        .recv_timeout(NOT_STUCK)
+        .expect("flush reached its gate");
+    // A tick passes its shutdown check (it is in the enable check after it), then waits
+    // for the lock.
+    let (tick_entered, release_tick) = sink.block_next_enabled();
+    let late = spawn(|r| format!("{:?}", r.tick()));
+    tick_entered
+        .recv_timeout(NOT_STUCK)
+        .expect("tick reached its gate");
+    release_tick.send(()).unwrap();
+    // Shutdown starts (it is in its enable check, after marking the reader shut down); then
+    // the flush ends, and the tick and shutdown's last export take the lock in either order.
+    let (shutdown_entered, release_shutdown) = sink.block_next_enabled();
+    let shutdown = spawn(|r| format!("{:?}", r.shutdown()));
+    shutdown_entered
+        .recv_timeout(NOT_STUCK)
+        .expect("shutdown reached its gate");
+    release_shutdown.send(()).unwrap();
+    release_flush.send(()).unwrap();
+    assert_eq!(flush.join().unwrap(), "Ok(())");
+    assert_eq!(shutdown.join().unwrap(), "Ok(())");
+    assert_eq!(late.join().unwrap(), "Err(Shutdown)");
+    let stats = exporter.stats();
+    // The flush's collection and shutdown's last one; the late tick collected nothing.
+    assert_eq!(
+        (stats.collections, stats.collections_failed),
+        (2, 0),
+        "{stats:?}"
+    );
+    assert_eq!(counter_values(&sink.capture.take(), "late"), [1]);
 }
 
 #[test]

@@ -3,12 +3,14 @@
 //! app goes on.
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+
+use common::LogNames;
 
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use tracing::span;
 use ue_metrics_exporter::{BuildError, ExportError, MetricsExporter, UnavailableKind};
 use user_events_sys::testing::ScriptedIoctls;
 
@@ -33,33 +35,6 @@ impl Drop for FakeTracefs {
     }
 }
 
-/// Records the names of the internal log events (`otel_warn!` etc.) of the current thread.
-#[derive(Clone, Default)]
-struct LogNames(Arc<Mutex<Vec<String>>>);
-
-impl LogNames {
-    fn count(&self, name: &str) -> usize {
-        self.0.lock().unwrap().iter().filter(|n| *n == name).count()
-    }
-}
-
-impl tracing::Subscriber for LogNames {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
-        span::Id::from_u64(1)
-    }
-    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
-    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let name = event.metadata().name().to_owned();
-        self.0.lock().unwrap().push(name);
-    }
-    fn enter(&self, _: &span::Id) {}
-    fn exit(&self, _: &span::Id) {}
-}
-
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     let mut f = std::pin::pin!(f);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -70,12 +45,13 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 #[test]
-fn a_32_bit_process_on_a_64_bit_kernel_gets_an_inactive_exporter_and_one_warning() {
+fn enotty_from_the_register_ioctl_gets_an_inactive_exporter_and_one_warning() {
     let tracefs = FakeTracefs::new("enotty");
     let logs = LogNames::default();
     tracing::subscriber::with_default(logs.clone(), || {
         let script = ScriptedIoctls::start();
-        // What every registration of an i686 build gets from an x86_64 kernel.
+        // What every registration of an i686 build gets from an x86_64 kernel, and a 64-bit
+        // build from a user_events_data that is not the kernel's.
         script
             .register_fails(libc::ENOTTY)
             .register_fails(libc::ENOTTY);
@@ -85,13 +61,20 @@ fn a_32_bit_process_on_a_64_bit_kernel_gets_an_inactive_exporter_and_one_warning
             .build()
             .expect("build succeeds without usable user_events");
         let why = exporter.unavailable().expect("the kernel refused").clone();
-        assert_eq!(why.kind(), UnavailableKind::NoCompatIoctl);
         let text = why.to_string();
-        assert!(text.contains("32-bit program on a 64-bit kernel"), "{text}");
-        assert!(
-            text.contains("Build the program for the 64-bit target"),
-            "{text}"
-        );
+        let expected_kind = if usize::BITS == 32 {
+            assert!(text.contains("32-bit program on a 64-bit kernel"), "{text}");
+            assert!(
+                text.contains("Build the program for the 64-bit target"),
+                "{text}"
+            );
+            UnavailableKind::NoCompatIoctl
+        } else {
+            assert!(!text.contains("32-bit"), "{text}");
+            assert!(text.contains("not the kernel's user_events_data"), "{text}");
+            UnavailableKind::Other
+        };
+        assert_eq!(why.kind(), expected_kind);
 
         // The app runs on: every export returns at once, through the SDK as success.
         let metrics = ResourceMetrics::default();
@@ -112,7 +95,7 @@ fn a_32_bit_process_on_a_64_bit_kernel_gets_an_inactive_exporter_and_one_warning
             .build()
             .unwrap_err();
         assert!(
-            matches!(strict, BuildError::Unavailable(ref u) if u.kind() == UnavailableKind::NoCompatIoctl),
+            matches!(strict, BuildError::Unavailable(ref u) if u.kind() == expected_kind),
             "{strict:?}"
         );
         assert_eq!(script.calls().register, 2);
@@ -122,4 +105,21 @@ fn a_32_bit_process_on_a_64_bit_kernel_gets_an_inactive_exporter_and_one_warning
         1,
         "the reason is logged once, at build"
     );
+}
+
+#[test]
+fn shutdown_succeeds_when_the_kernel_already_dropped_the_enabler() {
+    let tracefs = FakeTracefs::new("enabler-gone");
+    let script = ScriptedIoctls::start();
+    script.register_ok(0).unregister_fails(libc::ENOENT);
+    let exporter = MetricsExporter::builder()
+        .with_tracefs_root(&tracefs.0)
+        .build()
+        .expect("registered through the script");
+    assert!(exporter.unavailable().is_none());
+    // The event is unregistered either way: nothing failed that a caller could act on.
+    exporter
+        .shutdown_now()
+        .expect("EnablerGone is a finished unregistration");
+    assert_eq!(script.calls().unregister, 1);
 }

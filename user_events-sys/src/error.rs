@@ -114,20 +114,32 @@ pub enum Error {
         max: usize,
     },
 
-    /// The kernel does not take the user_events register ioctl from this process (`ENOTTY`).
-    /// user_events has no 32-bit compat ioctl, so a 32-bit process on a 64-bit kernel gets
-    /// this for every registration.
+    /// A 32-bit process got `ENOTTY` from the register ioctl: user_events has no 32-bit
+    /// compat ioctl, so a 32-bit process on a 64-bit kernel gets this for every registration.
     #[error(
         "the kernel refused the user_events register ioctl (ENOTTY): user_events has no 32-bit \
          compat ioctl, so a 32-bit program on a 64-bit kernel cannot register events (this \
          process is {process_bits}-bit). Build the program for the 64-bit target (e.g. \
          x86_64-unknown-linux-gnu instead of i686-unknown-linux-gnu, aarch64 instead of \
-         armv7); from a 64-bit process ENOTTY means the opened file is not the kernel's \
-         user_events_data"
+         armv7)"
     )]
     NoCompatIoctl {
         /// Pointer width of this process (32 or 64).
         process_bits: u32,
+        /// The error from the kernel.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A 64-bit process got `ENOTTY` from the register ioctl: the file it opened as
+    /// `user_events_data` does not take user_events ioctls, so it is not the kernel's (a
+    /// tracefs root that points elsewhere, e.g. at a directory holding a regular file of
+    /// that name).
+    #[error(
+        "the register ioctl got ENOTTY: the opened user_events_data is not the kernel's \
+         user_events_data file (is the tracefs root a mounted tracefs?)"
+    )]
+    NotUserEventsData {
         /// The error from the kernel.
         #[source]
         source: io::Error,
@@ -379,6 +391,12 @@ impl Error {
     /// `DIAG_IOCSREG` failed. Our own registrations always use a fresh enable word, so
     /// `EADDRINUSE` can only mean another format under the same name.
     pub(crate) fn from_register(name_args: &str, source: io::Error) -> Error {
+        Error::from_register_in(usize::BITS, name_args, source)
+    }
+
+    /// [`Error::from_register`] for a process whose pointers are `process_bits` wide, which
+    /// decides what `ENOTTY` means (a parameter, so both answers are tested on any host).
+    fn from_register_in(process_bits: u32, name_args: &str, source: io::Error) -> Error {
         match Errno::of(&source) {
             Errno::AddrInUse => Error::FormatMismatch {
                 name: event_name(name_args).to_owned(),
@@ -397,10 +415,11 @@ impl Error {
                 source,
             },
             Errno::TooManyFiles => Error::TooManyEvents { source },
-            Errno::NotTty => Error::NoCompatIoctl {
-                process_bits: usize::BITS,
+            Errno::NotTty if process_bits == 32 => Error::NoCompatIoctl {
+                process_bits,
                 source,
             },
+            Errno::NotTty => Error::NotUserEventsData { source },
             _ => Error::io(format!("registering `{name_args}`"), source),
         }
     }
@@ -522,14 +541,29 @@ mod tests {
             Error::from_register(args, os(libc::ENOMEM)),
             Error::Io { .. }
         ));
-        let not_tty = Error::from_register(args, os(libc::ENOTTY));
+        let not_tty = Error::from_register_in(32, args, os(libc::ENOTTY));
         assert!(
-            matches!(not_tty, Error::NoCompatIoctl { process_bits, .. } if process_bits == usize::BITS),
+            matches!(
+                not_tty,
+                Error::NoCompatIoctl {
+                    process_bits: 32,
+                    ..
+                }
+            ),
             "{not_tty:?}"
         );
         let text = not_tty.to_string();
         assert!(text.contains("ENOTTY") && text.contains("32-bit"), "{text}");
         assert!(text.contains("64-bit target"), "{text}");
+        // From a 64-bit process ENOTTY says nothing about 32-bit: the file is not the kernel's.
+        let not_tty = Error::from_register_in(64, args, os(libc::ENOTTY));
+        assert!(
+            matches!(not_tty, Error::NotUserEventsData { .. }),
+            "{not_tty:?}"
+        );
+        let text = not_tty.to_string();
+        assert!(!text.contains("32-bit"), "{text}");
+        assert!(text.contains("not the kernel's user_events_data"), "{text}");
         assert!(matches!(
             Error::from_register_same_enabler(3, args, os(libc::EADDRINUSE)),
             Error::EnablerInUse { bit: 3, .. }

@@ -85,17 +85,10 @@ pub fn target_dir() -> PathBuf {
 pub fn ci(options: &CiOptions) -> Result<()> {
     let mut steps = vec![
         cargo_step("fmt", &["fmt", "--all", "--check"]),
-        cargo_step(
-            "clippy",
-            &[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        ),
+        Step {
+            name: "clippy",
+            run: Box::new(clippy),
+        },
         Step {
             name: "targets",
             run: Box::new(check_targets),
@@ -195,6 +188,28 @@ pub fn ci(options: &CiOptions) -> Result<()> {
     }
 }
 
+/// The workspace crates with a `kernel-tests` feature (their VM-only `kernel` test targets).
+const KERNEL_TEST_FEATURES: &str =
+    "ue-metrics-decode/kernel-tests,ue-metrics-e2e/kernel-tests,ue-metrics-exporter/kernel-tests,user_events-sys/kernel-tests";
+
+/// The clippy step: the workspace as built by default, then with every `kernel-tests` feature,
+/// so the VM-only test targets keep compiling on machines without the VM.
+fn clippy() -> Result<Outcome> {
+    for features in [None, Some(KERNEL_TEST_FEATURES)] {
+        let mut command = cargo();
+        command.args(["clippy", "--workspace", "--all-targets"]);
+        command.args(
+            features
+                .map(|list| ["--features", list])
+                .into_iter()
+                .flatten(),
+        );
+        command.args(["--", "-D", "warnings"]);
+        run_loud(&mut command)?;
+    }
+    Ok(Outcome::Passed)
+}
+
 /// `-p <crate>` for every library crate.
 fn library_packages() -> Vec<&'static str> {
     LIBRARY_CRATES
@@ -286,8 +301,13 @@ const CHECK_TARGET_CRATES: [&str; 3] = [
     "ue-metrics-exporter",
 ];
 
-/// The `targets` step: `cargo check` of the library crates for each of [`CHECK_TARGETS`] (no
-/// linker needed), adding a missing target's standard library with rustup first.
+/// The features of [`CHECK_TARGET_CRATES`] that add code users build (the test doubles), checked
+/// for [`CHECK_TARGETS`] too.
+const CHECK_TARGET_FEATURES: &str = "user_events-sys/testing,ue-metrics-exporter/testing";
+
+/// The `targets` step: `cargo check` of the library crates, with their [`CHECK_TARGET_FEATURES`],
+/// for each of [`CHECK_TARGETS`] (no linker needed), adding a missing target's standard library
+/// with rustup first.
 fn check_targets() -> Result<Outcome> {
     if !succeeds(Command::new("rustup").arg("--version")) {
         return Ok(Outcome::Skipped(
@@ -313,7 +333,7 @@ fn check_targets() -> Result<Outcome> {
         for krate in CHECK_TARGET_CRATES {
             check.args(["-p", krate]);
         }
-        check.args(["--target", target]);
+        check.args(["--features", CHECK_TARGET_FEATURES, "--target", target]);
         run_loud(&mut check)?;
     }
     Ok(Outcome::Passed)
@@ -397,6 +417,37 @@ mod tests {
         let mut ours = FUZZ_TARGETS.to_vec();
         ours.sort_unstable();
         assert_eq!(declared, ours);
+    }
+
+    #[test]
+    fn clippy_lints_every_kernel_tests_feature() {
+        let root = project_root();
+        let workspace = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+        let members = workspace
+            .split("members = [")
+            .nth(1)
+            .and_then(|rest| rest.split(']').next())
+            .expect("the workspace's members");
+        let mut with_feature: Vec<String> = members
+            .split(',')
+            .map(|member| member.trim().trim_matches('"'))
+            .filter(|member| !member.is_empty())
+            .filter_map(|member| std::fs::read_to_string(root.join(member).join("Cargo.toml")).ok())
+            .filter(|manifest| {
+                manifest
+                    .lines()
+                    .any(|line| line.starts_with("kernel-tests ="))
+            })
+            .filter_map(|manifest| {
+                let name = manifest
+                    .lines()
+                    .find_map(|line| line.strip_prefix("name = \""))?;
+                Some(format!("{}/kernel-tests", name.trim_end_matches('"')))
+            })
+            .collect();
+        with_feature.sort_unstable();
+        let listed: Vec<&str> = KERNEL_TEST_FEATURES.split(',').collect();
+        assert_eq!(with_feature, listed);
     }
 
     #[test]

@@ -241,3 +241,30 @@ pub fn record_every_kind(provider: &opentelemetry_sdk::metrics::SdkMeterProvider
         .with_callback(|o| o.observe(3.75, &[KeyValue::new("k", "b")]))
         .build();
 }
+
+/// Records the names of the internal log events (`otel_warn!` etc.) of the current thread.
+#[derive(Clone, Default)]
+pub struct LogNames(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl LogNames {
+    pub fn count(&self, name: &str) -> usize {
+        self.0.lock().unwrap().iter().filter(|n| *n == name).count()
+    }
+}
+
+impl tracing::Subscriber for LogNames {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let name = event.metadata().name().to_owned();
+        self.0.lock().unwrap().push(name);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}

@@ -47,7 +47,9 @@ impl Default for PerfOptions {
 pub enum PerfRecord<'a> {
     /// A tracepoint hit.
     Sample(PerfSample<'a>),
-    /// The ring was full and the kernel dropped `lost` samples.
+    /// The ring was full and the kernel dropped `lost` samples; or `drain` skipped unreadable
+    /// ring data, reported as `lost: 1` (at least one record: the skipped bytes may have held
+    /// more).
     Lost {
         /// Samples dropped.
         lost: u64,
@@ -176,7 +178,8 @@ impl PerfSession {
     ///
     /// A ring holding a malformed record is resynchronised: what the kernel published from
     /// that record on is skipped ([`Self::skipped_bytes`]) and reported to `f` as
-    /// `PerfRecord::Lost { lost: 1 }`, and the other rings are read as usual.
+    /// `PerfRecord::Lost { lost: 1 }` (at least one record was lost: how many the skipped
+    /// bytes held is unknown), and the other rings are read as usual.
     pub fn drain(&mut self, mut f: impl FnMut(PerfRecord<'_>)) -> Result<usize> {
         let mut total = 0;
         for cpu_ring in &mut self.rings {
@@ -200,8 +203,8 @@ impl PerfSession {
         Ok(total)
     }
 
-    /// Samples the kernel dropped because a ring was full, plus one per resync, as reported so
-    /// far by `drain`.
+    /// Samples the kernel dropped because a ring was full, plus one per resync (at least one
+    /// record each), as reported so far by `drain`.
     pub fn lost(&self) -> u64 {
         self.lost
     }
@@ -220,10 +223,12 @@ impl PerfSession {
 /// The kernel's `data_head` as a position comparable with our 64-bit `tail`. A 32-bit kernel
 /// publishes the head modulo 2^32 (its ring positions are `unsigned long`), and targets
 /// without 64-bit atomics read only the low half; the head is never more than a ring ahead
-/// of the tail, so its low 32 bits are enough. A head behind the tail comes out about 4 GiB
-/// ahead, which the walk rejects like any other impossible head.
+/// of the tail (a ring is at most 2^31 bytes), so its low 32 bits are enough, read as a signed
+/// distance: a head behind the tail (impossible from a sane kernel) stays behind it, and the
+/// walk resyncs to it skipping nothing, instead of counting ~4 GiB as skipped.
 fn head_after(tail: u64, raw_head: u64) -> u64 {
-    tail.wrapping_add(u64::from((raw_head as u32).wrapping_sub(tail as u32)))
+    let distance = (raw_head as u32).wrapping_sub(tail as u32) as i32;
+    tail.wrapping_add_signed(i64::from(distance))
 }
 
 /// The part of a ring between our tail and a head loaded with acquire ordering.
@@ -311,8 +316,12 @@ mod tests {
         assert_eq!(head_after((3 << 32) + 100, 200), (3 << 32) + 200);
         // Nothing new.
         assert_eq!(head_after(77, 77), 77);
-        // A head behind the tail is far ahead, so the walk refuses it.
-        assert!(head_after(1000, 900) - 1000 > 1 << 31);
+        // A head behind the tail stays behind it (the walk resyncs to it, skipping nothing).
+        assert_eq!(head_after(1000, 900), 900);
+        assert_eq!(
+            head_after((1 << 32) + 8, u32::MAX as u64 - 8),
+            u32::MAX as u64 - 8
+        );
     }
 
     #[test]

@@ -422,6 +422,19 @@ mod tests {
     }
 
     #[test]
+    fn a_raw_head_behind_the_tail_resyncs_to_it_skipping_nothing() {
+        // What `drain` does: place the kernel's raw head, then walk.
+        let (ring, _) = ring_with(64, 0, &[]);
+        for (tail, raw_head) in [(40, 16), ((1 << 32) + 8, u64::from(u32::MAX) - 8)] {
+            let head = super::super::head_after(tail, raw_head);
+            let walked = walk_resyncing(&ring, tail, head, &mut Vec::new(), &mut |_| {});
+            assert_eq!(walked.tail, head);
+            assert_eq!(walked.tail as u32, raw_head as u32);
+            assert_eq!(walked.resync.unwrap().skipped_bytes, 0, "{tail} {raw_head}");
+        }
+    }
+
+    #[test]
     fn a_head_behind_the_tail_resyncs_to_the_head() {
         let (ring, _) = ring_with(64, 0, &[]);
         let walked = walk_resyncing(&ring, 40, 16, &mut Vec::new(), &mut |_| {});
