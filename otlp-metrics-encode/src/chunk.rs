@@ -234,6 +234,10 @@ struct OpenMetric {
 pub(crate) struct ChunkWriter {
     /// Whether the output holds the start of a request (gap and resource).
     started: bool,
+    /// Where the resource ends in the output, once written in this export: it stays there
+    /// (only the gap before it and what follows it change), so a request starts by cutting the
+    /// output back to it. 0: not written yet.
+    resource_end: usize,
     scope: Option<OpenScope>,
     metric: Option<OpenMetric>,
     /// Where the headers of sections holding nothing yet start.
@@ -258,6 +262,7 @@ impl ChunkWriter {
     /// Starts an export whose requests are at most `limit` bytes.
     pub(crate) fn begin(&mut self, limit: usize) {
         self.started = false;
+        self.resource_end = 0;
         self.scope = None;
         self.metric = None;
         self.tentative = None;
@@ -347,11 +352,15 @@ impl ChunkWriter {
         &out[start..]
     }
 
-    /// Empties the output and writes the start of a request: the gap and the resource.
+    /// Starts a request in the output: the gap and the resource.
     fn start(&mut self, out: &mut Buf, layout: &Layout) {
-        out.clear();
-        out.append(GAP);
-        out.extend_from_short(&layout.meta[layout.resource.clone()]);
+        if self.resource_end == 0 {
+            out.clear();
+            out.append(GAP);
+            out.extend_from_short(&layout.meta[layout.resource.clone()]);
+            self.resource_end = out.len();
+        }
+        out.truncate(self.resource_end);
         self.started = true;
     }
 

@@ -215,12 +215,15 @@ impl MetricsEncoder {
             writer,
             limit: max_request_bytes,
             chunk: OpenChunk::default(),
-            exact: 0,
-            since: 0,
-            headroom: 0,
+            size: 0,
+            fast_metric: NO_METRIC,
+            fast_room: 0,
+            fast_budget: 0,
             summary: ChunkSummary::default(),
+            oversized_items: 0,
             first_oversized: None,
         };
+        let mut points = 0;
         // Metric by metric, point by point: each point is encoded into the open request and
         // stays there if it fits; a full request is sent as soon as a point does not fit.
         for sm in metrics.scope_metrics() {
@@ -231,23 +234,24 @@ impl MetricsEncoder {
                 let index = layout.push_metric(metric);
                 let layout = &*layout;
                 packer.writer.open(out, layout, scope, index);
-                let mut points = 0;
-                put_points(out, metric, widths.metric(index), |out| {
-                    points += 1;
-                    packer.place(out, layout, scope, index, true, &mut sink)
+                let written = put_points(out, metric, widths.metric(index), |out| {
+                    packer.place_point(out, layout, scope, index, &mut sink)
                 })?;
-                if points == 0 {
-                    packer.place(out, layout, scope, index, false, &mut sink)?;
+                if written == 0 {
+                    packer.place_slow(out, layout, scope, index, false, &mut sink)?;
                 }
+                points += written;
             }
             if empty_scope {
                 packer.writer.open(out, layout, scope, NO_METRIC);
-                packer.place(out, layout, scope, NO_METRIC, false, &mut sink)?;
+                packer.place_slow(out, layout, scope, NO_METRIC, false, &mut sink)?;
             }
         }
         if packer.chunk.used {
             packer.flush(out, layout, &mut sink)?;
         }
+        let oversized = packer.summary.oversized_points;
+        packer.summary.points = points - (oversized - packer.oversized_items);
         let mut summary = packer.summary;
         if let Some(first) = packer.first_oversized {
             let cause = match layout.identity_over(first.scope, first.metric, max_request_bytes) {
@@ -301,51 +305,71 @@ struct FirstOversized {
 struct Packer<'a> {
     writer: &'a mut ChunkWriter,
     limit: usize,
+    /// What the open request holds (points taken on the fast path since `fast_budget` was set
+    /// not included), and its exact size.
     chunk: OpenChunk,
-    /// Exact size of `chunk` when last computed, the point bytes added since, and the headroom
-    /// then (see `Layout::chunk_size_and_headroom`): while `since` stays below `headroom`,
-    /// the size is exactly `exact + since`.
-    exact: usize,
-    since: usize,
-    headroom: usize,
+    size: usize,
+    /// The metric whose next points take the fast path ([`NO_METRIC`]: none), how many bytes
+    /// of them still fit with every length prefix unchanged and within the limit, and that
+    /// room when it was computed (the difference was added since).
+    fast_metric: usize,
+    fast_room: usize,
+    fast_budget: usize,
     summary: ChunkSummary,
+    /// Oversized items that are not points (a metric without points, a scope without metrics).
+    oversized_items: usize,
     first_oversized: Option<FirstOversized>,
 }
 
 impl Packer<'_> {
-    /// Decides on the item (a point, or an empty metric/scope) written after the writer's
-    /// mark: it stays in the open request, or the request is sent and the next one starts
-    /// with it, or it is dropped and reported when it cannot fit even alone.
+    /// Decides on the point written after the writer's mark: it stays in the open request, or
+    /// the request is sent and the next one starts with it, or it is dropped and reported
+    /// when it cannot fit even alone.
     #[inline(always)]
-    fn place<E>(
+    fn place_point<E>(
         &mut self,
         out: &mut Buf,
         layout: &Layout,
         scope: usize,
         metric: usize,
-        is_point: bool,
         sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         let len = out.len() - self.writer.mark;
-        // Fast path, inlined: another point of the open metric, while no length prefix grows
-        // and the limit is not reached: the size is known exactly without the arithmetic over
-        // the four levels, and the point stays where it was written.
-        let since = self.since + len;
-        if since < self.headroom
-            && self.exact + since <= self.limit
-            && self.chunk.extend_open_metric(metric, len)
-        {
-            self.since = since;
+        // Fast path, inlined: another point of the open metric that fits with no length prefix
+        // growing: it stays where it was written, nothing else to do.
+        if metric == self.fast_metric && len <= self.fast_room {
+            self.fast_room -= len;
             self.writer.mark = out.len();
-            self.summary.points += usize::from(is_point);
             Ok(())
         } else {
-            self.place_slow(out, layout, scope, metric, is_point, sink)
+            self.place_slow(out, layout, scope, metric, true, sink)
         }
     }
 
-    /// [`Packer::place`] when the size must be computed: a new metric or scope, a length
-    /// prefix that grows, or the limit reached.
+    /// Adds the points taken on the fast path to `chunk` and `size`.
+    #[inline(always)]
+    fn settle_fast_points(&mut self) {
+        let added = self.fast_budget - self.fast_room;
+        if added > 0 {
+            self.chunk.extend_open_metric(self.fast_metric, added);
+            self.size += added;
+            self.fast_budget = self.fast_room;
+        }
+    }
+
+    /// The chunk is now `chunk` of `size` bytes with `headroom` (see
+    /// `Layout::chunk_size_and_headroom`) after an item of `metric`.
+    #[inline(always)]
+    fn set_chunk(&mut self, chunk: OpenChunk, size: usize, headroom: usize, metric: usize) {
+        self.chunk = chunk;
+        self.size = size;
+        self.fast_metric = metric;
+        self.fast_room = headroom.saturating_sub(1).min(self.limit - size);
+        self.fast_budget = self.fast_room;
+    }
+
+    /// Places an item when the size must be computed: a new metric or scope, a length prefix
+    /// that grows, the limit reached, or an item that is not a point.
     #[inline(never)]
     fn place_slow<E>(
         &mut self,
@@ -356,35 +380,34 @@ impl Packer<'_> {
         is_point: bool,
         sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
+        self.settle_fast_points();
         let len = out.len() - self.writer.mark;
         let next = layout.chunk_with(&self.chunk, scope, metric, len);
         let (next_size, headroom) = layout.chunk_size_and_headroom(&next);
         if next_size <= self.limit {
             self.writer.commit(out);
-            self.chunk = next;
-            (self.exact, self.since, self.headroom) = (next_size, 0, headroom);
-        } else {
-            let alone = layout.chunk_with(&OpenChunk::default(), scope, metric, len);
-            let (alone_size, headroom) = layout.chunk_size_and_headroom(&alone);
-            if alone_size > self.limit {
-                self.writer.discard(out);
-                self.summary.oversized_points += 1;
-                self.first_oversized.get_or_insert(FirstOversized {
-                    scope,
-                    metric,
-                    alone_bytes: alone_size,
-                });
-                return Ok(());
-            }
-            // `chunk` holds something (else `next` would be `alone`): send it, and start the
-            // next request with this item.
-            self.writer.lift(out);
-            self.flush(out, layout, sink)?;
-            self.writer.start_with_lifted(out, layout, scope, metric);
-            self.chunk = alone;
-            (self.exact, self.since, self.headroom) = (alone_size, 0, headroom);
+            self.set_chunk(next, next_size, headroom, metric);
+            return Ok(());
         }
-        self.summary.points += usize::from(is_point);
+        let alone = layout.chunk_with(&OpenChunk::default(), scope, metric, len);
+        let (alone_size, headroom) = layout.chunk_size_and_headroom(&alone);
+        if alone_size > self.limit {
+            self.writer.discard(out);
+            self.summary.oversized_points += 1;
+            self.oversized_items += usize::from(!is_point);
+            self.first_oversized.get_or_insert(FirstOversized {
+                scope,
+                metric,
+                alone_bytes: alone_size,
+            });
+            return Ok(());
+        }
+        // `chunk` holds something (else `next` would be `alone`): send it, and start the
+        // next request with this item.
+        self.writer.lift(out);
+        self.flush(out, layout, sink)?;
+        self.writer.start_with_lifted(out, layout, scope, metric);
+        self.set_chunk(alone, alone_size, headroom, metric);
         Ok(())
     }
 
@@ -395,16 +418,16 @@ impl Packer<'_> {
         layout: &Layout,
         sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
-        let planned = layout.chunk_size(&self.chunk);
-        debug_assert_eq!(planned, self.exact + self.since, "tracked size is exact");
+        self.settle_fast_points();
+        #[cfg(debug_assertions)]
+        assert_eq!(layout.chunk_size(&self.chunk), self.size, "tracked size");
         let request = self.writer.finish(out, layout);
-        debug_assert_eq!(request.len(), planned, "planned and written sizes agree");
+        debug_assert_eq!(request.len(), self.size, "planned and written sizes agree");
         debug_assert!(request.len() <= self.limit);
         sink(request)?;
         self.summary.chunks += 1;
         self.summary.bytes += request.len();
-        self.chunk = OpenChunk::default();
-        (self.exact, self.since, self.headroom) = (0, 0, 0);
+        self.set_chunk(OpenChunk::default(), 0, 0, NO_METRIC);
         Ok(())
     }
 }

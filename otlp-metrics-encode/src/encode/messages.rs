@@ -126,14 +126,15 @@ pub(crate) fn data_field(metric: &Metric) -> u8 {
 
 /// Writes every data point of `metric` (each as a complete `data_points` field at the end of
 /// `buf`) and calls `on_point` after each, which may rearrange `buf` as long as it leaves room
-/// to append the next point; an error from it stops the writing and is returned. `remembered`
-/// holds the widths of the metric at this position in the previous export, and is updated.
+/// to append the next point; an error from it stops the writing and is returned. Returns the
+/// number of points. `remembered` holds the widths of the metric at this position in the
+/// previous export, and is updated.
 pub(crate) fn put_points<E>(
     buf: &mut Buf,
     metric: &Metric,
     remembered: &mut Guesses,
     on_point: impl FnMut(&mut Buf) -> Result<(), E>,
-) -> Result<(), E> {
+) -> Result<usize, E> {
     match metric.data() {
         AggregatedMetrics::F64(data) => put_data_points(buf, data, remembered, on_point),
         AggregatedMetrics::U64(data) => put_data_points(buf, data, remembered, on_point),
@@ -143,7 +144,7 @@ pub(crate) fn put_points<E>(
 
 /// Calls `put` for each point with the running guesses: the first point's from `remembered`
 /// (or `usual`), each next one's from the point before; then `on_point`. Remembers the first
-/// point's width and the last exemplar's.
+/// point's width and the last exemplar's. Returns the number of points.
 #[inline(always)]
 fn each_point<P, E>(
     buf: &mut Buf,
@@ -152,19 +153,22 @@ fn each_point<P, E>(
     usual: usize,
     mut put: impl FnMut(&mut Buf, &mut Guesses, P),
     mut on_point: impl FnMut(&mut Buf) -> Result<(), E>,
-) -> Result<(), E> {
+) -> Result<usize, E> {
     let mut guess = remembered.or_usual(usual);
-    if let Some(first) = points.next() {
-        put(buf, &mut guess, first);
-        remembered.point = guess.point;
-        on_point(buf)?;
-    }
+    let Some(first) = points.next() else {
+        return Ok(0);
+    };
+    put(buf, &mut guess, first);
+    remembered.point = guess.point;
+    on_point(buf)?;
+    let mut count = 1;
     for point in points {
         put(buf, &mut guess, point);
         on_point(buf)?;
+        count += 1;
     }
     remembered.exemplar = guess.exemplar;
-    Ok(())
+    Ok(count)
 }
 
 fn put_data_points<T: Number, E>(
@@ -172,7 +176,7 @@ fn put_data_points<T: Number, E>(
     data: &MetricData<T>,
     remembered: &mut Guesses,
     on_point: impl FnMut(&mut Buf) -> Result<(), E>,
-) -> Result<(), E> {
+) -> Result<usize, E> {
     match data {
         MetricData::Gauge(gauge) => {
             let start = gauge.start_time().map(to_nanos).unwrap_or(0);

@@ -60,8 +60,7 @@ impl RequestWriter {
                 out.push(tag(data_field(metric), WIRE_LEN));
                 let data_at = reserve_len(out, data_width);
                 let no_stop = |_: &mut Buf| Ok::<(), Infallible>(());
-                put_points(out, metric, self.inner.metric(metric_index), no_stop)
-                    .unwrap_or_else(|never| match never {});
+                let Ok(_) = put_points(out, metric, self.inner.metric(metric_index), no_stop);
                 put_data_tail(out, metric);
                 let data_len = finish_len(out, data_at, data_width);
                 let metric_len = finish_len(out, metric_at, metric_width);
