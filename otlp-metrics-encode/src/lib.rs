@@ -382,12 +382,16 @@ impl Packer<'_> {
     ) -> Result<(), E> {
         self.settle_fast_points();
         let len = out.len() - self.writer.mark;
-        let next = layout.chunk_with(&self.chunk, scope, metric, len);
-        let (next_size, headroom) = layout.chunk_size_and_headroom(&next);
-        if next_size <= self.limit {
-            self.writer.commit(out);
-            self.set_chunk(next, next_size, headroom, metric);
-            return Ok(());
+        // The request grows by at least the item's bytes: only compute its exact size when
+        // that much is left.
+        if self.size + len <= self.limit {
+            let next = layout.chunk_with(&self.chunk, scope, metric, len);
+            let (next_size, headroom) = layout.chunk_size_and_headroom(&next);
+            if next_size <= self.limit {
+                self.writer.commit(out);
+                self.set_chunk(next, next_size, headroom, metric);
+                return Ok(());
+            }
         }
         let alone = layout.chunk_with(&OpenChunk::default(), scope, metric, len);
         let (alone_size, headroom) = layout.chunk_size_and_headroom(&alone);
@@ -402,8 +406,8 @@ impl Packer<'_> {
             });
             return Ok(());
         }
-        // `chunk` holds something (else `next` would be `alone`): send it, and start the
-        // next request with this item.
+        // `chunk` holds something (else it would have fitted, as alone): send it, and start
+        // the next request with this item.
         self.writer.lift(out);
         self.flush(out, layout, sink)?;
         self.writer.start_with_lifted(out, layout, scope, metric);
