@@ -122,13 +122,20 @@ impl Buf {
         self.len += bytes.len();
     }
 
-    /// Appends `bytes`, copying up to [`SHORT`] of them inline instead of calling `memcpy`
+    /// Appends `bytes`, copying up to 2 x [`SHORT`] of them inline instead of calling `memcpy`
     /// (the small identity pieces a size-bounded request repeats).
     #[inline(always)]
     pub(crate) fn extend_from_short(&mut self, bytes: &[u8]) {
-        if bytes.len() <= SHORT {
+        let n = bytes.len();
+        if n <= SHORT {
             copy_short(self.spare(SHORT), bytes);
-            self.advance(bytes.len());
+            self.advance(n);
+        } else if n <= 2 * SHORT {
+            // Two overlapping copies of SHORT bytes.
+            let room = self.spare(2 * SHORT);
+            room[..SHORT].copy_from_slice(&bytes[..SHORT]);
+            room[n - SHORT..n].copy_from_slice(&bytes[n - SHORT..]);
+            self.advance(n);
         } else {
             self.extend_from_slice(bytes);
         }
