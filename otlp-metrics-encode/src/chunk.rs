@@ -307,6 +307,7 @@ impl ChunkWriter {
 
     /// Lifts the item after the mark out of the request (it goes into the next one), with the
     /// headers of sections that would hold only it.
+    #[inline(always)]
     pub(crate) fn lift(&mut self, out: &mut Buf) {
         self.carry.clear();
         self.carry.extend_from_slice(&out[self.mark..]);
@@ -318,6 +319,7 @@ impl ChunkWriter {
 
     /// Starts the next request with the sections of `metric` (of `scope`) and the item lifted
     /// by [`ChunkWriter::lift`], committed.
+    #[inline(always)]
     pub(crate) fn start_with_lifted(
         &mut self,
         out: &mut Buf,
@@ -333,6 +335,7 @@ impl ChunkWriter {
 
     /// Closes the request (dropping tentative headers; the item after the mark must have been
     /// placed, discarded or lifted) and returns its bytes.
+    #[inline(always)]
     pub(crate) fn finish<'o>(&mut self, out: &'o mut Buf, layout: &Layout) -> &'o [u8] {
         debug_assert_eq!(self.mark, out.len(), "no undecided item");
         self.drop_tentative(out);
@@ -353,6 +356,7 @@ impl ChunkWriter {
     }
 
     /// Starts a request in the output: the gap and the resource.
+    #[inline(always)]
     fn start(&mut self, out: &mut Buf, layout: &Layout) {
         if self.resource_end == 0 {
             out.clear();
@@ -365,6 +369,7 @@ impl ChunkWriter {
     }
 
     /// Drops the headers of sections that hold nothing (after a dropped or lifted item).
+    #[inline(always)]
     fn drop_tentative(&mut self, out: &mut Buf) {
         if let Some(at) = self.tentative.take() {
             out.truncate(at);
@@ -375,6 +380,7 @@ impl ChunkWriter {
     }
 
     /// Writes the headers of the scope section (unless it is open) and of the metric section.
+    #[inline(always)]
     fn open_sections(&mut self, out: &mut Buf, layout: &Layout, scope: usize, metric: usize) {
         if self.scope.is_none() {
             let key_at = out.len();
@@ -418,6 +424,7 @@ impl ChunkWriter {
     }
 
     /// Writes the tail of the metric section and patches its two length prefixes.
+    #[inline(always)]
     fn close_metric(&mut self, out: &mut Buf, layout: &Layout, open: OpenMetric) {
         let m = &layout.metrics[open.metric];
         out.extend_from_short(&layout.meta[m.tail.clone()]);
@@ -429,6 +436,7 @@ impl ChunkWriter {
     }
 
     /// Writes the tail of the scope section and patches its length prefix.
+    #[inline(always)]
     fn close_scope(&mut self, out: &mut Buf, layout: &Layout, open: OpenScope) {
         let s = &layout.scopes[open.scope];
         out.extend_from_short(&layout.meta[s.schema_url.clone()]);

@@ -22,10 +22,13 @@
 //!   as the previous export) no guess is wrong and no byte moves, unless the points of one
 //!   metric alternate between sizes below and above 128 bytes (tested by `tests/moves.rs` on
 //!   the reference workloads).
-//! - **Size-bounded requests** are assembled from leaves (`encode/mod.rs`, `chunk.rs`): points
-//!   are encoded once, complete with key and length; the outer sizes are then sums of known
-//!   lengths, so the planner knows a request's exact size before writing it, and writing it is
-//!   a handful of headers plus one copy per run of points, from bytes still in cache.
+//! - **Size-bounded requests** (`chunk.rs`) are written in place too, point by point: the
+//!   resource, scope and metric fields are encoded once per export, so a request's outer sizes
+//!   are sums of known lengths and the planner knows its exact size before patching any outer
+//!   length; a point that does not fit is lifted into the next request (the only copy). The
+//!   `ScopeMetrics`/`Metric`/data prefixes are reserved with the width the section at the same
+//!   position needed in the previous export; the outermost one is written into a gap before
+//!   the request.
 //!
 //! # Writing fast without `unsafe`
 //! [`Buf`] keeps its storage initialized to full capacity, so room for a write costs one

@@ -1,5 +1,6 @@
 //! The per-request, per-scope and per-metric parts of a request, written from the SDK's data:
-//! shared by the in-place request writer (`request.rs`) and the leaf layout (`mod.rs`).
+//! shared by the in-place request writer (`request.rs`), the identity layout (`mod.rs`) and the
+//! size-bounded writer (`chunk.rs`).
 
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::metrics::data::{

@@ -1,9 +1,10 @@
-//! First stage of the size-bounded mode: every leaf of the request encoded once, from the SDK's
-//! data, into two reusable buffers. `meta` holds the per-request, per-scope and per-metric
-//! fields (resource, scope, metric name/description/unit, temporality); `points` holds every
-//! data point, complete with its `data_points` key and length, back to back in input order.
-//! The second stage (`chunk.rs`) assembles requests from these byte ranges. A single request
-//! (mode a) is written in place by `request.rs` instead.
+//! Writing from the SDK's data. `request.rs` writes a whole request in place (mode a);
+//! `messages.rs`, `points.rs` and `attributes.rs` write its parts, shared with the
+//! size-bounded mode. For that mode, [`Layout`] encodes the per-request, per-scope and
+//! per-metric fields (resource, scope, metric name/description/unit, temporality) once per
+//! export into `meta`, from which `chunk.rs` copies them into every request that needs them and
+//! computes request sizes; the data points are written by [`put_points`] straight into the
+//! open request.
 
 mod attributes;
 mod messages;
