@@ -1,16 +1,25 @@
-//! Size-bounded requests assembled from the encoded leaves of a [`Layout`].
+//! Size-bounded requests written in place: the planner's size arithmetic and the writer that
+//! keeps one request open in the output buffer.
 //!
-//! A request is described by a list of [`Run`]s: byte ranges of consecutive points of one
-//! metric. Consecutive runs of the same metric form one `Metric`, consecutive metrics of the
-//! same scope one `ScopeMetrics`. The sizes of these outer messages are sums of known lengths,
-//! so assembly is: compute sizes (one pass over the runs, not over the points), then write the
-//! few outer keys and lengths and copy each run with one `extend_from_slice`.
+//! Every data point is encoded straight into the open request, after the headers of its scope
+//! and metric. The planner ([`OpenChunk`] and the size functions on [`Layout`]) knows the exact
+//! size of the request with the point, from the lengths of the identity parts and the points'
+//! byte counts, without writing the outer lengths. A point that fits stays where it was
+//! written; the request is only closed (tails written, length prefixes patched) when a point
+//! does not fit, and then that one point is lifted out, the request sent, and the next request
+//! started with the headers and the point. Points are therefore written once and copied only
+//! at request boundaries.
 //!
-//! The size-bounded mode plans runs greedily with the same size arithmetic, so it knows the
-//! exact size of a request before writing a byte of it, and never has to undo a write.
+//! The length prefixes of the `ScopeMetrics`, `Metric` and data messages are reserved with the
+//! width the section at the same position (counting sections in write order) needed in the
+//! previous export, so in steady state none moves; the outermost `ResourceMetrics` prefix is
+//! written into a gap left before the request, right-aligned against its body, so it never
+//! moves.
 
-use crate::encode::Layout;
-use crate::wire::{len_field_size, put_len_key, varint_len, Buf};
+use crate::encode::{slot, Layout};
+use crate::wire::{
+    finish_len, len_field_size, put_varint_at, reserve_len, tag, varint_len, Buf, WIRE_LEN,
+};
 
 /// `Run::metric` of a scope with no metrics (the SDK never produces one, but the type allows it).
 pub(crate) const NO_METRIC: usize = usize::MAX;
@@ -22,37 +31,6 @@ pub(crate) enum IdentityPart {
     Resource,
     Scope,
     Metric,
-}
-
-/// Consecutive points of one metric, as a byte range of [`Layout::points`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Run {
-    pub scope: usize,
-    pub metric: usize,
-    pub start: usize,
-    pub end: usize,
-}
-
-/// One outer message of a request being assembled, in write order.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Section {
-    /// A `ScopeMetrics` starts; `body` is its body length.
-    Scope { scope: usize, body: usize },
-    /// A `Metric` made of `runs[first_run..end_run]`, whose points total `points` bytes.
-    Metric {
-        metric: usize,
-        first_run: usize,
-        end_run: usize,
-        points: usize,
-    },
-}
-
-/// Reusable scratch space for assembling requests.
-#[derive(Debug, Default)]
-pub(crate) struct Assembler {
-    pub runs: Vec<Run>,
-    sections: Vec<Section>,
-    pub out: Buf,
 }
 
 /// What was left open while planning a chunk: sizes of closed parts, and the open scope and
@@ -214,103 +192,256 @@ impl Layout {
     }
 }
 
-impl Assembler {
-    /// Appends the points `start..end` of `metric` to the run list, extending the last run when
-    /// it continues it.
-    #[inline]
-    pub(crate) fn push_run(&mut self, scope: usize, metric: usize, start: usize, end: usize) {
-        if let Some(last) = self.runs.last_mut() {
-            if last.metric == metric && last.scope == scope && last.end == start {
-                last.end = end;
-                return;
-            }
+/// Room before a request for its outermost key and length: a key byte and the longest varint.
+const GAP: usize = 1 + 10;
+
+/// A length prefix reserved in the output: where, and how many bytes.
+#[derive(Debug, Clone, Copy)]
+struct Reserved {
+    at: usize,
+    width: usize,
+}
+
+/// The `ScopeMetrics` section open in the request being written.
+#[derive(Debug, Clone, Copy)]
+struct OpenScope {
+    scope: usize,
+    /// Where its key is (the section starts there).
+    key_at: usize,
+    len: Reserved,
+}
+
+/// The `Metric` section open in the request being written.
+#[derive(Debug, Clone, Copy)]
+struct OpenMetric {
+    metric: usize,
+    /// Where its key is (the section starts there).
+    key_at: usize,
+    metric_len: Reserved,
+    data_len: Reserved,
+}
+
+/// Writes size-bounded requests in place into the output buffer: the request open there, its
+/// open sections, and the length prefix widths of the previous export by position. The
+/// packing decisions are the caller's (`Packer` in `lib.rs`); this type keeps the bytes in
+/// the output consistent with them.
+///
+/// The output holds `[gap][resource][sections...]`: the sections of items placed so far
+/// (committed), then possibly the headers of a section opened for the next item but holding
+/// nothing yet (tentative: dropped if that item does not go into this request), then the
+/// bytes of the item being decided on, from [`ChunkWriter::mark`] to the end.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkWriter {
+    /// Whether the output holds the start of a request (gap and resource).
+    started: bool,
+    /// Where the resource ends in the output, once written in this export: it stays there
+    /// (only the gap before it and what follows it change), so a request starts by cutting the
+    /// output back to it. 0: not written yet.
+    resource_end: usize,
+    scope: Option<OpenScope>,
+    metric: Option<OpenMetric>,
+    /// Where the headers of sections holding nothing yet start.
+    tentative: Option<usize>,
+    /// End of the last item placed (or of the headers before the first): where the item being
+    /// decided on starts.
+    pub mark: usize,
+    /// The item lifted out of a full request, for the next one.
+    carry: Buf,
+    /// Width of each `ScopeMetrics` length prefix of the previous export, in the order the
+    /// sections were closed, and how many were closed in this export so far.
+    scope_widths: Vec<u8>,
+    scopes_closed: usize,
+    /// Same for each `Metric` section: widths of its `Metric` and data message prefixes.
+    metric_widths: Vec<[u8; 2]>,
+    metrics_closed: usize,
+    /// Widths for a section with no remembered width: (scope, metric and data).
+    usual: (u8, u8),
+}
+
+impl ChunkWriter {
+    /// Starts an export whose requests are at most `limit` bytes.
+    pub(crate) fn begin(&mut self, limit: usize) {
+        self.started = false;
+        self.resource_end = 0;
+        self.scope = None;
+        self.metric = None;
+        self.tentative = None;
+        self.scopes_closed = 0;
+        self.metrics_closed = 0;
+        // A section is never larger than its request: 2 bytes cover the usual limits.
+        let most = varint_len(limit as u64) as u8;
+        self.usual = (most.min(3), most.min(2));
+    }
+
+    /// Prepares the output for the items of `metric` (of `scope`; [`NO_METRIC`] for a scope
+    /// without metrics), the next metric of the export: closes the sections it does not
+    /// belong to and writes the headers of its own, tentatively; sets the mark after them.
+    pub(crate) fn open(&mut self, out: &mut Buf, layout: &Layout, scope: usize, metric: usize) {
+        self.drop_tentative(out);
+        if !self.started {
+            self.start(out, layout);
         }
-        self.runs.push(Run {
-            scope,
+        if let Some(open) = self.metric.take() {
+            self.close_metric(out, layout, open);
+        }
+        if let Some(open) = self.scope.filter(|open| open.scope != scope) {
+            self.scope = None;
+            self.close_scope(out, layout, open);
+        }
+        self.tentative = Some(out.len());
+        self.open_sections(out, layout, scope, metric);
+        self.mark = out.len();
+    }
+
+    /// The item after the mark goes into this request: its sections are committed.
+    #[inline(always)]
+    pub(crate) fn commit(&mut self, out: &Buf) {
+        self.tentative = None;
+        self.mark = out.len();
+    }
+
+    /// The item after the mark goes nowhere (it cannot fit even alone).
+    pub(crate) fn discard(&mut self, out: &mut Buf) {
+        out.truncate(self.mark);
+    }
+
+    /// Lifts the item after the mark out of the request (it goes into the next one), with the
+    /// headers of sections that would hold only it.
+    #[inline(always)]
+    pub(crate) fn lift(&mut self, out: &mut Buf) {
+        self.carry.clear();
+        self.carry.extend_from_slice(&out[self.mark..]);
+        #[cfg(feature = "workloads")]
+        crate::wire::moves::record_carry(self.carry.len());
+        out.truncate(self.mark);
+        self.drop_tentative(out);
+    }
+
+    /// Starts the next request with the sections of `metric` (of `scope`) and the item lifted
+    /// by [`ChunkWriter::lift`], committed.
+    #[inline(always)]
+    pub(crate) fn start_with_lifted(
+        &mut self,
+        out: &mut Buf,
+        layout: &Layout,
+        scope: usize,
+        metric: usize,
+    ) {
+        self.start(out, layout);
+        self.open_sections(out, layout, scope, metric);
+        out.extend_from_slice(&self.carry);
+        self.mark = out.len();
+    }
+
+    /// Closes the request (dropping tentative headers; the item after the mark must have been
+    /// placed, discarded or lifted) and returns its bytes.
+    #[inline(always)]
+    pub(crate) fn finish<'o>(&mut self, out: &'o mut Buf, layout: &Layout) -> &'o [u8] {
+        debug_assert_eq!(self.mark, out.len(), "no undecided item");
+        self.drop_tentative(out);
+        if let Some(open) = self.metric.take() {
+            self.close_metric(out, layout, open);
+        }
+        if let Some(open) = self.scope.take() {
+            self.close_scope(out, layout, open);
+        }
+        out.extend_from_short(&layout.meta[layout.resource_schema_url.clone()]);
+        self.started = false;
+        // ExportMetricsServiceRequest.resource_metrics (1), right before the body.
+        let body = out.len() - GAP;
+        let start = GAP - 1 - varint_len(body as u64);
+        out[start] = tag(1, WIRE_LEN);
+        put_varint_at(&mut out[start + 1..GAP], body as u64);
+        &out[start..]
+    }
+
+    /// Starts a request in the output: the gap and the resource.
+    #[inline(always)]
+    fn start(&mut self, out: &mut Buf, layout: &Layout) {
+        if self.resource_end == 0 {
+            out.clear();
+            out.append(GAP);
+            out.extend_from_short(&layout.meta[layout.resource.clone()]);
+            self.resource_end = out.len();
+        }
+        out.truncate(self.resource_end);
+        self.started = true;
+    }
+
+    /// Drops the headers of sections that hold nothing (after a dropped or lifted item).
+    #[inline(always)]
+    fn drop_tentative(&mut self, out: &mut Buf) {
+        if let Some(at) = self.tentative.take() {
+            out.truncate(at);
+            self.mark = at;
+            self.metric = self.metric.filter(|open| open.key_at < at);
+            self.scope = self.scope.filter(|open| open.key_at < at);
+        }
+    }
+
+    /// Writes the headers of the scope section (unless it is open) and of the metric section.
+    #[inline(always)]
+    fn open_sections(&mut self, out: &mut Buf, layout: &Layout, scope: usize, metric: usize) {
+        if self.scope.is_none() {
+            let key_at = out.len();
+            let width = self.scope_widths.get(self.scopes_closed).copied();
+            let width = usize::from(width.unwrap_or(self.usual.0));
+            // ResourceMetrics.scope_metrics (2)
+            out.push(tag(2, WIRE_LEN));
+            let at = reserve_len(out, width);
+            out.extend_from_short(&layout.meta[layout.scopes[scope].scope.clone()]);
+            self.scope = Some(OpenScope {
+                scope,
+                key_at,
+                len: Reserved { at, width },
+            });
+        }
+        if metric == NO_METRIC {
+            return;
+        }
+        let m = &layout.metrics[metric];
+        let key_at = out.len();
+        let widths = self.metric_widths.get(self.metrics_closed).copied();
+        let [metric_width, data_width] = widths.unwrap_or([self.usual.1; 2]).map(usize::from);
+        // ScopeMetrics.metrics (2)
+        out.push(tag(2, WIRE_LEN));
+        let metric_at = reserve_len(out, metric_width);
+        out.extend_from_short(&layout.meta[m.head.clone()]);
+        out.push(tag(m.data_field, WIRE_LEN));
+        let data_at = reserve_len(out, data_width);
+        self.metric = Some(OpenMetric {
             metric,
-            start,
-            end,
+            key_at,
+            metric_len: Reserved {
+                at: metric_at,
+                width: metric_width,
+            },
+            data_len: Reserved {
+                at: data_at,
+                width: data_width,
+            },
         });
     }
 
-    /// Writes the request made of `self.runs` into `self.out` (replacing it) and returns it.
-    pub(crate) fn assemble(&mut self, layout: &Layout) -> &[u8] {
-        let rm_body = self.plan_sections(layout);
-        let out = &mut self.out;
-        out.clear();
-        out.reserve(len_field_size(rm_body));
-        put_len_key(out, 1, rm_body);
-        out.extend_from_slice(&layout.meta[layout.resource.clone()]);
-        let mut open_scope: Option<usize> = None;
-        for section in &self.sections {
-            match *section {
-                Section::Scope { scope, body } => {
-                    if let Some(prev) = open_scope.replace(scope) {
-                        out.extend_from_short(&layout.meta[layout.scopes[prev].schema_url.clone()]);
-                    }
-                    put_len_key(out, 2, body);
-                    out.extend_from_short(&layout.meta[layout.scopes[scope].scope.clone()]);
-                }
-                Section::Metric {
-                    metric,
-                    first_run,
-                    end_run,
-                    points,
-                } => {
-                    let m = &layout.metrics[metric];
-                    let data_len = points + m.tail.len();
-                    put_len_key(out, 2, m.head.len() + len_field_size(data_len));
-                    out.extend_from_short(&layout.meta[m.head.clone()]);
-                    put_len_key(out, m.data_field, data_len);
-                    for run in &self.runs[first_run..end_run] {
-                        out.extend_from_slice(&layout.points[run.start..run.end]);
-                    }
-                    out.extend_from_short(&layout.meta[m.tail.clone()]);
-                }
-            }
-        }
-        if let Some(prev) = open_scope {
-            out.extend_from_short(&layout.meta[layout.scopes[prev].schema_url.clone()]);
-        }
-        out.extend_from_short(&layout.meta[layout.resource_schema_url.clone()]);
-        out
+    /// Writes the tail of the metric section and patches its two length prefixes.
+    #[inline(always)]
+    fn close_metric(&mut self, out: &mut Buf, layout: &Layout, open: OpenMetric) {
+        let m = &layout.metrics[open.metric];
+        out.extend_from_short(&layout.meta[m.tail.clone()]);
+        let data_len = finish_len(out, open.data_len.at, open.data_len.width);
+        let metric_len = finish_len(out, open.metric_len.at, open.metric_len.width);
+        let widths = [metric_len, data_len].map(|len| varint_len(len as u64) as u8);
+        *slot(&mut self.metric_widths, self.metrics_closed) = widths;
+        self.metrics_closed += 1;
     }
 
-    /// Groups the runs into sections with their sizes; returns the ResourceMetrics body size.
-    fn plan_sections(&mut self, layout: &Layout) -> usize {
-        let runs = &self.runs;
-        let sections = &mut self.sections;
-        sections.clear();
-        let mut scopes_bytes = 0;
-        let mut i = 0;
-        while i < runs.len() {
-            let scope = runs[i].scope;
-            let scope_slot = sections.len();
-            sections.push(Section::Scope { scope, body: 0 });
-            let mut metrics_bytes = 0;
-            while i < runs.len() && runs[i].scope == scope {
-                let metric = runs[i].metric;
-                let first_run = i;
-                let mut points = 0;
-                while i < runs.len() && runs[i].scope == scope && runs[i].metric == metric {
-                    points += runs[i].end - runs[i].start;
-                    i += 1;
-                }
-                if metric != NO_METRIC {
-                    sections.push(Section::Metric {
-                        metric,
-                        first_run,
-                        end_run: i,
-                        points,
-                    });
-                    metrics_bytes += layout.metric_entry_size(metric, points);
-                }
-            }
-            let s = &layout.scopes[scope];
-            let body = s.scope.len() + metrics_bytes + s.schema_url.len();
-            sections[scope_slot] = Section::Scope { scope, body };
-            scopes_bytes += len_field_size(body);
-        }
-        layout.resource_metrics_body(scopes_bytes)
+    /// Writes the tail of the scope section and patches its length prefix.
+    #[inline(always)]
+    fn close_scope(&mut self, out: &mut Buf, layout: &Layout, open: OpenScope) {
+        let s = &layout.scopes[open.scope];
+        out.extend_from_short(&layout.meta[s.schema_url.clone()]);
+        let len = finish_len(out, open.len.at, open.len.width);
+        *slot(&mut self.scope_widths, self.scopes_closed) = varint_len(len as u64) as u8;
+        self.scopes_closed += 1;
     }
 }

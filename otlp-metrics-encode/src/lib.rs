@@ -52,15 +52,14 @@ pub mod check;
 pub mod workloads;
 
 #[cfg(feature = "sdk")]
-use std::ops::Range;
-
-#[cfg(feature = "sdk")]
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 
 #[cfg(feature = "sdk")]
-use chunk::{Assembler, IdentityPart, OpenChunk, NO_METRIC};
+use chunk::{ChunkWriter, IdentityPart, OpenChunk, NO_METRIC};
 #[cfg(feature = "sdk")]
-use encode::{Layout, RequestWriter};
+use encode::{put_points, Layout, RequestWriter, Widths};
+#[cfg(feature = "sdk")]
+use wire::Buf;
 
 /// The request size budget that reaches every kind of `user_events` listener: the 4064-byte
 /// payload an ftrace listener receives, minus the 16 fixed payload bytes (protocol, version,
@@ -74,10 +73,14 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4048;
 pub struct MetricsEncoder {
     /// Mode (a): length prefix widths of the previous request.
     request: RequestWriter,
-    /// Mode (b): the leaves of the last export.
+    /// Mode (b): the identity parts of the last export.
     layout: Layout,
-    /// Mode (b) scratch, and the output buffer of both modes.
-    assembler: Assembler,
+    /// Mode (b): length prefix widths of the resource, scopes and points of the previous export.
+    widths: Widths,
+    /// Mode (b): the state of the request being written.
+    writer: ChunkWriter,
+    /// The output buffer of both modes.
+    out: Buf,
 }
 
 #[cfg(feature = "sdk")]
@@ -198,8 +201,8 @@ impl MetricsEncoder {
     /// Mode (a): one `ExportMetricsServiceRequest` with everything in `metrics`. The returned
     /// bytes live in the encoder until the next call.
     pub fn encode_request(&mut self, metrics: &ResourceMetrics) -> &[u8] {
-        self.request.write(&mut self.assembler.out, metrics);
-        self.assembler.out.as_slice()
+        self.request.write(&mut self.out, metrics);
+        self.out.as_slice()
     }
 
     /// Mode (b): hands `sink` a sequence of complete `ExportMetricsServiceRequest`s, each at
@@ -213,56 +216,56 @@ impl MetricsEncoder {
         max_request_bytes: usize,
         mut sink: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<ChunkSummary, E> {
-        let layout = &mut self.layout;
-        layout.begin(metrics);
+        let Self {
+            layout,
+            widths,
+            writer,
+            out,
+            ..
+        } = self;
+        layout.begin(metrics, widths);
+        writer.begin(max_request_bytes);
         let mut packer = Packer {
-            assembler: &mut self.assembler,
+            writer,
             limit: max_request_bytes,
             chunk: OpenChunk::default(),
-            exact: 0,
-            since: 0,
-            headroom: 0,
+            size: 0,
+            fast_metric: NO_METRIC,
+            fast_room: 0,
+            fast_budget: 0,
             summary: ChunkSummary::default(),
+            oversized_items: 0,
             first_oversized: None,
         };
-        packer.assembler.runs.clear();
-        // Metric by metric: encode, place its points (sending every request that fills up),
-        // then drop the bytes already sent, so the leaves stay small and in cache.
+        let mut points = 0;
+        // Metric by metric, point by point: each point is encoded into the open request and
+        // stays there if it fits; a full request is sent as soon as a point does not fit.
         for sm in metrics.scope_metrics() {
-            let scope = layout.push_scope(sm);
+            let scope = layout.push_scope(sm, widths);
             let mut empty_scope = true;
             for metric in sm.metrics() {
                 empty_scope = false;
-                let (metric, points) = layout.push_metric(metric);
-                if points == 0 {
-                    let at = layout.points_end();
-                    packer.place(layout, scope, metric, at..at, false, &mut sink)?;
+                let index = layout.push_metric(metric);
+                let layout = &*layout;
+                packer.writer.open(out, layout, scope, index);
+                let written = put_points(out, metric, widths.metric(index), |out| {
+                    packer.place_point(out, layout, scope, index, &mut sink)
+                })?;
+                if written == 0 {
+                    packer.place_slow(out, layout, scope, index, false, &mut sink)?;
                 }
-                for point in 0..points {
-                    let bytes = layout.point_range(point);
-                    packer.place(layout, scope, metric, bytes, true, &mut sink)?;
-                }
-                let keep_from = packer
-                    .assembler
-                    .runs
-                    .first()
-                    .map_or(layout.points_end(), |r| r.start);
-                let moved = layout.compact(keep_from);
-                if moved > 0 {
-                    for run in &mut packer.assembler.runs {
-                        run.start -= moved;
-                        run.end -= moved;
-                    }
-                }
+                points += written;
             }
             if empty_scope {
-                let at = layout.points_end();
-                packer.place(layout, scope, NO_METRIC, at..at, false, &mut sink)?;
+                packer.writer.open(out, layout, scope, NO_METRIC);
+                packer.place_slow(out, layout, scope, NO_METRIC, false, &mut sink)?;
             }
         }
         if packer.chunk.used {
-            packer.flush(layout, &mut sink)?;
+            packer.flush(out, layout, &mut sink)?;
         }
+        let oversized = packer.summary.oversized_points;
+        packer.summary.points = points - (oversized - packer.oversized_items);
         let mut summary = packer.summary;
         if let Some(first) = packer.first_oversized {
             let cause = match layout.identity_over(first.scope, first.metric, max_request_bytes) {
@@ -318,111 +321,136 @@ struct FirstOversized {
 /// The greedy packing state of one `encode_chunks` call.
 #[cfg(feature = "sdk")]
 struct Packer<'a> {
-    assembler: &'a mut Assembler,
+    writer: &'a mut ChunkWriter,
     limit: usize,
+    /// What the open request holds (points taken on the fast path since `fast_budget` was set
+    /// not included), and its exact size.
     chunk: OpenChunk,
-    /// Exact size of `chunk` when last computed, the point bytes added since, and the headroom
-    /// then (see `Layout::chunk_size_and_headroom`): while `since` stays below `headroom`,
-    /// the size is exactly `exact + since`.
-    exact: usize,
-    since: usize,
-    headroom: usize,
+    size: usize,
+    /// The metric whose next points take the fast path ([`NO_METRIC`]: none), how many bytes
+    /// of them still fit with every length prefix unchanged and within the limit, and that
+    /// room when it was computed (the difference was added since).
+    fast_metric: usize,
+    fast_room: usize,
+    fast_budget: usize,
     summary: ChunkSummary,
+    /// Oversized items that are not points (a metric without points, a scope without metrics).
+    oversized_items: usize,
     first_oversized: Option<FirstOversized>,
 }
 
 #[cfg(feature = "sdk")]
 impl Packer<'_> {
-    /// Adds one item (a point, or an empty metric/scope) to the current chunk, or flushes the
-    /// chunk and starts the next one with it, or reports it when it cannot fit alone.
+    /// Decides on the point written after the writer's mark: it stays in the open request, or
+    /// the request is sent and the next one starts with it, or it is dropped and reported
+    /// when it cannot fit even alone.
     #[inline(always)]
-    fn place<E>(
+    fn place_point<E>(
         &mut self,
+        out: &mut Buf,
         layout: &Layout,
         scope: usize,
         metric: usize,
-        bytes: Range<usize>,
-        is_point: bool,
         sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
-        let len = bytes.len();
-        // Fast path, inlined: another point of the open metric, while no length prefix grows
-        // and the limit is not reached: the size is known exactly without the arithmetic over
-        // the four levels.
-        let since = self.since + len;
-        if since < self.headroom
-            && self.exact + since <= self.limit
-            && self.chunk.extend_open_metric(metric, len)
-        {
-            self.since = since;
-            self.assembler
-                .push_run(scope, metric, bytes.start, bytes.end);
-            self.summary.points += usize::from(is_point);
+        let len = out.len() - self.writer.mark;
+        // Fast path, inlined: another point of the open metric that fits with no length prefix
+        // growing: it stays where it was written, nothing else to do.
+        if metric == self.fast_metric && len <= self.fast_room {
+            self.fast_room -= len;
+            self.writer.mark = out.len();
             Ok(())
         } else {
-            self.place_slow(layout, scope, metric, bytes, is_point, sink)
+            self.place_slow(out, layout, scope, metric, true, sink)
         }
     }
 
-    /// [`Packer::place`] when the size must be computed: a new metric or scope, a length
-    /// prefix that grows, or the limit reached.
+    /// Adds the points taken on the fast path to `chunk` and `size`.
+    #[inline(always)]
+    fn settle_fast_points(&mut self) {
+        let added = self.fast_budget - self.fast_room;
+        if added > 0 {
+            self.chunk.extend_open_metric(self.fast_metric, added);
+            self.size += added;
+            self.fast_budget = self.fast_room;
+        }
+    }
+
+    /// The chunk is now `chunk` of `size` bytes with `headroom` (see
+    /// `Layout::chunk_size_and_headroom`) after an item of `metric`.
+    #[inline(always)]
+    fn set_chunk(&mut self, chunk: OpenChunk, size: usize, headroom: usize, metric: usize) {
+        self.chunk = chunk;
+        self.size = size;
+        self.fast_metric = metric;
+        self.fast_room = headroom.saturating_sub(1).min(self.limit - size);
+        self.fast_budget = self.fast_room;
+    }
+
+    /// Places an item when the size must be computed: a new metric or scope, a length prefix
+    /// that grows, the limit reached, or an item that is not a point.
     #[inline(never)]
     fn place_slow<E>(
         &mut self,
+        out: &mut Buf,
         layout: &Layout,
         scope: usize,
         metric: usize,
-        bytes: Range<usize>,
         is_point: bool,
         sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
-        let len = bytes.len();
-        {
+        self.settle_fast_points();
+        let len = out.len() - self.writer.mark;
+        // The request grows by at least the item's bytes: only compute its exact size when
+        // that much is left.
+        if self.size + len <= self.limit {
             let next = layout.chunk_with(&self.chunk, scope, metric, len);
             let (next_size, headroom) = layout.chunk_size_and_headroom(&next);
             if next_size <= self.limit {
-                self.chunk = next;
-                (self.exact, self.since, self.headroom) = (next_size, 0, headroom);
-            } else {
-                let alone = layout.chunk_with(&OpenChunk::default(), scope, metric, len);
-                let (alone_size, headroom) = layout.chunk_size_and_headroom(&alone);
-                if alone_size > self.limit {
-                    self.summary.oversized_points += 1;
-                    self.first_oversized.get_or_insert(FirstOversized {
-                        scope,
-                        metric,
-                        alone_bytes: alone_size,
-                    });
-                    return Ok(());
-                }
-                self.flush(layout, sink)?;
-                self.chunk = alone;
-                (self.exact, self.since, self.headroom) = (alone_size, 0, headroom);
+                self.writer.commit(out);
+                self.set_chunk(next, next_size, headroom, metric);
+                return Ok(());
             }
         }
-        self.assembler
-            .push_run(scope, metric, bytes.start, bytes.end);
-        self.summary.points += usize::from(is_point);
+        let alone = layout.chunk_with(&OpenChunk::default(), scope, metric, len);
+        let (alone_size, headroom) = layout.chunk_size_and_headroom(&alone);
+        if alone_size > self.limit {
+            self.writer.discard(out);
+            self.summary.oversized_points += 1;
+            self.oversized_items += usize::from(!is_point);
+            self.first_oversized.get_or_insert(FirstOversized {
+                scope,
+                metric,
+                alone_bytes: alone_size,
+            });
+            return Ok(());
+        }
+        // `chunk` holds something (else it would have fitted, as alone): send it, and start
+        // the next request with this item.
+        self.writer.lift(out);
+        self.flush(out, layout, sink)?;
+        self.writer.start_with_lifted(out, layout, scope, metric);
+        self.set_chunk(alone, alone_size, headroom, metric);
         Ok(())
     }
 
-    /// Writes the current chunk and hands it to the sink.
+    /// Closes the open request and hands it to the sink.
     fn flush<E>(
         &mut self,
+        out: &mut Buf,
         layout: &Layout,
         sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
-        let planned = layout.chunk_size(&self.chunk);
-        debug_assert_eq!(planned, self.exact + self.since, "tracked size is exact");
-        let request = self.assembler.assemble(layout);
-        debug_assert_eq!(request.len(), planned, "planned and written sizes agree");
+        self.settle_fast_points();
+        #[cfg(debug_assertions)]
+        assert_eq!(layout.chunk_size(&self.chunk), self.size, "tracked size");
+        let request = self.writer.finish(out, layout);
+        debug_assert_eq!(request.len(), self.size, "planned and written sizes agree");
         debug_assert!(request.len() <= self.limit);
         sink(request)?;
         self.summary.chunks += 1;
         self.summary.bytes += request.len();
-        self.assembler.runs.clear();
-        self.chunk = OpenChunk::default();
-        (self.exact, self.since, self.headroom) = (0, 0, 0);
+        self.set_chunk(OpenChunk::default(), 0, 0, NO_METRIC);
         Ok(())
     }
 }

@@ -22,10 +22,13 @@
 //!   as the previous export) no guess is wrong and no byte moves, unless the points of one
 //!   metric alternate between sizes below and above 128 bytes (tested by `tests/moves.rs` on
 //!   the reference workloads).
-//! - **Size-bounded requests** are assembled from leaves (`encode/mod.rs`, `chunk.rs`): points
-//!   are encoded once, complete with key and length; the outer sizes are then sums of known
-//!   lengths, so the planner knows a request's exact size before writing it, and writing it is
-//!   a handful of headers plus one copy per run of points, from bytes still in cache.
+//! - **Size-bounded requests** (`chunk.rs`) are written in place too, point by point: the
+//!   resource, scope and metric fields are encoded once per export, so a request's outer sizes
+//!   are sums of known lengths and the planner knows its exact size before patching any outer
+//!   length; a point that does not fit is lifted into the next request (the only copy). The
+//!   `ScopeMetrics`/`Metric`/data prefixes are reserved with the width the section at the same
+//!   position needed in the previous export; the outermost one is written into a gap before
+//!   the request.
 //!
 //! # Writing fast without `unsafe`
 //! [`Buf`] keeps its storage initialized to full capacity, so room for a write costs one
@@ -45,6 +48,7 @@ pub(crate) const WIRE_LEN: u8 = 2;
 /// compile time only where a key is a constant item (`const KEY: u8 = tag(..)`); elsewhere it
 /// is a run-time check that the optimizer folds away for constant arguments, and that the
 /// tests, which write every field, never trip.
+#[inline(always)]
 pub(crate) const fn tag(field: u8, wire_type: u8) -> u8 {
     assert!(
         field > 0 && field < 16,
@@ -121,13 +125,20 @@ impl Buf {
         self.len += bytes.len();
     }
 
-    /// Appends `bytes`, copying up to [`SHORT`] of them inline instead of calling `memcpy`
+    /// Appends `bytes`, copying up to 2 x [`SHORT`] of them inline instead of calling `memcpy`
     /// (the small identity pieces a size-bounded request repeats).
     #[inline(always)]
     pub(crate) fn extend_from_short(&mut self, bytes: &[u8]) {
-        if bytes.len() <= SHORT {
+        let n = bytes.len();
+        if n <= SHORT {
             copy_short(self.spare(SHORT), bytes);
-            self.advance(bytes.len());
+            self.advance(n);
+        } else if n <= 2 * SHORT {
+            // Two overlapping copies of SHORT bytes.
+            let room = self.spare(2 * SHORT);
+            room[..SHORT].copy_from_slice(&bytes[..SHORT]);
+            room[n - SHORT..n].copy_from_slice(&bytes[n - SHORT..]);
+            self.advance(n);
         } else {
             self.extend_from_slice(bytes);
         }
@@ -418,12 +429,20 @@ fn fix_len(buf: &mut Buf, at: usize, reserved: usize, body_len: usize) {
         buf.copy_within(body_start..body_start + body_len, at + needed);
         buf.truncate(at + needed + body_len);
     }
-    let mut value = body_len as u64;
-    for byte in &mut buf[at..at + needed - 1] {
+    put_varint_at(&mut buf[at..at + needed], body_len as u64);
+}
+
+/// Writes `value` as a varint filling `dst` exactly (`dst.len()` must be `varint_len(value)`).
+pub(crate) fn put_varint_at(dst: &mut [u8], mut value: u64) {
+    debug_assert_eq!(dst.len(), varint_len(value));
+    let (last, rest) = dst
+        .split_last_mut()
+        .expect("a varint has at least one byte");
+    for byte in rest {
         *byte = (value as u8) | 0x80;
         value >>= 7;
     }
-    buf[at + needed - 1] = value as u8;
+    *last = value as u8;
 }
 
 /// Counts of the bytes this crate moves inside its buffers, per thread: how the tests check
@@ -439,18 +458,19 @@ pub(crate) mod moves {
         pub length_fixes: usize,
         /// Bytes of those bodies.
         pub length_fix_bytes: usize,
-        /// Unsent point bytes moved to the front of the size-bounded mode's leaf buffer.
-        pub compactions: usize,
-        /// Bytes of those moves.
-        pub compaction_bytes: usize,
+        /// Items (a data point, with its key and length) the size-bounded mode lifted out of
+        /// a full request into the next one: one per request that ends inside a metric.
+        pub carries: usize,
+        /// Bytes of those items (each is copied twice: out and back in).
+        pub carry_bytes: usize,
     }
 
     thread_local! {
         static MOVES: Cell<Moves> = const { Cell::new(Moves {
             length_fixes: 0,
             length_fix_bytes: 0,
-            compactions: 0,
-            compaction_bytes: 0,
+            carries: 0,
+            carry_bytes: 0,
         }) };
     }
 
@@ -469,10 +489,10 @@ pub(crate) mod moves {
         });
     }
 
-    pub(crate) fn record_compaction(bytes: usize) {
+    pub(crate) fn record_carry(bytes: usize) {
         update(|m| {
-            m.compactions += 1;
-            m.compaction_bytes += bytes;
+            m.carries += 1;
+            m.carry_bytes += bytes;
         });
     }
 

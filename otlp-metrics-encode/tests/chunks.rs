@@ -116,6 +116,19 @@ fn a_sink_error_stops_the_export_and_is_returned() {
     });
     assert_eq!(result, Err("disk full"));
     assert_eq!(seen, 3, "no chunk after the error");
+
+    // The export stopped in the middle of a request: the next one starts clean.
+    let collect = |encoder: &mut MetricsEncoder| {
+        let mut chunks = Vec::new();
+        encoder
+            .encode_chunks(&w.metrics, DEFAULT_MAX_REQUEST_BYTES, |c| {
+                chunks.push(c.to_vec());
+                Ok::<(), Infallible>(())
+            })
+            .unwrap_or_else(|never| match never {});
+        chunks
+    };
+    assert_eq!(collect(&mut encoder), collect(&mut MetricsEncoder::new()));
 }
 
 #[test]

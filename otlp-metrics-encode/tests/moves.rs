@@ -21,8 +21,8 @@ fn chunks(encoder: &mut MetricsEncoder, w: &workloads::Workload) -> usize {
 
 fn show(moves: Moves) -> String {
     format!(
-        "{} length fixes ({} bytes), {} compactions ({} bytes)",
-        moves.length_fixes, moves.length_fix_bytes, moves.compactions, moves.compaction_bytes
+        "{} length fixes ({} bytes), {} carried points ({} bytes)",
+        moves.length_fixes, moves.length_fix_bytes, moves.carries, moves.carry_bytes
     )
 }
 

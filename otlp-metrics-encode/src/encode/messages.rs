@@ -1,8 +1,12 @@
 //! The per-request, per-scope and per-metric parts of a request, written from the SDK's data:
-//! shared by the in-place request writer (`request.rs`) and the leaf layout (`mod.rs`).
+//! shared by the in-place request writer (`request.rs`), the identity layout (`mod.rs`) and the
+//! size-bounded writer (`chunk.rs`).
 
 use opentelemetry::InstrumentationScope;
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::data::{
+    AggregatedMetrics, ExponentialHistogramDataPoint, GaugeDataPoint, HistogramDataPoint, Metric,
+    MetricData, ResourceMetrics, SumDataPoint,
+};
 use opentelemetry_sdk::metrics::Temporality;
 
 use super::attributes::{put_attributes, put_key_value};
@@ -121,15 +125,17 @@ pub(crate) fn data_field(metric: &Metric) -> u8 {
     }
 }
 
-/// Writes every data point of `metric` (each as a complete `data_points` field) and calls
-/// `on_point` with the buffer length after each. `remembered` holds the widths of the metric
-/// at this position in the previous export, and is updated.
-pub(crate) fn put_points(
+/// Writes every data point of `metric` (each as a complete `data_points` field at the end of
+/// `buf`) and calls `on_point` after each, which may rearrange `buf` as long as it leaves room
+/// to append the next point; an error from it stops the writing and is returned. Returns the
+/// number of points. `remembered` holds the widths of the metric at this position in the
+/// previous export, and is updated.
+pub(crate) fn put_points<E>(
     buf: &mut Buf,
     metric: &Metric,
     remembered: &mut Guesses,
-    on_point: impl FnMut(usize),
-) {
+    on_point: impl FnMut(&mut Buf) -> Result<(), E>,
+) -> Result<usize, E> {
     match metric.data() {
         AggregatedMetrics::F64(data) => put_data_points(buf, data, remembered, on_point),
         AggregatedMetrics::U64(data) => put_data_points(buf, data, remembered, on_point),
@@ -138,63 +144,71 @@ pub(crate) fn put_points(
 }
 
 /// Calls `put` for each point with the running guesses: the first point's from `remembered`
-/// (or `usual`), each next one's from the point before; then remembers the first point's
-/// width and the last exemplar's.
+/// (or `usual`), each next one's from the point before; then `on_point`. Remembers the first
+/// point's width and the last exemplar's. Returns the number of points.
 #[inline(always)]
-fn each_point<P>(
+fn each_point<P, E>(
+    buf: &mut Buf,
     mut points: impl Iterator<Item = P>,
     remembered: &mut Guesses,
     usual: usize,
-    mut put: impl FnMut(&mut Guesses, P),
-) {
+    mut put: impl FnMut(&mut Buf, &mut Guesses, P),
+    mut on_point: impl FnMut(&mut Buf) -> Result<(), E>,
+) -> Result<usize, E> {
     let mut guess = remembered.or_usual(usual);
-    if let Some(first) = points.next() {
-        put(&mut guess, first);
-        remembered.point = guess.point;
-    }
+    let Some(first) = points.next() else {
+        return Ok(0);
+    };
+    put(buf, &mut guess, first);
+    remembered.point = guess.point;
+    on_point(buf)?;
+    let mut count = 1;
     for point in points {
-        put(&mut guess, point);
+        put(buf, &mut guess, point);
+        on_point(buf)?;
+        count += 1;
     }
     remembered.exemplar = guess.exemplar;
+    Ok(count)
 }
 
-fn put_data_points<T: Number>(
+fn put_data_points<T: Number, E>(
     buf: &mut Buf,
     data: &MetricData<T>,
     remembered: &mut Guesses,
-    mut on_point: impl FnMut(usize),
-) {
+    on_point: impl FnMut(&mut Buf) -> Result<(), E>,
+) -> Result<usize, E> {
     match data {
         MetricData::Gauge(gauge) => {
             let start = gauge.start_time().map(to_nanos).unwrap_or(0);
             let times = Times::new(start, to_nanos(gauge.time()));
-            each_point(gauge.data_points(), remembered, 1, |guess, p| {
+            let put = |buf: &mut Buf, guess: &mut Guesses, p: &GaugeDataPoint<T>| {
                 let (value, attributes) = (p.value(), p.attributes());
                 put_number_point(buf, guess, &times, value, attributes, p.exemplars());
-                on_point(buf.len());
-            });
+            };
+            each_point(buf, gauge.data_points(), remembered, 1, put, on_point)
         }
         MetricData::Sum(sum) => {
             let times = Times::new(to_nanos(sum.start_time()), to_nanos(sum.time()));
-            each_point(sum.data_points(), remembered, 1, |guess, p| {
+            let put = |buf: &mut Buf, guess: &mut Guesses, p: &SumDataPoint<T>| {
                 let (value, attributes) = (p.value(), p.attributes());
                 put_number_point(buf, guess, &times, value, attributes, p.exemplars());
-                on_point(buf.len());
-            });
+            };
+            each_point(buf, sum.data_points(), remembered, 1, put, on_point)
         }
         MetricData::Histogram(hist) => {
             let times = Times::new(to_nanos(hist.start_time()), to_nanos(hist.time()));
-            each_point(hist.data_points(), remembered, 2, |guess, p| {
+            let put = |buf: &mut Buf, guess: &mut Guesses, p: &HistogramDataPoint<T>| {
                 put_histogram_point(buf, guess, &times, p);
-                on_point(buf.len());
-            });
+            };
+            each_point(buf, hist.data_points(), remembered, 2, put, on_point)
         }
         MetricData::ExponentialHistogram(hist) => {
             let times = Times::new(to_nanos(hist.start_time()), to_nanos(hist.time()));
-            each_point(hist.data_points(), remembered, 2, |guess, p| {
+            let put = |buf: &mut Buf, guess: &mut Guesses, p: &ExponentialHistogramDataPoint<T>| {
                 put_exponential_histogram_point(buf, guess, &times, p);
-                on_point(buf.len());
-            });
+            };
+            each_point(buf, hist.data_points(), remembered, 2, put, on_point)
         }
     }
 }
