@@ -49,3 +49,29 @@ pub fn measure(key: &str, value: impl std::fmt::Display) {
     println!("UE-MEASURE {key}={value}");
     eprintln!("UE-MEASURE {key}={value}");
 }
+
+/// Reports that `test` cannot run in this guest and returns early: a `UE-SKIP <test>: <why>`
+/// line on stdout and stderr, which `cargo xtask e2e` lists in its summary (a skip is never
+/// silent).
+pub fn skip(test: &str, why: &str) {
+    println!("UE-SKIP {test}: {why}");
+    eprintln!("UE-SKIP {test}: {why}");
+}
+
+/// Whether Debian's `perf` is in this guest. `cargo xtask e2e` packs the host's, which is an
+/// x86_64 program: a guest of another architecture has none, and then `test` is skipped
+/// ([`skip`]) and this returns false. On x86_64 it returns true either way, so a missing `perf`
+/// fails the test there instead of skipping it.
+pub fn perf_available(test: &str) -> bool {
+    if cfg!(target_arch = "x86_64") || std::path::Path::new(PERF).is_file() {
+        return true;
+    }
+    skip(
+        test,
+        &format!(
+            "no {PERF} in this {} guest (the host's Debian perf is an x86_64 program)",
+            std::env::consts::ARCH
+        ),
+    );
+    false
+}

@@ -4,35 +4,45 @@
 //! (found with `cargo metadata`). Each such test binary is built statically (so the guest needs
 //! no libraries) into `target/vm-bins`, packed with a static xtask (for `check-kernel` in the
 //! guest) into one initramfs, and run as root with `--test-threads=1 --nocapture`. The libtest
-//! `test result:` lines and `UE-MEASURE key=value` lines are collected from the console.
+//! `test result:` lines, `UE-MEASURE key=value` lines and `UE-SKIP <test>: <why>` lines are
+//! collected from the console.
+//!
+//! `--arch aarch64|s390x|all` does the same in guests of other architectures (qemu TCG): the
+//! binaries are cross-built for that Rust target and linked statically with Debian's cross gcc;
+//! host programs of another architecture (Debian's `perf`) are left out of that guest, and the
+//! tests that need them report `UE-SKIP`. With several architectures, a table compares them
+//! (test counts, the limits measured, boot and run times).
 //!
 //! A crate's manifest can ask for more guest content (`[package.metadata.ue-vm]`):
 //! `host-programs` (host programs at their host paths, with their libraries), `guest-bins` (bin
 //! targets of the workspace, as `/opt/ue/bin/<bin>`) and `guest-workspaces` (directories of own
 //! cargo workspaces with their own `Cargo.lock`, relative to the crate; their bins built
-//! statically and packed as `/opt/ue/bin/<bin>`). The bins a crate's test build produces are
-//! packed at their host paths, so `env!("CARGO_BIN_EXE_<name>")` holds in the guest.
+//! statically and packed as `/opt/ue/bin/<bin>`), `guest-bins-compat32` (bins built for the
+//! architecture's 32-bit compat target, i686 on x86_64, packed as `/opt/ue/bin/<bin>-i686`;
+//! left out where the guest kernel has no 32-bit compat layer). The bins a crate's test build
+//! produces are packed at their host paths, so `env!("CARGO_BIN_EXE_<name>")` holds in the guest.
 
 mod showed;
 
 use crate::error::{Error, Result};
 use crate::json::{self, Value};
 use crate::util::{cargo, describe};
+use crate::vm::arch::Arch;
 use crate::vm::initramfs::{Initramfs, BINARY_DIR};
 use crate::vm::{guest, kernel, qemu};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// The host target, given explicitly so that `RUSTFLAGS` (static linking) applies to the test
-/// binaries but not to build scripts and proc macros.
-const TARGET: &str = "x86_64-unknown-linux-gnu";
-
 /// Where the kernel test binaries go in the guest (`/opt/ue/bin` holds programs and bins).
 pub const TEST_DIR: &str = "/opt/ue/tests";
 
 /// The marker kernel tests print to report a measured value.
 pub const MEASURE_MARKER: &str = "UE-MEASURE ";
+
+/// The marker a kernel test prints when it cannot run on this guest and returns:
+/// `UE-SKIP <test>: <why>` (e.g. no `perf` in a foreign-architecture guest).
+pub const SKIP_MARKER: &str = "UE-SKIP ";
 
 /// Options of `cargo xtask e2e`.
 #[derive(Debug, Clone)]
@@ -42,6 +52,8 @@ pub struct E2eOptions {
     /// Host programs to pack at their host paths (with their libraries), besides those the
     /// crates ask for.
     pub with: Vec<PathBuf>,
+    /// The guest architectures, one boot each, in order (empty: the host's).
+    pub arches: Vec<Arch>,
 }
 
 impl Default for E2eOptions {
@@ -52,6 +64,7 @@ impl Default for E2eOptions {
                 ..qemu::BootOptions::default()
             },
             with: Vec::new(),
+            arches: Vec::new(),
         }
     }
 }
@@ -90,6 +103,8 @@ pub struct ProgramReport {
     pub failed_tests: Vec<String>,
     /// Names of the tests libtest reported `ok`, in the order they ran.
     pub passed_tests: Vec<String>,
+    /// `UE-SKIP` reasons (`<test>: <why>`): tests that returned early on this guest.
+    pub skipped: Vec<String>,
 }
 
 /// A crate whose kernel tests e2e runs.
@@ -108,6 +123,9 @@ pub struct KernelTestCrate {
     /// bins its tests run in the guest, built statically with `--locked` and packed as
     /// `/opt/ue/bin/<bin>`.
     pub guest_workspaces: Vec<PathBuf>,
+    /// Bin targets of the workspace built for the guest's 32-bit compat target
+    /// (`guest-bins-compat32`), packed as `/opt/ue/bin/<bin>-<cpu>` (`ue-e2e-app-i686`).
+    pub guest_bins_compat32: Vec<String>,
 }
 
 /// The crates with kernel tests, sorted by name.
@@ -172,6 +190,7 @@ pub fn crates_with_kernel_tests(metadata: &Value) -> Vec<KernelTestCrate> {
                     .into_iter()
                     .map(|w| dir.join(w))
                     .collect(),
+                guest_bins_compat32: strings("guest-bins-compat32"),
             })
         })
         .collect();
@@ -179,19 +198,33 @@ pub fn crates_with_kernel_tests(metadata: &Value) -> Vec<KernelTestCrate> {
     crates
 }
 
-/// Builds statically into `<target dir>/vm-bins` with `args` (for the guest: glibc linked in,
-/// line tables only); returns the executables cargo reported as `(target name, kinds, path)`.
-/// Shared by e2e and the demo so both use one build cache.
+/// Builds statically for the host's architecture into `<target dir>/vm-bins` with `args` (for
+/// the guest: glibc linked in, line tables only); returns the executables cargo reported as
+/// `(target name, kinds, path)`. Shared by e2e and the demo so both use one build cache.
 pub(crate) fn build_static(args: &[&str]) -> Result<Vec<(String, Vec<String>, PathBuf)>> {
+    build_static_for(Arch::host().rust_target(), None, args)
+}
+
+/// [`build_static`] for the Rust target `target` (given explicitly, also for the host's, so that
+/// `RUSTFLAGS` applies to the guest's programs but not to build scripts and proc macros), linked
+/// by `linker` (a cross gcc) when given.
+pub(crate) fn build_static_for(
+    target: &str,
+    linker: Option<&str>,
+    args: &[&str],
+) -> Result<Vec<(String, Vec<String>, PathBuf)>> {
     let mut rustflags = std::env::var("RUSTFLAGS").unwrap_or_default();
     if !rustflags.is_empty() {
         rustflags.push(' ');
     }
     rustflags.push_str("-C target-feature=+crt-static");
     let mut command = cargo();
+    if let Some(linker) = linker {
+        command.env(crate::vm::arch::linker_variable(target), linker);
+    }
     command
         .args(args)
-        .args(["--target", TARGET])
+        .args(["--target", target])
         .env("RUSTFLAGS", rustflags)
         // File and line in backtraces are all the guest needs; full debug info triples the
         // binaries (about 100 MB for four), and the initramfs is loaded at every boot.
@@ -254,14 +287,35 @@ pub struct GuestBuild {
     pub bins_at_host_paths: Vec<PathBuf>,
     /// `(name, host path)` of bins packed as `/opt/ue/bin/<name>`.
     pub bins_in_bin_dir: Vec<(String, PathBuf)>,
+    /// What this guest lacks that the crates asked for, and why (host programs of another
+    /// architecture, 32-bit bins without a compat layer).
+    pub lacks: Vec<String>,
 }
 
-/// Builds every crate's kernel test binary, a static xtask, and the extra guest bins the
-/// crates ask for.
-pub fn build_programs() -> Result<GuestBuild> {
+/// Builds, for a guest of `arch`, every crate's kernel test binary, a static xtask, and the extra
+/// guest bins the crates ask for.
+pub fn build_programs(arch: Arch) -> Result<GuestBuild> {
     let crates = kernel_test_crates()?;
     if crates.is_empty() {
         eprintln!("e2e: no crate has a `kernel-tests` feature and a `kernel` test target yet");
+    }
+    let linker = arch.cross_prefix().map(|_| arch.gcc());
+    let build_static =
+        |args: &[&str]| build_static_for(arch.rust_target(), linker.as_deref(), args);
+    if let Some(linker) = &linker {
+        let found = std::process::Command::new(linker)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            return Err(Error::Failed(format!(
+                "{linker} not found: the {arch} guest's programs need apt-get install {} \
+                 and rustup target add {} (.ci/install-deps does both)",
+                arch.packages(),
+                arch.rust_target()
+            )));
+        }
     }
     let xtask = build_static(&["build", "-p", "xtask", "--bin", "xtask"])?
         .into_iter()
@@ -279,8 +333,15 @@ pub fn build_programs() -> Result<GuestBuild> {
     };
     let mut wanted_bins = Vec::new();
     let mut workspaces = Vec::new();
+    let mut compat32_bins = Vec::new();
     for krate in crates {
-        build.host_programs.extend(krate.host_programs);
+        for program in krate.host_programs {
+            match foreign_program(&program, arch) {
+                Some(why) => build.lacks.push(why),
+                None => build.host_programs.push(program),
+            }
+        }
+        compat32_bins.extend(krate.guest_bins_compat32);
         wanted_bins.extend(krate.guest_bins);
         workspaces.extend(krate.guest_workspaces);
         let name = krate.name;
@@ -334,7 +395,37 @@ pub fn build_programs() -> Result<GuestBuild> {
             }
         }
     }
+    for bin in compat32_bins {
+        let Some((target, linker)) = arch.compat32() else {
+            build.lacks.push(format!(
+                "{bin} (32-bit): the {arch} guest kernel has no 32-bit compat layer here"
+            ));
+            continue;
+        };
+        let built = build_static_for(target, Some(linker), &["build", "--bin", &bin])?;
+        let cpu = target.split('-').next().unwrap_or(target);
+        build
+            .bins_in_bin_dir
+            .push((format!("{bin}-{cpu}"), find_bin(&built, &bin)?));
+    }
     Ok(build)
+}
+
+/// Why the host program `path` cannot go into a guest of `arch` (it is built for another
+/// architecture), or `None` when it can (or cannot be read: packing it reports that).
+fn foreign_program(path: &Path, arch: Arch) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let machine = crate::vm::arch::elf_machine(&bytes)?;
+    (machine != arch.elf_machine()).then(|| {
+        format!(
+            "{}: the host's copy is a {} program (ELF machine {machine}), not {arch}",
+            path.display(),
+            Arch::ALL
+                .iter()
+                .find(|a| a.elf_machine() == machine)
+                .map_or("foreign", |a| a.name())
+        )
+    })
 }
 
 /// The bin `name` among cargo's artifacts.
@@ -377,6 +468,13 @@ pub fn collect_reports(
         let Some(report) = current.map(|i| &mut reports[i]) else {
             continue;
         };
+        if let Some((_, skip)) = line.split_once(SKIP_MARKER) {
+            let skip = skip.trim().to_string();
+            // Printed to stdout and stderr, like measures.
+            if !report.skipped.contains(&skip) {
+                report.skipped.push(skip);
+            }
+        }
         if let Some((_, measure)) = line.split_once(MEASURE_MARKER) {
             if let Some((key, value)) = measure.trim().split_once('=') {
                 let measure = (key.trim().to_string(), value.trim().to_string());
@@ -461,21 +559,82 @@ pub fn parse_test_result(line: &str) -> Option<(u32, u32, u32)> {
     Some((found.0?, found.1?, found.2.unwrap_or(0)))
 }
 
-/// `cargo xtask e2e`: build, boot once, run everything, print the summary; fails on any failed
-/// test, zero tests, a non-zero exit, a kernel problem or a timeout.
+/// `cargo xtask e2e`: per architecture, build, boot once, run everything, print the summary;
+/// with several architectures, then a table comparing them. Fails on any failed test, zero
+/// tests, a non-zero exit, a kernel problem or a timeout in any guest (every architecture runs
+/// even after one failed, so one run shows all).
 pub fn e2e(options: &E2eOptions) -> Result<()> {
+    let mut arches = options.arches.clone();
+    if arches.is_empty() {
+        arches.push(Arch::host());
+    }
+    arches.dedup();
+    let mut runs = Vec::new();
+    let mut failures = Vec::new();
+    for &arch in &arches {
+        if arches.len() > 1 {
+            eprintln!("\n==> e2e: {arch} guest");
+        }
+        match e2e_on(arch, options) {
+            Ok(run) => {
+                if !run.problems.is_empty() {
+                    failures.push(format!("{arch}: {}", run.problems.join("\n    ")));
+                }
+                runs.push(run);
+            }
+            Err(error) => failures.push(format!("{arch}: {error}")),
+        }
+    }
+    if arches.len() > 1 {
+        println!("{}", render_comparison(&runs));
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!(
+            "e2e failed:\n  {}",
+            failures.join("\n  ")
+        )))
+    }
+}
+
+/// What one architecture's run gave, for the comparison table.
+#[derive(Debug, Clone)]
+struct ArchRun {
+    arch: Arch,
+    passed: u32,
+    failed: u32,
+    ignored: u32,
+    skipped: usize,
+    /// `UE-MEASURE` values of the test programs other than the end-to-end suite:
+    /// `(program, key, value)`.
+    measures: Vec<(String, String, String)>,
+    build_time: Duration,
+    boot_time: Option<Duration>,
+    qemu_time: Duration,
+    problems: Vec<String>,
+}
+
+/// One architecture: build, boot once, run everything, print its summary.
+fn e2e_on(arch: Arch, options: &E2eOptions) -> Result<ArchRun> {
     let started = Instant::now();
-    let kernel = kernel::ensure_kernel()?;
+    let kernel = kernel::ensure_kernel_for(arch)?;
     let GuestBuild {
         programs,
         mut host_programs,
         bins_at_host_paths,
         bins_in_bin_dir,
-    } = build_programs()?;
-    host_programs.extend(options.with.iter().cloned());
+        mut lacks,
+    } = build_programs(arch)?;
+    for program in &options.with {
+        match foreign_program(program, arch) {
+            Some(why) => lacks.push(why),
+            None => host_programs.push(program.clone()),
+        }
+    }
     let built = started.elapsed();
 
-    let mut initramfs = Initramfs::base()?;
+    let mut initramfs = Initramfs::base_for(arch)?;
     for program in &host_programs {
         initramfs.add_host_program(program).map_err(|e| {
             Error::Failed(format!(
@@ -501,7 +660,7 @@ pub fn e2e(options: &E2eOptions) -> Result<()> {
             initramfs.add_binary(path, name)?;
         }
     }
-    let mut script = guest::Script::new();
+    let mut script = guest::Script::for_arch(arch);
     for program in &programs {
         // Test binaries are named after their crate, which may also name a bin packed in
         // /opt/ue/bin (ue-metrics-decode): keep them apart.
@@ -517,65 +676,176 @@ pub fn e2e(options: &E2eOptions) -> Result<()> {
         script.run(&program.label, &argv);
     }
     initramfs.add_file("/init", script.render(), 0o755);
-    let run_dir = qemu::RunDir::create("e2e")?;
+    let run_dir = qemu::RunDir::create(&format!("e2e-{arch}"))?;
     let dir = run_dir.path();
     let image = dir.join("initramfs.cpio");
     let size = initramfs.write(&image)?;
     eprintln!(
-        "e2e: booting the VM with {} programs (initramfs {:.1} MB, {} CPUs, time limit {} s)",
+        "e2e: booting the {arch} VM with {} programs (initramfs {:.1} MB, {} CPUs, time limit {} s)",
         programs.len(),
         size as f64 / 1e6,
         options.boot.cpus,
         options.boot.timeout.as_secs()
     );
-    let outcome = qemu::boot(
-        &kernel.bzimage,
-        &image,
-        &dir.join("results.txt"),
-        &options.boot,
-    )?;
+    let boot = qemu::BootOptions {
+        arch,
+        ..options.boot.clone()
+    };
+    let outcome = qemu::boot(&kernel.bzimage, &image, &dir.join("results.txt"), &boot)?;
     let reports = collect_reports(&programs, &outcome.console, &outcome.results);
 
     let summary = Summary {
+        arch,
         programs: &programs,
         reports: &reports,
         outcome: &outcome,
         initramfs_bytes: size,
         build_time: built,
+        lacks: &lacks,
     };
     println!("{}", summary.render());
-    let problems = summary.problems();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Failed(format!(
-            "e2e failed:\n  {}",
-            problems.join("\n  ")
-        )))
+    let tests = || programs.iter().zip(&reports).filter(|(p, _)| p.is_test);
+    Ok(ArchRun {
+        arch,
+        passed: tests().map(|(_, r)| r.passed).sum(),
+        failed: tests().map(|(_, r)| r.failed).sum(),
+        ignored: tests().map(|(_, r)| r.ignored).sum(),
+        skipped: tests().map(|(_, r)| r.skipped.len()).sum(),
+        measures: reports
+            .iter()
+            .filter(|r| r.label != showed::SUITE)
+            .flat_map(|r| {
+                r.measures
+                    .iter()
+                    .map(|(k, v)| (r.label.clone(), k.clone(), v.clone()))
+            })
+            .collect(),
+        build_time: built,
+        boot_time: outcome.boot_time,
+        qemu_time: outcome.elapsed,
+        problems: summary.problems(),
+    })
+}
+
+/// The table that compares the architectures of one `--arch all` run: test counts, every
+/// measured limit side by side (a row whose values differ is marked), times.
+fn render_comparison(runs: &[ArchRun]) -> String {
+    let mut text = String::from("\n==> e2e across architectures\n");
+    let mut row = |name: &str, cells: Vec<String>, mark: &str| {
+        text.push_str(&format!("  {name:<48}"));
+        for cell in cells {
+            text.push_str(&format!(" {cell:>14}"));
+        }
+        text.push_str(mark);
+        text.push('\n');
+    };
+    row(
+        "",
+        runs.iter().map(|r| r.arch.name().to_string()).collect(),
+        "",
+    );
+    row(
+        "kernel tests passed / failed / ignored",
+        runs.iter()
+            .map(|r| format!("{}/{}/{}", r.passed, r.failed, r.ignored))
+            .collect(),
+        "",
+    );
+    row(
+        "tests skipped on this guest (UE-SKIP)",
+        runs.iter().map(|r| r.skipped.to_string()).collect(),
+        "",
+    );
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for run in runs {
+        for (label, key, _) in &run.measures {
+            if !keys.contains(&(label.clone(), key.clone())) {
+                keys.push((label.clone(), key.clone()));
+            }
+        }
     }
+    for (label, key) in &keys {
+        let cells: Vec<String> = runs
+            .iter()
+            .map(|r| {
+                r.measures
+                    .iter()
+                    .find(|(l, k, _)| l == label && k == key)
+                    .map_or("-".to_string(), |(_, _, v)| v.clone())
+            })
+            .collect();
+        let differs = cells.iter().any(|c| c != &cells[0]);
+        let short_label = label.trim_start_matches("ue-metrics-");
+        row(
+            &format!("{short_label}: {key}"),
+            cells,
+            if differs { "  <- differs" } else { "" },
+        );
+    }
+    let seconds = |d: Duration| format!("{:.1} s", d.as_secs_f64());
+    row(
+        "kernel + binaries ready after",
+        runs.iter().map(|r| seconds(r.build_time)).collect(),
+        "",
+    );
+    row(
+        "boot to /init",
+        runs.iter()
+            .map(|r| r.boot_time.map_or("?".into(), seconds))
+            .collect(),
+        "",
+    );
+    row(
+        "qemu ran (boot + all tests)",
+        runs.iter().map(|r| seconds(r.qemu_time)).collect(),
+        "",
+    );
+    row(
+        "result",
+        runs.iter()
+            .map(|r| {
+                if r.problems.is_empty() {
+                    "PASS"
+                } else {
+                    "FAIL"
+                }
+                .to_string()
+            })
+            .collect(),
+        "",
+    );
+    text
 }
 
 /// The end-of-run report and verdict.
 struct Summary<'a> {
+    arch: Arch,
     programs: &'a [GuestProgram],
     reports: &'a [ProgramReport],
     outcome: &'a qemu::BootOutcome,
     initramfs_bytes: u64,
     build_time: Duration,
+    lacks: &'a [String],
 }
 
 impl Summary<'_> {
     fn render(&self) -> String {
-        let mut text = String::from("\n==> e2e summary\n");
+        let mut text = format!("\n==> e2e summary ({})\n", self.arch);
         let booted = self.outcome.boot_time.map(|t| t.as_secs_f64());
         text.push_str(&format!(
             "  kernel (cached or built) and static binaries ready after {:.1} s\n",
             self.build_time.as_secs_f64()
         ));
         text.push_str(&format!(
-            "  VM: {} (CPUs {} online), initramfs {:.1} MB, boot to /init {} s, qemu ran {:.1} s \
-             in all (wall clock)\n",
-            if qemu::use_kvm() { "KVM" } else { "qemu TCG" },
+            "  VM: {} ({}-endian) {} (CPUs {} online), initramfs {:.1} MB, boot to /init {} s, qemu ran \
+             {:.1} s in all (wall clock)\n",
+            self.arch,
+            if self.arch.big_endian() { "big" } else { "little" },
+            if qemu::use_kvm_for(self.arch) {
+                "KVM"
+            } else {
+                "qemu TCG"
+            },
             self.outcome_cpus(),
             self.initramfs_bytes as f64 / 1e6,
             booted.map_or("?".into(), |s| format!("{s:.1}")),
@@ -622,6 +892,14 @@ impl Summary<'_> {
             text.push_str("  measured in the guest (UE-MEASURE):\n");
             for (label, key, value) in measures {
                 text.push_str(&format!("    {label}: {key} = {value}\n"));
+            }
+        }
+        for lack in self.lacks {
+            text.push_str(&format!("  this guest lacks: {lack}\n"));
+        }
+        for report in self.reports {
+            for skip in &report.skipped {
+                text.push_str(&format!("    {}: skipped {skip}\n", report.label));
             }
         }
         for report in self.reports.iter().filter(|r| summarised(r)) {
