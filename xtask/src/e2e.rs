@@ -40,6 +40,10 @@ pub const TEST_DIR: &str = "/opt/ue/tests";
 /// The marker kernel tests print to report a measured value.
 pub const MEASURE_MARKER: &str = "UE-MEASURE ";
 
+/// The marker of a file a kernel test sends to the host: `UE-ARTIFACT <name> <base64 chunk>`
+/// lines, joined per name and saved under `target/vm-run/e2e-<arch>/artifacts/<name>`.
+pub const ARTIFACT_MARKER: &str = "UE-ARTIFACT ";
+
 /// The marker a kernel test prints when it cannot run on this guest and returns:
 /// `UE-SKIP <test>: <why>` (e.g. no `perf` in a foreign-architecture guest).
 pub const SKIP_MARKER: &str = "UE-SKIP ";
@@ -535,6 +539,75 @@ pub fn collect_reports(
     reports
 }
 
+/// Joins the [`ARTIFACT_MARKER`] lines of `console` per name, decodes them and writes each file
+/// into `dir`; returns `(name, size)` of each. A name that is not one plain file name, or
+/// chunks that are not base64, fail the run.
+fn save_artifacts(console: &[String], dir: &Path) -> Result<Vec<(String, usize)>> {
+    let mut texts: Vec<(String, String)> = Vec::new();
+    for line in console {
+        let Some((_, rest)) = line.split_once(ARTIFACT_MARKER) else {
+            continue;
+        };
+        let Some((name, chunk)) = rest.trim().split_once(' ') else {
+            continue;
+        };
+        match texts.iter_mut().find(|(n, _)| n == name) {
+            Some((_, text)) => text.push_str(chunk.trim()),
+            None => texts.push((name.to_string(), chunk.trim().to_string())),
+        }
+    }
+    let mut saved = Vec::new();
+    for (name, text) in texts {
+        let plain = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && !name.starts_with('.');
+        let bytes = base64_decode(&text).filter(|_| plain).ok_or_else(|| {
+            Error::Failed(format!("artifact {name:?} from the guest is malformed"))
+        })?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        let path = dir.join(&name);
+        std::fs::write(&path, &bytes).map_err(|e| Error::io("write", &path, e))?;
+        saved.push((name, bytes.len()));
+    }
+    Ok(saved)
+}
+
+/// Decodes standard base64 with padding; `None` if it is not.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes = text.as_bytes();
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (index, quad) in bytes.chunks(4).enumerate() {
+        let last = index + 1 == bytes.len() / 4;
+        let padding = quad.iter().rev().take_while(|&&c| c == b'=').count();
+        if padding > 2 || (padding > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &quad[..4 - padding] {
+            n = n << 6 | value(c)?;
+        }
+        n <<= 6 * padding as u32;
+        let decoded = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&decoded[..3 - padding]);
+    }
+    Some(out)
+}
+
 /// `(passed, failed, ignored)` from a libtest summary line such as
 /// `test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s`.
 pub fn parse_test_result(line: &str) -> Option<(u32, u32, u32)> {
@@ -618,7 +691,8 @@ struct ArchRun {
 /// One architecture: build, boot once, run everything, print its summary.
 fn e2e_on(arch: Arch, options: &E2eOptions) -> Result<ArchRun> {
     let started = Instant::now();
-    let kernel = kernel::ensure_kernel_for(arch)?;
+    // The programs first: if the kernel is being built by another process meanwhile, the
+    // compile overlaps with it.
     let GuestBuild {
         programs,
         mut host_programs,
@@ -626,6 +700,7 @@ fn e2e_on(arch: Arch, options: &E2eOptions) -> Result<ArchRun> {
         bins_in_bin_dir,
         mut lacks,
     } = build_programs(arch)?;
+    let kernel = kernel::ensure_kernel_for(arch)?;
     for program in &options.with {
         match foreign_program(program, arch) {
             Some(why) => lacks.push(why),
@@ -693,6 +768,7 @@ fn e2e_on(arch: Arch, options: &E2eOptions) -> Result<ArchRun> {
     };
     let outcome = qemu::boot(&kernel.bzimage, &image, &dir.join("results.txt"), &boot)?;
     let reports = collect_reports(&programs, &outcome.console, &outcome.results);
+    let artifacts = save_artifacts(&outcome.console, &dir.join("artifacts"))?;
 
     let summary = Summary {
         arch,
@@ -702,6 +778,7 @@ fn e2e_on(arch: Arch, options: &E2eOptions) -> Result<ArchRun> {
         initramfs_bytes: size,
         build_time: built,
         lacks: &lacks,
+        artifacts: &artifacts,
     };
     println!("{}", summary.render());
     let tests = || programs.iter().zip(&reports).filter(|(p, _)| p.is_test);
@@ -826,6 +903,8 @@ struct Summary<'a> {
     initramfs_bytes: u64,
     build_time: Duration,
     lacks: &'a [String],
+    /// `(name, bytes)` of the artifacts saved.
+    artifacts: &'a [(String, usize)],
 }
 
 impl Summary<'_> {
@@ -893,6 +972,12 @@ impl Summary<'_> {
             for (label, key, value) in measures {
                 text.push_str(&format!("    {label}: {key} = {value}\n"));
             }
+        }
+        for (name, bytes) in self.artifacts {
+            text.push_str(&format!(
+                "  artifact: target/vm-run/e2e-{}/artifacts/{name} ({bytes} bytes)\n",
+                self.arch
+            ));
         }
         for lack in self.lacks {
             text.push_str(&format!("  this guest lacks: {lack}\n"));
@@ -979,6 +1064,30 @@ impl Summary<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn artifacts_are_joined_per_name_and_decoded() {
+        let console: Vec<String> = [
+            "UE-ARTIFACT a.bin Zm9v",
+            "noise",
+            "UE-ARTIFACT b.json e30=",
+            "UE-ARTIFACT a.bin YmFy",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let dir = crate::ci::target_dir().join("xtask-test-artifacts");
+        let _ = std::fs::remove_dir_all(&dir);
+        let saved = save_artifacts(&console, &dir).unwrap();
+        assert_eq!(saved, [("a.bin".to_string(), 6), ("b.json".to_string(), 2)]);
+        assert_eq!(std::fs::read(dir.join("a.bin")).unwrap(), b"foobar");
+        assert_eq!(std::fs::read(dir.join("b.json")).unwrap(), b"{}");
+        let bad = vec!["UE-ARTIFACT ../x Zm9v".to_string()];
+        assert!(save_artifacts(&bad, &dir).is_err());
+        assert_eq!(base64_decode("Zm9vYg=="), Some(b"foob".to_vec()));
+        assert_eq!(base64_decode("Zg=a"), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn libtest_summary_lines_parse() {

@@ -296,8 +296,9 @@ pub fn boot(
 /// boot complaints about this VM (TCG timer calibration; qemu's ACPI tables need PCI, which the
 /// tiny kernel leaves out). They are still checked and kept in [`BootOutcome::console`].
 fn is_quiet_line(line: &str) -> bool {
-    const QUIET: [&str; 11] = [
+    const QUIET: [&str; 12] = [
         "UE-BEGIN ",
+        "UE-ARTIFACT ",
         "UE-END ",
         "UE-BOOTED",
         "tsc: Unable to calibrate against PIT",
