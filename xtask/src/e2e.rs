@@ -17,9 +17,9 @@
 //! `host-programs` (host programs at their host paths, with their libraries), `guest-bins` (bin
 //! targets of the workspace, as `/opt/ue/bin/<bin>`) and `guest-workspaces` (directories of own
 //! cargo workspaces with their own `Cargo.lock`, relative to the crate; their bins built
-//! statically and packed as `/opt/ue/bin/<bin>`), `guest-bins-compat32` (bins built for the
-//! architecture's 32-bit compat target, i686 on x86_64, packed as `/opt/ue/bin/<bin>-i686`;
-//! left out where the guest kernel has no 32-bit compat layer). The bins a crate's test build
+//! statically and packed as `/opt/ue/bin/<bin>`), `guest-examples-compat32` (`<package>/<example>`
+//! built for the architecture's 32-bit compat target, i686 on x86_64, packed as
+//! `/opt/ue/bin/<example>-i686`; left out where the guest kernel has no 32-bit compat layer). The bins a crate's test build
 //! produces are packed at their host paths, so `env!("CARGO_BIN_EXE_<name>")` holds in the guest.
 
 mod showed;
@@ -127,9 +127,10 @@ pub struct KernelTestCrate {
     /// bins its tests run in the guest, built statically with `--locked` and packed as
     /// `/opt/ue/bin/<bin>`.
     pub guest_workspaces: Vec<PathBuf>,
-    /// Bin targets of the workspace built for the guest's 32-bit compat target
-    /// (`guest-bins-compat32`), packed as `/opt/ue/bin/<bin>-<cpu>` (`ue-e2e-app-i686`).
-    pub guest_bins_compat32: Vec<String>,
+    /// Examples of the workspace (`<package>/<example>`) built for the guest's 32-bit compat
+    /// target (`guest-examples-compat32`), packed as `/opt/ue/bin/<example>-<cpu>`
+    /// (`basic-i686`).
+    pub guest_examples_compat32: Vec<String>,
 }
 
 /// The crates with kernel tests, sorted by name.
@@ -194,7 +195,7 @@ pub fn crates_with_kernel_tests(metadata: &Value) -> Vec<KernelTestCrate> {
                     .into_iter()
                     .map(|w| dir.join(w))
                     .collect(),
-                guest_bins_compat32: strings("guest-bins-compat32"),
+                guest_examples_compat32: strings("guest-examples-compat32"),
             })
         })
         .collect();
@@ -337,7 +338,7 @@ pub fn build_programs(arch: Arch) -> Result<GuestBuild> {
     };
     let mut wanted_bins = Vec::new();
     let mut workspaces = Vec::new();
-    let mut compat32_bins = Vec::new();
+    let mut compat32_examples = Vec::new();
     for krate in crates {
         for program in krate.host_programs {
             match foreign_program(&program, arch) {
@@ -345,7 +346,7 @@ pub fn build_programs(arch: Arch) -> Result<GuestBuild> {
                 None => build.host_programs.push(program),
             }
         }
-        compat32_bins.extend(krate.guest_bins_compat32);
+        compat32_examples.extend(krate.guest_examples_compat32);
         wanted_bins.extend(krate.guest_bins);
         workspaces.extend(krate.guest_workspaces);
         let name = krate.name;
@@ -399,18 +400,32 @@ pub fn build_programs(arch: Arch) -> Result<GuestBuild> {
             }
         }
     }
-    for bin in compat32_bins {
+    for wanted in compat32_examples {
+        let Some((package, example)) = wanted.split_once('/') else {
+            return Err(Error::Failed(format!(
+                "guest-examples-compat32: `{wanted}` is not `<package>/<example>`"
+            )));
+        };
         let Some((target, linker)) = arch.compat32() else {
             build.lacks.push(format!(
-                "{bin} (32-bit): the {arch} guest kernel has no 32-bit compat layer here"
+                "{example} (32-bit): the {arch} guest kernel has no 32-bit compat layer here"
             ));
             continue;
         };
-        let built = build_static_for(target, Some(linker), &["build", "--bin", &bin])?;
+        let built = build_static_for(
+            target,
+            Some(linker),
+            &["build", "-p", package, "--example", example],
+        )?;
+        let path = built
+            .into_iter()
+            .find(|(name, kinds, _)| name == example && kinds.iter().any(|k| k == "example"))
+            .map(|(_, _, path)| path)
+            .ok_or_else(|| Error::Failed(format!("cargo built no example named {example}")))?;
         let cpu = target.split('-').next().unwrap_or(target);
         build
             .bins_in_bin_dir
-            .push((format!("{bin}-{cpu}"), find_bin(&built, &bin)?));
+            .push((format!("{example}-{cpu}"), path));
     }
     Ok(build)
 }

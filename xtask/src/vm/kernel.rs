@@ -131,13 +131,11 @@ pub fn ensure_kernel_for(arch: Arch) -> Result<Kernel> {
     Ok(kernel)
 }
 
-/// The image's file name in the cache: `bzImage` (x86_64's name, kept for its existing cache
-/// entries) or `Image` for arm64's uncompressed image.
+/// The image's file name in the cache: the name kbuild gives it (`bzImage`; arm64's
+/// uncompressed `Image`).
 fn image_file_name(arch: Arch) -> &'static str {
-    match arch {
-        Arch::Aarch64 => "Image",
-        Arch::X86_64 | Arch::S390x => "bzImage",
-    }
+    let (_, built) = arch.kernel_image();
+    built.rsplit('/').next().unwrap_or(built)
 }
 
 /// The kernel source tarball: `$UE_VM_KERNEL_SOURCE`, else the newest
