@@ -62,7 +62,7 @@ impl View<'_> {
     /// Whether the test named `test` (without its module path) reported `UE-SKIP`.
     fn skipped(&self, test: &str) -> bool {
         self.report.skipped.iter().any(|skip| {
-            skip.split_once(':')
+            skip.split_once(": ")
                 .is_some_and(|(name, _)| name.rsplit("::").next() == Some(test))
         })
     }
