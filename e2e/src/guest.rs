@@ -49,3 +49,102 @@ pub fn measure(key: &str, value: impl std::fmt::Display) {
     println!("UE-MEASURE {key}={value}");
     eprintln!("UE-MEASURE {key}={value}");
 }
+
+/// Reports that `test` cannot run in this guest and returns early: a `UE-SKIP <test>: <why>`
+/// line on stdout and stderr, which `cargo xtask e2e` lists in its summary (a skip is never
+/// silent).
+pub fn skip(test: &str, why: &str) {
+    println!("UE-SKIP {test}: {why}");
+    eprintln!("UE-SKIP {test}: {why}");
+}
+
+/// Whether Debian's `perf` is in this guest. `cargo xtask e2e` packs the host's, which is an
+/// x86_64 program: a guest of another architecture has none, and then `test` is skipped
+/// ([`skip`]) and this returns false. On x86_64 it returns true either way, so a missing `perf`
+/// fails the test there instead of skipping it.
+pub fn perf_available(test: &str) -> bool {
+    if cfg!(target_arch = "x86_64") || std::path::Path::new(PERF).is_file() {
+        return true;
+    }
+    skip(
+        test,
+        &format!(
+            "no {PERF} in this {} guest (the host's Debian perf is an x86_64 program)",
+            std::env::consts::ARCH
+        ),
+    );
+    false
+}
+
+/// The marker of an artifact line: `UE-ARTIFACT <name> <base64 chunk>`. `cargo xtask e2e`
+/// joins the chunks of each name and saves the file as
+/// `target/vm-run/e2e-<arch>/artifacts/<name>` (e.g. a perf.data file recorded in the s390x
+/// guest, kept as the decoder's big-endian fixture).
+pub const ARTIFACT_MARKER: &str = "UE-ARTIFACT ";
+
+/// Sends `bytes` to the host as the artifact `name` (one word) over the console, in
+/// [`ARTIFACT_MARKER`] lines of 76 base64 characters.
+pub fn artifact(name: &str, bytes: &[u8]) {
+    assert!(
+        !name.is_empty() && !name.contains(char::is_whitespace),
+        "artifact names are one word: {name:?}"
+    );
+    let text = base64(bytes);
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(76) {
+        out.push_str(ARTIFACT_MARKER);
+        out.push_str(name);
+        out.push(' ');
+        out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    // One write: the lines stay together on the console.
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(out.as_bytes())
+        .expect("write to the console");
+    stdout.flush().expect("flush the console");
+}
+
+/// Standard base64 with padding (RFC 4648).
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (input, output) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), output);
+        }
+    }
+}

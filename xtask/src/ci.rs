@@ -118,7 +118,13 @@ pub fn ci(options: &CiOptions) -> Result<()> {
         steps.push(Step {
             name: "e2e",
             run: Box::new(|| {
-                crate::e2e::e2e(&crate::e2e::E2eOptions::default()).map(|()| Outcome::Passed)
+                // The kernel suite in a guest of every architecture (x86_64, aarch64,
+                // big-endian s390x), one boot each.
+                let options = crate::e2e::E2eOptions {
+                    arches: crate::vm::arch::Arch::ALL.to_vec(),
+                    ..crate::e2e::E2eOptions::default()
+                };
+                crate::e2e::e2e(&options).map(|()| Outcome::Passed)
             }),
         });
     }

@@ -4,35 +4,49 @@
 //! (found with `cargo metadata`). Each such test binary is built statically (so the guest needs
 //! no libraries) into `target/vm-bins`, packed with a static xtask (for `check-kernel` in the
 //! guest) into one initramfs, and run as root with `--test-threads=1 --nocapture`. The libtest
-//! `test result:` lines and `UE-MEASURE key=value` lines are collected from the console.
+//! `test result:` lines, `UE-MEASURE key=value` lines and `UE-SKIP <test>: <why>` lines are
+//! collected from the console.
+//!
+//! `--arch aarch64|s390x|all` does the same in guests of other architectures (qemu TCG): the
+//! binaries are cross-built for that Rust target and linked statically with Debian's cross gcc;
+//! host programs of another architecture (Debian's `perf`) are left out of that guest, and the
+//! tests that need them report `UE-SKIP`. With several architectures, a table compares them
+//! (test counts, the limits measured, boot and run times).
 //!
 //! A crate's manifest can ask for more guest content (`[package.metadata.ue-vm]`):
 //! `host-programs` (host programs at their host paths, with their libraries), `guest-bins` (bin
 //! targets of the workspace, as `/opt/ue/bin/<bin>`) and `guest-workspaces` (directories of own
 //! cargo workspaces with their own `Cargo.lock`, relative to the crate; their bins built
-//! statically and packed as `/opt/ue/bin/<bin>`). The bins a crate's test build produces are
-//! packed at their host paths, so `env!("CARGO_BIN_EXE_<name>")` holds in the guest.
+//! statically and packed as `/opt/ue/bin/<bin>`), `guest-examples-compat32` (`<package>/<example>`
+//! built for the architecture's 32-bit compat target, i686 on x86_64, packed as
+//! `/opt/ue/bin/<example>-i686`; left out where the guest kernel has no 32-bit compat layer). The bins a crate's test build
+//! produces are packed at their host paths, so `env!("CARGO_BIN_EXE_<name>")` holds in the guest.
 
 mod showed;
 
 use crate::error::{Error, Result};
 use crate::json::{self, Value};
 use crate::util::{cargo, describe};
+use crate::vm::arch::Arch;
 use crate::vm::initramfs::{Initramfs, BINARY_DIR};
 use crate::vm::{guest, kernel, qemu};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// The host target, given explicitly so that `RUSTFLAGS` (static linking) applies to the test
-/// binaries but not to build scripts and proc macros.
-const TARGET: &str = "x86_64-unknown-linux-gnu";
-
 /// Where the kernel test binaries go in the guest (`/opt/ue/bin` holds programs and bins).
 pub const TEST_DIR: &str = "/opt/ue/tests";
 
 /// The marker kernel tests print to report a measured value.
 pub const MEASURE_MARKER: &str = "UE-MEASURE ";
+
+/// The marker of a file a kernel test sends to the host: `UE-ARTIFACT <name> <base64 chunk>`
+/// lines, joined per name and saved under `target/vm-run/e2e-<arch>/artifacts/<name>`.
+pub const ARTIFACT_MARKER: &str = "UE-ARTIFACT ";
+
+/// The marker a kernel test prints when it cannot run on this guest and returns:
+/// `UE-SKIP <test>: <why>` (e.g. no `perf` in a foreign-architecture guest).
+pub const SKIP_MARKER: &str = "UE-SKIP ";
 
 /// Options of `cargo xtask e2e`.
 #[derive(Debug, Clone)]
@@ -42,6 +56,8 @@ pub struct E2eOptions {
     /// Host programs to pack at their host paths (with their libraries), besides those the
     /// crates ask for.
     pub with: Vec<PathBuf>,
+    /// The guest architectures, one boot each, in order (empty: the host's).
+    pub arches: Vec<Arch>,
 }
 
 impl Default for E2eOptions {
@@ -52,6 +68,7 @@ impl Default for E2eOptions {
                 ..qemu::BootOptions::default()
             },
             with: Vec::new(),
+            arches: Vec::new(),
         }
     }
 }
@@ -90,6 +107,8 @@ pub struct ProgramReport {
     pub failed_tests: Vec<String>,
     /// Names of the tests libtest reported `ok`, in the order they ran.
     pub passed_tests: Vec<String>,
+    /// `UE-SKIP` reasons (`<test>: <why>`): tests that returned early on this guest.
+    pub skipped: Vec<String>,
 }
 
 /// A crate whose kernel tests e2e runs.
@@ -108,6 +127,10 @@ pub struct KernelTestCrate {
     /// bins its tests run in the guest, built statically with `--locked` and packed as
     /// `/opt/ue/bin/<bin>`.
     pub guest_workspaces: Vec<PathBuf>,
+    /// Examples of the workspace (`<package>/<example>`) built for the guest's 32-bit compat
+    /// target (`guest-examples-compat32`), packed as `/opt/ue/bin/<example>-<cpu>`
+    /// (`basic-i686`).
+    pub guest_examples_compat32: Vec<String>,
 }
 
 /// The crates with kernel tests, sorted by name.
@@ -172,6 +195,7 @@ pub fn crates_with_kernel_tests(metadata: &Value) -> Vec<KernelTestCrate> {
                     .into_iter()
                     .map(|w| dir.join(w))
                     .collect(),
+                guest_examples_compat32: strings("guest-examples-compat32"),
             })
         })
         .collect();
@@ -179,19 +203,33 @@ pub fn crates_with_kernel_tests(metadata: &Value) -> Vec<KernelTestCrate> {
     crates
 }
 
-/// Builds statically into `<target dir>/vm-bins` with `args` (for the guest: glibc linked in,
-/// line tables only); returns the executables cargo reported as `(target name, kinds, path)`.
-/// Shared by e2e and the demo so both use one build cache.
+/// Builds statically for the host's architecture into `<target dir>/vm-bins` with `args` (for
+/// the guest: glibc linked in, line tables only); returns the executables cargo reported as
+/// `(target name, kinds, path)`. Shared by e2e and the demo so both use one build cache.
 pub(crate) fn build_static(args: &[&str]) -> Result<Vec<(String, Vec<String>, PathBuf)>> {
+    build_static_for(Arch::host().rust_target(), None, args)
+}
+
+/// [`build_static`] for the Rust target `target` (given explicitly, also for the host's, so that
+/// `RUSTFLAGS` applies to the guest's programs but not to build scripts and proc macros), linked
+/// by `linker` (a cross gcc) when given.
+pub(crate) fn build_static_for(
+    target: &str,
+    linker: Option<&str>,
+    args: &[&str],
+) -> Result<Vec<(String, Vec<String>, PathBuf)>> {
     let mut rustflags = std::env::var("RUSTFLAGS").unwrap_or_default();
     if !rustflags.is_empty() {
         rustflags.push(' ');
     }
     rustflags.push_str("-C target-feature=+crt-static");
     let mut command = cargo();
+    if let Some(linker) = linker {
+        command.env(crate::vm::arch::linker_variable(target), linker);
+    }
     command
         .args(args)
-        .args(["--target", TARGET])
+        .args(["--target", target])
         .env("RUSTFLAGS", rustflags)
         // File and line in backtraces are all the guest needs; full debug info triples the
         // binaries (about 100 MB for four), and the initramfs is loaded at every boot.
@@ -254,14 +292,35 @@ pub struct GuestBuild {
     pub bins_at_host_paths: Vec<PathBuf>,
     /// `(name, host path)` of bins packed as `/opt/ue/bin/<name>`.
     pub bins_in_bin_dir: Vec<(String, PathBuf)>,
+    /// What this guest lacks that the crates asked for, and why (host programs of another
+    /// architecture, 32-bit bins without a compat layer).
+    pub lacks: Vec<String>,
 }
 
-/// Builds every crate's kernel test binary, a static xtask, and the extra guest bins the
-/// crates ask for.
-pub fn build_programs() -> Result<GuestBuild> {
+/// Builds, for a guest of `arch`, every crate's kernel test binary, a static xtask, and the extra
+/// guest bins the crates ask for.
+pub fn build_programs(arch: Arch) -> Result<GuestBuild> {
     let crates = kernel_test_crates()?;
     if crates.is_empty() {
         eprintln!("e2e: no crate has a `kernel-tests` feature and a `kernel` test target yet");
+    }
+    let linker = arch.cross_prefix().map(|_| arch.gcc());
+    let build_static =
+        |args: &[&str]| build_static_for(arch.rust_target(), linker.as_deref(), args);
+    if let Some(linker) = &linker {
+        let found = std::process::Command::new(linker)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            return Err(Error::Failed(format!(
+                "{linker} not found: the {arch} guest's programs need apt-get install {} \
+                 and rustup target add {} (.ci/install-deps does both)",
+                arch.packages(),
+                arch.rust_target()
+            )));
+        }
     }
     let xtask = build_static(&["build", "-p", "xtask", "--bin", "xtask"])?
         .into_iter()
@@ -279,8 +338,15 @@ pub fn build_programs() -> Result<GuestBuild> {
     };
     let mut wanted_bins = Vec::new();
     let mut workspaces = Vec::new();
+    let mut compat32_examples = Vec::new();
     for krate in crates {
-        build.host_programs.extend(krate.host_programs);
+        for program in krate.host_programs {
+            match foreign_program(&program, arch) {
+                Some(why) => build.lacks.push(why),
+                None => build.host_programs.push(program),
+            }
+        }
+        compat32_examples.extend(krate.guest_examples_compat32);
         wanted_bins.extend(krate.guest_bins);
         workspaces.extend(krate.guest_workspaces);
         let name = krate.name;
@@ -334,7 +400,51 @@ pub fn build_programs() -> Result<GuestBuild> {
             }
         }
     }
+    for wanted in compat32_examples {
+        let Some((package, example)) = wanted.split_once('/') else {
+            return Err(Error::Failed(format!(
+                "guest-examples-compat32: `{wanted}` is not `<package>/<example>`"
+            )));
+        };
+        let Some((target, linker)) = arch.compat32() else {
+            build.lacks.push(format!(
+                "{example} (32-bit): the {arch} guest kernel has no 32-bit compat layer here"
+            ));
+            continue;
+        };
+        let built = build_static_for(
+            target,
+            Some(linker),
+            &["build", "-p", package, "--example", example],
+        )?;
+        let path = built
+            .into_iter()
+            .find(|(name, kinds, _)| name == example && kinds.iter().any(|k| k == "example"))
+            .map(|(_, _, path)| path)
+            .ok_or_else(|| Error::Failed(format!("cargo built no example named {example}")))?;
+        let cpu = target.split('-').next().unwrap_or(target);
+        build
+            .bins_in_bin_dir
+            .push((format!("{example}-{cpu}"), path));
+    }
     Ok(build)
+}
+
+/// Why the host program `path` cannot go into a guest of `arch` (it is built for another
+/// architecture), or `None` when it can (or cannot be read: packing it reports that).
+fn foreign_program(path: &Path, arch: Arch) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let machine = crate::vm::arch::elf_machine(&bytes)?;
+    (machine != arch.elf_machine()).then(|| {
+        format!(
+            "{}: the host's copy is a {} program (ELF machine {machine}), not {arch}",
+            path.display(),
+            Arch::ALL
+                .iter()
+                .find(|a| a.elf_machine() == machine)
+                .map_or("foreign", |a| a.name())
+        )
+    })
 }
 
 /// The bin `name` among cargo's artifacts.
@@ -377,6 +487,13 @@ pub fn collect_reports(
         let Some(report) = current.map(|i| &mut reports[i]) else {
             continue;
         };
+        if let Some((_, skip)) = line.split_once(SKIP_MARKER) {
+            let skip = skip.trim().to_string();
+            // Printed to stdout and stderr, like measures.
+            if !report.skipped.contains(&skip) {
+                report.skipped.push(skip);
+            }
+        }
         if let Some((_, measure)) = line.split_once(MEASURE_MARKER) {
             if let Some((key, value)) = measure.trim().split_once('=') {
                 let measure = (key.trim().to_string(), value.trim().to_string());
@@ -437,6 +554,75 @@ pub fn collect_reports(
     reports
 }
 
+/// Joins the [`ARTIFACT_MARKER`] lines of `console` per name, decodes them and writes each file
+/// into `dir`; returns `(name, size)` of each. A name that is not one plain file name, or
+/// chunks that are not base64, fail the run.
+fn save_artifacts(console: &[String], dir: &Path) -> Result<Vec<(String, usize)>> {
+    let mut texts: Vec<(String, String)> = Vec::new();
+    for line in console {
+        let Some((_, rest)) = line.split_once(ARTIFACT_MARKER) else {
+            continue;
+        };
+        let Some((name, chunk)) = rest.trim().split_once(' ') else {
+            continue;
+        };
+        match texts.iter_mut().find(|(n, _)| n == name) {
+            Some((_, text)) => text.push_str(chunk.trim()),
+            None => texts.push((name.to_string(), chunk.trim().to_string())),
+        }
+    }
+    let mut saved = Vec::new();
+    for (name, text) in texts {
+        let plain = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && !name.starts_with('.');
+        let bytes = base64_decode(&text).filter(|_| plain).ok_or_else(|| {
+            Error::Failed(format!("artifact {name:?} from the guest is malformed"))
+        })?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        let path = dir.join(&name);
+        std::fs::write(&path, &bytes).map_err(|e| Error::io("write", &path, e))?;
+        saved.push((name, bytes.len()));
+    }
+    Ok(saved)
+}
+
+/// Decodes standard base64 with padding; `None` if it is not.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes = text.as_bytes();
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (index, quad) in bytes.chunks(4).enumerate() {
+        let last = index + 1 == bytes.len() / 4;
+        let padding = quad.iter().rev().take_while(|&&c| c == b'=').count();
+        if padding > 2 || (padding > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &quad[..4 - padding] {
+            n = n << 6 | value(c)?;
+        }
+        n <<= 6 * padding as u32;
+        let decoded = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&decoded[..3 - padding]);
+    }
+    Some(out)
+}
+
 /// `(passed, failed, ignored)` from a libtest summary line such as
 /// `test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s`.
 pub fn parse_test_result(line: &str) -> Option<(u32, u32, u32)> {
@@ -461,21 +647,84 @@ pub fn parse_test_result(line: &str) -> Option<(u32, u32, u32)> {
     Some((found.0?, found.1?, found.2.unwrap_or(0)))
 }
 
-/// `cargo xtask e2e`: build, boot once, run everything, print the summary; fails on any failed
-/// test, zero tests, a non-zero exit, a kernel problem or a timeout.
+/// `cargo xtask e2e`: per architecture, build, boot once, run everything, print the summary;
+/// with several architectures, then a table comparing them. Fails on any failed test, zero
+/// tests, a non-zero exit, a kernel problem or a timeout in any guest (every architecture runs
+/// even after one failed, so one run shows all).
 pub fn e2e(options: &E2eOptions) -> Result<()> {
+    let mut arches = options.arches.clone();
+    if arches.is_empty() {
+        arches.push(Arch::host());
+    }
+    arches.dedup();
+    let mut runs = Vec::new();
+    let mut failures = Vec::new();
+    for &arch in &arches {
+        if arches.len() > 1 {
+            eprintln!("\n==> e2e: {arch} guest");
+        }
+        match e2e_on(arch, options) {
+            Ok(run) => {
+                if !run.problems.is_empty() {
+                    failures.push(format!("{arch}: {}", run.problems.join("\n    ")));
+                }
+                runs.push(run);
+            }
+            Err(error) => failures.push(format!("{arch}: {error}")),
+        }
+    }
+    if arches.len() > 1 {
+        println!("{}", render_comparison(&runs));
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!(
+            "e2e failed:\n  {}",
+            failures.join("\n  ")
+        )))
+    }
+}
+
+/// What one architecture's run gave, for the comparison table.
+#[derive(Debug, Clone)]
+struct ArchRun {
+    arch: Arch,
+    passed: u32,
+    failed: u32,
+    ignored: u32,
+    skipped: usize,
+    /// `UE-MEASURE` values of the test programs other than the end-to-end suite:
+    /// `(program, key, value)`.
+    measures: Vec<(String, String, String)>,
+    build_time: Duration,
+    boot_time: Option<Duration>,
+    qemu_time: Duration,
+    problems: Vec<String>,
+}
+
+/// One architecture: build, boot once, run everything, print its summary.
+fn e2e_on(arch: Arch, options: &E2eOptions) -> Result<ArchRun> {
     let started = Instant::now();
-    let kernel = kernel::ensure_kernel()?;
+    // The programs first: if the kernel is being built by another process meanwhile, the
+    // compile overlaps with it.
     let GuestBuild {
         programs,
         mut host_programs,
         bins_at_host_paths,
         bins_in_bin_dir,
-    } = build_programs()?;
-    host_programs.extend(options.with.iter().cloned());
+        mut lacks,
+    } = build_programs(arch)?;
+    let kernel = kernel::ensure_kernel_for(arch)?;
+    for program in &options.with {
+        match foreign_program(program, arch) {
+            Some(why) => lacks.push(why),
+            None => host_programs.push(program.clone()),
+        }
+    }
     let built = started.elapsed();
 
-    let mut initramfs = Initramfs::base()?;
+    let mut initramfs = Initramfs::base_for(arch)?;
     for program in &host_programs {
         initramfs.add_host_program(program).map_err(|e| {
             Error::Failed(format!(
@@ -501,7 +750,7 @@ pub fn e2e(options: &E2eOptions) -> Result<()> {
             initramfs.add_binary(path, name)?;
         }
     }
-    let mut script = guest::Script::new();
+    let mut script = guest::Script::for_arch(arch);
     for program in &programs {
         // Test binaries are named after their crate, which may also name a bin packed in
         // /opt/ue/bin (ue-metrics-decode): keep them apart.
@@ -517,65 +766,183 @@ pub fn e2e(options: &E2eOptions) -> Result<()> {
         script.run(&program.label, &argv);
     }
     initramfs.add_file("/init", script.render(), 0o755);
-    let run_dir = qemu::RunDir::create("e2e")?;
+    let run_dir = qemu::RunDir::create(&format!("e2e-{arch}"))?;
     let dir = run_dir.path();
     let image = dir.join("initramfs.cpio");
     let size = initramfs.write(&image)?;
     eprintln!(
-        "e2e: booting the VM with {} programs (initramfs {:.1} MB, {} CPUs, time limit {} s)",
+        "e2e: booting the {arch} VM with {} programs (initramfs {:.1} MB, {} CPUs, time limit {} s)",
         programs.len(),
         size as f64 / 1e6,
         options.boot.cpus,
         options.boot.timeout.as_secs()
     );
-    let outcome = qemu::boot(
-        &kernel.bzimage,
-        &image,
-        &dir.join("results.txt"),
-        &options.boot,
-    )?;
+    let boot = qemu::BootOptions {
+        arch,
+        ..options.boot.clone()
+    };
+    let outcome = qemu::boot(&kernel.bzimage, &image, &dir.join("results.txt"), &boot)?;
     let reports = collect_reports(&programs, &outcome.console, &outcome.results);
+    let artifacts = save_artifacts(&outcome.console, &dir.join("artifacts"))?;
 
     let summary = Summary {
+        arch,
         programs: &programs,
         reports: &reports,
         outcome: &outcome,
         initramfs_bytes: size,
         build_time: built,
+        lacks: &lacks,
+        artifacts: &artifacts,
     };
     println!("{}", summary.render());
-    let problems = summary.problems();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Failed(format!(
-            "e2e failed:\n  {}",
-            problems.join("\n  ")
-        )))
+    let tests = || programs.iter().zip(&reports).filter(|(p, _)| p.is_test);
+    Ok(ArchRun {
+        arch,
+        passed: tests().map(|(_, r)| r.passed).sum(),
+        failed: tests().map(|(_, r)| r.failed).sum(),
+        ignored: tests().map(|(_, r)| r.ignored).sum(),
+        skipped: tests().map(|(_, r)| r.skipped.len()).sum(),
+        measures: reports
+            .iter()
+            .filter(|r| r.label != showed::SUITE)
+            .flat_map(|r| {
+                r.measures
+                    .iter()
+                    .map(|(k, v)| (r.label.clone(), k.clone(), v.clone()))
+            })
+            .collect(),
+        build_time: built,
+        boot_time: outcome.boot_time,
+        qemu_time: outcome.elapsed,
+        problems: summary.problems(),
+    })
+}
+
+/// The table that compares the architectures of one `--arch all` run: test counts, every
+/// measured limit side by side (a row whose values differ is marked), times.
+fn render_comparison(runs: &[ArchRun]) -> String {
+    let mut text = String::from("\n==> e2e across architectures\n");
+    let mut row = |name: &str, cells: Vec<String>, mark: &str| {
+        text.push_str(&format!("  {name:<48}"));
+        for cell in cells {
+            text.push_str(&format!(" {cell:>14}"));
+        }
+        text.push_str(mark);
+        text.push('\n');
+    };
+    row(
+        "",
+        runs.iter().map(|r| r.arch.name().to_string()).collect(),
+        "",
+    );
+    row(
+        "kernel tests passed / failed / ignored",
+        runs.iter()
+            .map(|r| format!("{}/{}/{}", r.passed, r.failed, r.ignored))
+            .collect(),
+        "",
+    );
+    row(
+        "tests skipped on this guest (UE-SKIP)",
+        runs.iter().map(|r| r.skipped.to_string()).collect(),
+        "",
+    );
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for run in runs {
+        for (label, key, _) in &run.measures {
+            if !keys.contains(&(label.clone(), key.clone())) {
+                keys.push((label.clone(), key.clone()));
+            }
+        }
     }
+    for (label, key) in &keys {
+        let cells: Vec<String> = runs
+            .iter()
+            .map(|r| {
+                r.measures
+                    .iter()
+                    .find(|(l, k, _)| l == label && k == key)
+                    .map_or("-".to_string(), |(_, _, v)| v.clone())
+            })
+            .collect();
+        // A limit that differs between architectures is news; timings (`_ns`) always differ,
+        // and a value missing on one guest (its test failed or was skipped) is not a difference.
+        let present: Vec<&String> = cells.iter().filter(|c| *c != "-").collect();
+        let differs = !key.ends_with("_ns") && present.iter().any(|c| *c != present[0]);
+        let short_label = label.trim_start_matches("ue-metrics-");
+        row(
+            &format!("{short_label}: {key}"),
+            cells,
+            if differs { "  <- differs" } else { "" },
+        );
+    }
+    let seconds = |d: Duration| format!("{:.1} s", d.as_secs_f64());
+    row(
+        "kernel + binaries ready after",
+        runs.iter().map(|r| seconds(r.build_time)).collect(),
+        "",
+    );
+    row(
+        "boot to /init",
+        runs.iter()
+            .map(|r| r.boot_time.map_or("?".into(), seconds))
+            .collect(),
+        "",
+    );
+    row(
+        "qemu ran (boot + all tests)",
+        runs.iter().map(|r| seconds(r.qemu_time)).collect(),
+        "",
+    );
+    row(
+        "result",
+        runs.iter()
+            .map(|r| {
+                if r.problems.is_empty() {
+                    "PASS"
+                } else {
+                    "FAIL"
+                }
+                .to_string()
+            })
+            .collect(),
+        "",
+    );
+    text
 }
 
 /// The end-of-run report and verdict.
 struct Summary<'a> {
+    arch: Arch,
     programs: &'a [GuestProgram],
     reports: &'a [ProgramReport],
     outcome: &'a qemu::BootOutcome,
     initramfs_bytes: u64,
     build_time: Duration,
+    lacks: &'a [String],
+    /// `(name, bytes)` of the artifacts saved.
+    artifacts: &'a [(String, usize)],
 }
 
 impl Summary<'_> {
     fn render(&self) -> String {
-        let mut text = String::from("\n==> e2e summary\n");
+        let mut text = format!("\n==> e2e summary ({})\n", self.arch);
         let booted = self.outcome.boot_time.map(|t| t.as_secs_f64());
         text.push_str(&format!(
             "  kernel (cached or built) and static binaries ready after {:.1} s\n",
             self.build_time.as_secs_f64()
         ));
         text.push_str(&format!(
-            "  VM: {} (CPUs {} online), initramfs {:.1} MB, boot to /init {} s, qemu ran {:.1} s \
-             in all (wall clock)\n",
-            if qemu::use_kvm() { "KVM" } else { "qemu TCG" },
+            "  VM: {} ({}-endian) {} (CPUs {} online), initramfs {:.1} MB, boot to /init {} s, qemu ran \
+             {:.1} s in all (wall clock)\n",
+            self.arch,
+            if self.arch.big_endian() { "big" } else { "little" },
+            if qemu::use_kvm_for(self.arch) {
+                "KVM"
+            } else {
+                "qemu TCG"
+            },
             self.outcome_cpus(),
             self.initramfs_bytes as f64 / 1e6,
             booted.map_or("?".into(), |s| format!("{s:.1}")),
@@ -622,6 +989,20 @@ impl Summary<'_> {
             text.push_str("  measured in the guest (UE-MEASURE):\n");
             for (label, key, value) in measures {
                 text.push_str(&format!("    {label}: {key} = {value}\n"));
+            }
+        }
+        for (name, bytes) in self.artifacts {
+            text.push_str(&format!(
+                "  artifact: target/vm-run/e2e-{}/artifacts/{name} ({bytes} bytes)\n",
+                self.arch
+            ));
+        }
+        for lack in self.lacks {
+            text.push_str(&format!("  this guest lacks: {lack}\n"));
+        }
+        for report in self.reports {
+            for skip in &report.skipped {
+                text.push_str(&format!("    {}: skipped {skip}\n", report.label));
             }
         }
         for report in self.reports.iter().filter(|r| summarised(r)) {
@@ -701,6 +1082,30 @@ impl Summary<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn artifacts_are_joined_per_name_and_decoded() {
+        let console: Vec<String> = [
+            "UE-ARTIFACT a.bin Zm9v",
+            "noise",
+            "UE-ARTIFACT b.json e30=",
+            "UE-ARTIFACT a.bin YmFy",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let dir = crate::ci::target_dir().join("xtask-test-artifacts");
+        let _ = std::fs::remove_dir_all(&dir);
+        let saved = save_artifacts(&console, &dir).unwrap();
+        assert_eq!(saved, [("a.bin".to_string(), 6), ("b.json".to_string(), 2)]);
+        assert_eq!(std::fs::read(dir.join("a.bin")).unwrap(), b"foobar");
+        assert_eq!(std::fs::read(dir.join("b.json")).unwrap(), b"{}");
+        let bad = vec!["UE-ARTIFACT ../x Zm9v".to_string()];
+        assert!(save_artifacts(&bad, &dir).is_err());
+        assert_eq!(base64_decode("Zm9vYg=="), Some(b"foob".to_vec()));
+        assert_eq!(base64_decode("Zg=a"), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn libtest_summary_lines_parse() {

@@ -27,12 +27,14 @@ tasks:
                                    fmt check, clippy -D warnings, 32-bit target checks
                                    (i686, armv7, powerpc), rustdoc -D warnings, workspace tests,
                                    benchmarks once, fuzz smoke (20 s per target, nightly), publish
-                                   --dry-run, MSRV check (Rust 1.85), e2e; stops at the first failure
-  e2e [--timeout S] [--cpus N] [--with PATH]...
+                                   --dry-run, MSRV check (Rust 1.85), e2e on x86_64, aarch64
+                                   and s390x; stops at the first failure
+  e2e [--arch x86_64|aarch64|s390x|all] [--timeout S] [--cpus N] [--with PATH]...
                                    build every crate's kernel tests statically, run them all in one VM boot
+                                   per architecture (default: the host's; others under qemu TCG)
   check-kernel                     can an app export to user_events here? (exit 0 = yes)
-  vm build                         build (once) and cache the user_events kernel; print its path
-  vm run [--timeout S] [--cpus N] [--with PATH]... <binary> [args...]
+  vm build [--arch A|all]          build (once) and cache the user_events kernel; print its path
+  vm run [--arch A] [--timeout S] [--cpus N] [--with PATH]... <binary> [args...]
                                    boot the VM, run <binary> as root, stream its output, exit with its code;
                                    --with packs a host program (e.g. /usr/bin/perf) with its libraries
   help                             this text";
@@ -83,7 +85,12 @@ fn dispatch(args: &[String]) -> Result<i32> {
         }),
         "e2e" => {
             let mut options = e2e::E2eOptions::default();
-            let rest = vm::parse_guest_flags(rest, &mut options.boot, &mut options.with)?;
+            let rest = vm::parse_guest_flags(
+                rest,
+                &mut options.boot,
+                &mut options.with,
+                &mut options.arches,
+            )?;
             if let Some(extra) = rest.first() {
                 return Err(Error::Usage(format!("e2e: unexpected argument `{extra}`")));
             }
@@ -97,8 +104,8 @@ fn dispatch(args: &[String]) -> Result<i32> {
             ))),
         },
         "vm" => match rest.first().map(String::as_str) {
-            Some("build") if rest.len() == 1 => {
-                vm::build()?;
+            Some("build") => {
+                vm::build(&rest[1..])?;
                 Ok(0)
             }
             Some("run") => vm::run(&vm::parse_run_args(&rest[1..])?),

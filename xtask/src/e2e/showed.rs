@@ -28,6 +28,8 @@ pub fn render(report: &ProgramReport) -> Option<String> {
         view.tracers(),
         view.nothing_lost(),
         view.perf(),
+        view.own_recorder(),
+        view.compat32(),
         view.peer(),
     ] {
         out.push_str(&line);
@@ -57,10 +59,25 @@ impl View<'_> {
             .any(|t| t.rsplit("::").next() == Some(test))
     }
 
-    /// `text` (lines, indented) if every one of `tests` passed, else a "not shown" line.
+    /// Whether the test named `test` (without its module path) reported `UE-SKIP`.
+    fn skipped(&self, test: &str) -> bool {
+        self.report.skipped.iter().any(|skip| {
+            skip.split_once(": ")
+                .is_some_and(|(name, _)| name.rsplit("::").next() == Some(test))
+        })
+    }
+
+    /// `text` (lines, indented) if every one of `tests` passed, a "skipped" line if one was
+    /// skipped on this guest, else a "not shown" line.
     fn check(&self, title: &str, tests: &[&str], text: impl FnOnce() -> String) -> String {
+        let skipped: Vec<&str> = tests.iter().copied().filter(|t| self.skipped(t)).collect();
         let failed: Vec<&str> = tests.iter().copied().filter(|t| !self.passed(t)).collect();
-        if failed.is_empty() {
+        if !skipped.is_empty() {
+            format!(
+                "    {title}: SKIPPED on this guest ({} reported UE-SKIP)\n",
+                skipped.join(", ")
+            )
+        } else if failed.is_empty() {
             format!("    {title}: {}\n", text())
         } else {
             format!(
@@ -262,6 +279,36 @@ impl View<'_> {
         out
     }
 
+    fn own_recorder(&self) -> String {
+        self.check(
+            "own recorder (perf_event_open -> perf.data, no perf needed)",
+            &["own_recorder_writes_a_perf_data_file_the_decoder_reads_back"],
+            || {
+                format!(
+                    "{} records, {} bytes in this machine's byte order; the decoder gives back \
+                     exactly the {} points the SDK produced; file sent to the host",
+                    self.m("own_recorder_records"),
+                    self.m("own_recorder_perf_data_bytes"),
+                    self.m("own_recorder_points"),
+                )
+            },
+        )
+    }
+
+    fn compat32(&self) -> String {
+        self.check(
+            "32-bit (i686) example app on the 64-bit kernel",
+            &["a_32_bit_app_is_told_why_it_cannot_export_and_runs_on"],
+            || {
+                format!(
+                    "told why: \"{}\"; {} exports skipped; ran on and exited 0",
+                    self.m("compat32_i686_reason"),
+                    self.m("compat32_i686_exports_skipped"),
+                )
+            },
+        )
+    }
+
     fn peer(&self) -> String {
         self.check(
             "upstream opentelemetry-user-events-metrics 0.14 as a peer",
@@ -325,6 +372,22 @@ mod tests {
              23 collections skipped"
         ));
         assert!(text.contains("the_upstream_exporter_is_a_peer_on_the_same_event did not pass"));
+    }
+
+    #[test]
+    fn skipped_checks_say_so() {
+        let mut suite = report(
+            &["perf_script_shows_protocol_and_version_for_each_record"],
+            &[],
+        );
+        suite.skipped = vec![
+            "perf_tool::perf_script_shows_protocol_and_version_for_each_record: no perf".into(),
+        ];
+        let text = render(&suite).unwrap();
+        assert!(text.contains(
+            "perf script: SKIPPED on this guest \
+             (perf_script_shows_protocol_and_version_for_each_record reported UE-SKIP)"
+        ));
     }
 
     #[test]

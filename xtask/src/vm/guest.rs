@@ -1,7 +1,9 @@
 //! The guest's `/init`: a busybox shell script that sets the machine up, runs the programs it was
-//! given one after another, reports each exit code on the results port (ttyS1), sends the kernel
-//! log there too, and reboots (which ends qemu, started with `-no-reboot`).
+//! given one after another, reports each exit code on the results port (ttyS1 on x86_64, hvc0
+//! elsewhere), sends the kernel log there too, and ends the VM (a reboot under qemu's
+//! `-no-reboot` on x86_64, a power-off elsewhere).
 
+use super::arch::Arch;
 use super::qemu::{DMESG_BEGIN, DMESG_END, DONE_MARKER};
 
 /// Results-port line prefix carrying one program's exit code: `UE-EXIT <label> <code>`.
@@ -23,7 +25,7 @@ mount -t tracefs nodev /sys/kernel/tracing
 chown 1000:1000 /home/app
 chown 1001:1001 /home/tracer
 hostname ue-vm
-exec 3>/dev/ttyS1
+exec 3>@RESULTS@
 echo "UE-BOOTED $(cut -d' ' -f1 /proc/uptime)"
 echo "UE-BOOTED $(cut -d' ' -f1 /proc/uptime)" >&3
 echo "UE-CPUS $(cat /sys/devices/system/cpu/online)" >&3
@@ -31,15 +33,30 @@ cd /tmp
 "#;
 
 /// Builds the `/init` script.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Script {
+    arch: Arch,
     body: String,
 }
 
+impl Default for Script {
+    fn default() -> Self {
+        Script::for_arch(Arch::host())
+    }
+}
+
 impl Script {
-    /// A script that only boots and powers off.
+    /// A script for a guest of the host's architecture that only boots and ends the VM.
     pub fn new() -> Script {
         Script::default()
+    }
+
+    /// A script for a guest of `arch` (its results port and how it ends the VM).
+    pub fn for_arch(arch: Arch) -> Script {
+        Script {
+            arch,
+            body: String::new(),
+        }
     }
 
     /// Runs `argv` as root with stdin from /dev/null; its output goes to the console between
@@ -62,15 +79,17 @@ impl Script {
     /// The complete `/init`.
     pub fn render(&self) -> String {
         format!(
-            "{PREAMBLE}{body}\
+            "{preamble}{body}\
              echo \"UE-FINISHED $(cut -d' ' -f1 /proc/uptime)\" >&3\n\
              echo {DMESG_BEGIN} >&3\n\
              dmesg >&3\n\
              echo {DMESG_END} >&3\n\
              echo {DONE_MARKER} >&3\n\
              sync\n\
-             reboot -f\n",
-            body = self.body
+             {shutdown}\n",
+            preamble = PREAMBLE.replace("@RESULTS@", self.arch.results_device()),
+            body = self.body,
+            shutdown = self.arch.shutdown_command(),
         )
     }
 }
@@ -124,7 +143,17 @@ mod tests {
         assert!(a < b);
         assert!(text.contains("mount -t tracefs nodev /sys/kernel/tracing"));
         assert!(text.contains("echo UE-EXIT first $rc >&3"));
-        assert!(text.trim_end().ends_with("reboot -f"));
+        assert!(text.trim_end().ends_with(Arch::host().shutdown_command()));
+    }
+
+    #[test]
+    fn script_uses_the_architecture_results_port_and_shutdown() {
+        let x86 = Script::for_arch(Arch::X86_64).render();
+        assert!(x86.contains("exec 3>/dev/ttyS1\n"));
+        assert!(x86.trim_end().ends_with("reboot -f"));
+        let s390x = Script::for_arch(Arch::S390x).render();
+        assert!(s390x.contains("exec 3>/dev/hvc0\n"));
+        assert!(s390x.trim_end().ends_with("poweroff -f"));
     }
 
     #[test]

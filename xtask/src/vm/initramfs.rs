@@ -3,12 +3,15 @@
 //! compressed: under TCG the guest kernel needs ~5 s to gunzip 25 MB of test binaries, while
 //! the 80 MB uncompressed archive boots in under 2 s.
 //!
-//! [`Initramfs::base`] gives busybox (a shell init and the usual tools), `/etc/passwd` and
+//! [`Initramfs::base_for`] gives busybox (a shell init and the usual tools; for a foreign
+//! architecture Debian's `busybox-static` of that architecture, see [`guest_busybox`]),
+//! `/etc/passwd` and
 //! `/etc/group` with the users the kernel tests need, and the mount points. Callers then add test
 //! binaries ([`Initramfs::add_binary`]), any host file ([`Initramfs::add_host_file`]), a
 //! dynamically linked program with its libraries and loader at their host paths
 //! ([`Initramfs::add_dynamic_program`], e.g. Debian's `perf`), and the `/init` script.
 
+use super::arch::{elf_machine, Arch};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::fs;
@@ -77,13 +80,15 @@ impl Initramfs {
         initramfs
     }
 
-    /// Busybox, users and groups, and the directories every guest needs. No `/init` yet.
+    /// [`Initramfs::base_for`] the host's architecture.
     pub fn base() -> Result<Initramfs> {
-        if !Path::new(BUSYBOX).is_file() {
-            return Err(Error::Failed(format!(
-                "{BUSYBOX} not found: install it with `apt-get install busybox-static`"
-            )));
-        }
+        Initramfs::base_for(Arch::host())
+    }
+
+    /// Busybox for `arch`, users and groups, and the directories every guest needs. No `/init`
+    /// yet.
+    pub fn base_for(arch: Arch) -> Result<Initramfs> {
+        let busybox = guest_busybox(arch)?;
         let mut initramfs = Initramfs::empty();
         for dir in [
             "/bin",
@@ -112,7 +117,7 @@ impl Initramfs {
                 mode: 0o600,
             },
         );
-        initramfs.add_host_file(BUSYBOX, BUSYBOX, 0o755)?;
+        initramfs.add_host_file(&busybox, BUSYBOX, 0o755)?;
         initramfs.add_symlink("/bin/sh", "busybox");
         initramfs.add_file("/etc/passwd", PASSWD, 0o644);
         initramfs.add_file("/etc/group", GROUP, 0o644);
@@ -264,6 +269,67 @@ impl Initramfs {
         }
         writer.trailer().map_err(io)
     }
+}
+
+/// A static busybox for a guest of `arch`: the host's `/bin/busybox` (`busybox-static`) for the
+/// host's architecture; else Debian's `busybox-static` package of that architecture, downloaded
+/// once with `apt-get download busybox-static:<arch>` (needs `dpkg --add-architecture <arch>`
+/// and `apt-get update`, which `.ci/install-deps` does) and unpacked into the VM cache.
+pub fn guest_busybox(arch: Arch) -> Result<PathBuf> {
+    if arch == Arch::host() {
+        if !Path::new(BUSYBOX).is_file() {
+            return Err(Error::Failed(format!(
+                "{BUSYBOX} not found: install it with `apt-get install busybox-static`"
+            )));
+        }
+        return Ok(PathBuf::from(BUSYBOX));
+    }
+    let dir = super::kernel::cache_root()?.join(format!("busybox-{}", arch.debian_arch()));
+    let busybox = dir.join("bin").join("busybox");
+    if busybox.is_file() {
+        return Ok(busybox);
+    }
+    let package = format!("busybox-static:{}", arch.debian_arch());
+    let work = dir.with_extension(format!("download.{}", std::process::id()));
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work).map_err(|e| Error::io("create", &work, e))?;
+    eprintln!("vm: fetching Debian's {package} for the {arch} guest (once)");
+    let mut download = Command::new("apt-get");
+    download
+        .args(["download", "-q", &package])
+        .current_dir(&work);
+    crate::util::output(&mut download).map_err(|e| {
+        Error::Failed(format!(
+            "{e}\n  the {arch} guest needs Debian's {package}: run .ci/install-deps as root \
+             (dpkg --add-architecture {}; apt-get update)",
+            arch.debian_arch()
+        ))
+    })?;
+    let deb = fs::read_dir(&work)
+        .map_err(|e| Error::io("list", &work, e))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .find(|path| path.extension().is_some_and(|ext| ext == "deb"))
+        .ok_or_else(|| Error::Failed(format!("apt-get download {package} left no .deb")))?;
+    let unpacked = work.join("root");
+    let mut extract = Command::new("dpkg-deb");
+    extract.arg("-x").arg(&deb).arg(&unpacked);
+    crate::util::run(&mut extract)?;
+    let program = unpacked.join("bin").join("busybox");
+    let bytes = fs::read(&program).map_err(|e| Error::io("read", &program, e))?;
+    if elf_machine(&bytes) != Some(arch.elf_machine()) || is_dynamic_elf(&bytes) {
+        return Err(Error::Failed(format!(
+            "{} from {package} is not a static {arch} program",
+            program.display()
+        )));
+    }
+    fs::create_dir_all(busybox.parent().expect("has a parent"))
+        .map_err(|e| Error::io("create", &dir, e))?;
+    // Renamed into place last, so that an interrupted fetch never looks finished.
+    let partial = busybox.with_extension("partial");
+    fs::copy(&program, &partial).map_err(|e| Error::io("copy to", &partial, e))?;
+    fs::rename(&partial, &busybox).map_err(|e| Error::io("rename into place", &busybox, e))?;
+    let _ = fs::remove_dir_all(&work);
+    Ok(busybox)
 }
 
 /// The archive name of a guest path: relative, `.` for the root.

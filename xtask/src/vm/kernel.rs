@@ -5,7 +5,14 @@
 //! drops options whose dependencies are missing), `make bzImage`. The result lives in
 //! `$XDG_CACHE_HOME/ue-metrics/vm/<key>/` (else `~/.cache/...`), where the key hashes everything
 //! that changes the kernel: the tarball's name, size and mtime, the fragment, and `gcc --version`.
+//!
+//! Other architectures ([`Arch`]) are cross-built from the same tarball with Debian's cross
+//! compilers (`make ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-`): their fragment is
+//! [`FRAGMENT`] without its x86-only lines ([`X86_ONLY_OPTIONS`]) plus the architecture's own
+//! file (`fragment-<arch>.config`), and their cache key also hashes the architecture. The
+//! x86_64 key is computed exactly as before architectures existed, so its cached kernel stays.
 
+use super::arch::Arch;
 use crate::error::{Error, Result};
 use crate::util::{describe, spawn_error};
 use std::fs;
@@ -14,12 +21,53 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-/// The kernel config fragment merged over `tinyconfig`.
+/// The kernel config fragment merged over `tinyconfig` (x86_64; the common base of the others).
 pub const FRAGMENT: &str = include_str!("fragment.config");
 
-/// About how many kbuild steps (`CC`, `LD`, ...) `make bzImage` prints for 6.12 with this
-/// fragment, for a rough percentage while building.
-const EXPECTED_STEPS: u32 = 1550;
+/// The lines of [`FRAGMENT`] other architectures leave out: x86 hardware and paravirt options,
+/// and `CONFIG_KERNEL_GZIP` (arm64 boots an uncompressed `Image`; s390x sets it again itself).
+pub const X86_ONLY_OPTIONS: [&str; 10] = [
+    "CONFIG_SERIAL_8250",
+    "CONFIG_SERIAL_8250_CONSOLE",
+    "CONFIG_HYPERVISOR_GUEST",
+    "CONFIG_PARAVIRT",
+    "CONFIG_KVM_GUEST",
+    "CONFIG_PVH",
+    "CONFIG_ACPI",
+    "CONFIG_IA32_EMULATION",
+    "CONFIG_COMPAT_32BIT_TIME",
+    "CONFIG_KERNEL_GZIP",
+];
+
+/// The config fragment for `arch`: [`FRAGMENT`] itself on x86_64; elsewhere its lines without
+/// [`X86_ONLY_OPTIONS`] (and the comments about them) followed by `fragment-<arch>.config`.
+pub fn fragment(arch: Arch) -> String {
+    let own = match arch {
+        Arch::X86_64 => return FRAGMENT.to_string(),
+        Arch::Aarch64 => include_str!("fragment-aarch64.config"),
+        Arch::S390x => include_str!("fragment-s390x.config"),
+    };
+    let mut text = format!("# fragment.config without its x86-only lines, for {arch}\n");
+    for line in FRAGMENT.lines() {
+        let option = line.split('=').next().unwrap_or_default();
+        if line.starts_with("CONFIG_") && !X86_ONLY_OPTIONS.contains(&option) {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text.push_str(own);
+    text
+}
+
+/// About how many kbuild steps (`CC`, `LD`, ...) the image build prints for 6.12 with these
+/// fragments, for a rough percentage while building.
+fn expected_steps(arch: Arch) -> u32 {
+    match arch {
+        Arch::X86_64 => 1550,
+        Arch::Aarch64 => 1250,
+        Arch::S390x => 1300,
+    }
+}
 
 /// Bump to rebuild every cached kernel when the recipe (not the inputs) changes.
 const RECIPE_VERSION: &str = "1";
@@ -36,10 +84,20 @@ pub struct Kernel {
     pub config: PathBuf,
 }
 
-/// Returns the cached kernel, building it first if needed. `$UE_VM_KERNEL=<bzImage>` uses that
-/// image instead (its `.config` is expected next to it as `config`).
+/// Returns the cached kernel of the host's architecture, building it first if needed.
 pub fn ensure_kernel() -> Result<Kernel> {
-    if let Some(image) = std::env::var_os("UE_VM_KERNEL").filter(|v| !v.is_empty()) {
+    ensure_kernel_for(Arch::host())
+}
+
+/// Returns the cached kernel for `arch`, building it first if needed. `$UE_VM_KERNEL=<image>`
+/// (for the host's architecture) or `$UE_VM_KERNEL_<ARCH>` (e.g. `UE_VM_KERNEL_S390X`) uses that
+/// image instead (its `.config` is expected next to it as `config`).
+pub fn ensure_kernel_for(arch: Arch) -> Result<Kernel> {
+    let own_variable = format!("UE_VM_KERNEL_{}", arch.name().to_ascii_uppercase());
+    let given = std::env::var_os(&own_variable)
+        .or_else(|| (arch == Arch::host()).then(|| std::env::var_os("UE_VM_KERNEL"))?)
+        .filter(|v| !v.is_empty());
+    if let Some(image) = given {
         let bzimage = PathBuf::from(image);
         if !bzimage.is_file() {
             return Err(Error::Failed(format!(
@@ -51,10 +109,10 @@ pub fn ensure_kernel() -> Result<Kernel> {
         return Ok(Kernel { bzimage, config });
     }
     let source = find_source()?;
-    let key = cache_key(&source)?;
+    let key = cache_key(&source, arch)?;
     let dir = cache_root()?.join(&key);
     let kernel = Kernel {
-        bzimage: dir.join("bzImage"),
+        bzimage: dir.join(image_file_name(arch)),
         config: dir.join("config"),
     };
     if kernel.bzimage.is_file() {
@@ -65,8 +123,20 @@ pub fn ensure_kernel() -> Result<Kernel> {
     if kernel.bzimage.is_file() {
         return Ok(kernel);
     }
-    build(&source, &dir, &cache_root()?.join(format!("{key}.build")))?;
+    build(
+        &source,
+        arch,
+        &dir,
+        &cache_root()?.join(format!("{key}.build")),
+    )?;
     Ok(kernel)
+}
+
+/// The image's file name in the cache: the name kbuild gives it (`bzImage`; arm64's
+/// uncompressed `Image`).
+fn image_file_name(arch: Arch) -> &'static str {
+    let (_, built) = arch.kernel_image();
+    built.rsplit('/').next().unwrap_or(built)
 }
 
 /// The kernel source tarball: `$UE_VM_KERNEL_SOURCE`, else the newest
@@ -115,38 +185,53 @@ pub fn cache_root() -> Result<PathBuf> {
     Ok(base.join("ue-metrics").join("vm"))
 }
 
-/// Hashes everything that changes the built kernel into a short directory name.
-fn cache_key(source: &Path) -> Result<String> {
+/// Hashes everything that changes the built kernel into a short directory name. For x86_64 the
+/// inputs (and so the key) are exactly those from before other architectures existed; the others
+/// add their name, and their fragment and cross compiler stand where x86_64's are.
+fn cache_key(source: &Path, arch: Arch) -> Result<String> {
     let meta = fs::metadata(source).map_err(|e| Error::io("stat", source, e))?;
     let mtime = meta
         .modified()
         .ok()
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());
-    let mut gcc = Command::new("gcc");
+    let mut gcc = Command::new(arch.gcc());
     gcc.arg("--version");
-    let compiler = crate::util::output(&mut gcc)?;
+    let compiler = crate::util::output(&mut gcc).map_err(|e| missing_compiler(arch, e))?;
     let compiler = compiler.lines().next().unwrap_or_default();
     let name = source
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let fragment = fragment(arch);
+    let (size, mtime) = (meta.len().to_string(), mtime.to_string());
     let mut hash = Fnv1a::default();
-    for part in [
-        RECIPE_VERSION,
-        &name,
-        &meta.len().to_string(),
-        &mtime.to_string(),
-        FRAGMENT,
-        compiler,
-    ] {
+    let mut parts = vec![RECIPE_VERSION, &name, &size, &mtime, &fragment, compiler];
+    if arch != Arch::X86_64 {
+        parts.push(arch.name());
+    }
+    for part in parts {
         hash.write(part.as_bytes());
         hash.write(&[0]);
     }
     let version = name
         .trim_start_matches("linux-source-")
         .trim_end_matches(".tar.xz");
-    Ok(format!("linux-{version}-{:016x}", hash.0))
+    Ok(match arch {
+        Arch::X86_64 => format!("linux-{version}-{:016x}", hash.0),
+        _ => format!("linux-{version}-{arch}-{:016x}", hash.0),
+    })
+}
+
+/// Turns "cannot start aarch64-linux-gnu-gcc" into the packages to install.
+fn missing_compiler(arch: Arch, error: Error) -> Error {
+    match error {
+        Error::Spawn { .. } => Error::Failed(format!(
+            "{error}\n  the {arch} guest needs: apt-get install {} (.ci/install-deps installs it)",
+            arch.packages()
+        )),
+        other => other,
+    }
 }
 
 /// FNV-1a, 64 bit: stable across Rust versions (unlike `DefaultHasher`), enough for a cache key.
@@ -203,7 +288,7 @@ fn check_build_tools() -> Result<()> {
 }
 
 /// Unpacks, configures and builds the kernel in `work`, then copies the results into `dir`.
-fn build(source: &Path, dir: &Path, work: &Path) -> Result<()> {
+fn build(source: &Path, arch: Arch, dir: &Path, work: &Path) -> Result<()> {
     check_build_tools()?;
     let started = Instant::now();
     if work.exists() {
@@ -218,7 +303,7 @@ fn build(source: &Path, dir: &Path, work: &Path) -> Result<()> {
     let log_path = work.join("build.log");
     let mut log = Log::create(&log_path)?;
     eprintln!(
-        "vm: building a user_events kernel from {} (once; a few minutes)",
+        "vm: building a user_events kernel for {arch} from {} (once; a few minutes)",
         source.display()
     );
     eprintln!("vm: work dir {}", work.display());
@@ -231,6 +316,13 @@ fn build(source: &Path, dir: &Path, work: &Path) -> Result<()> {
         .arg(&src);
     log.step(&mut tar, "unpacking the source")?;
 
+    let cross = |command: &mut Command| {
+        if let Some(prefix) = arch.cross_prefix() {
+            command
+                .env("ARCH", arch.kernel_arch())
+                .env("CROSS_COMPILE", prefix);
+        }
+    };
     let make = |args: &[&str]| {
         let mut command = Command::new("make");
         command
@@ -238,12 +330,15 @@ fn build(source: &Path, dir: &Path, work: &Path) -> Result<()> {
             .arg(&src)
             .arg(format!("O={}", out.display()));
         command.args(args);
+        cross(&mut command);
         command
     };
     log.step(&mut make(&["tinyconfig"]), "make tinyconfig")?;
+    let fragment_text = fragment(arch);
     let fragment_path = work.join("fragment.config");
-    fs::write(&fragment_path, FRAGMENT).map_err(|e| Error::io("write", &fragment_path, e))?;
+    fs::write(&fragment_path, &fragment_text).map_err(|e| Error::io("write", &fragment_path, e))?;
     let mut merge = Command::new(src.join("scripts/kconfig/merge_config.sh"));
+    cross(&mut merge);
     merge
         .current_dir(&src)
         .arg("-m")
@@ -256,7 +351,7 @@ fn build(source: &Path, dir: &Path, work: &Path) -> Result<()> {
     let config_path = out.join(".config");
     let config =
         fs::read_to_string(&config_path).map_err(|e| Error::io("read", &config_path, e))?;
-    let missing = missing_options(FRAGMENT, &config);
+    let missing = missing_options(&fragment_text, &config);
     if !missing.is_empty() {
         return Err(Error::Failed(format!(
             "kernel config: these fragment lines did not survive olddefconfig (missing \
@@ -267,29 +362,35 @@ fn build(source: &Path, dir: &Path, work: &Path) -> Result<()> {
     }
 
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let mut compile = make(&[&format!("-j{jobs}"), "bzImage"]);
-    log.compile(&mut compile)?;
+    let (target, built_image) = arch.kernel_image();
+    let mut compile = make(&[&format!("-j{jobs}"), target]);
+    log.compile(
+        &mut compile,
+        &format!("make {target}"),
+        expected_steps(arch),
+    )?;
 
     fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
-    let image = out.join("arch/x86/boot/bzImage");
+    let image = out.join(built_image);
+    let image_name = image_file_name(arch);
+    let partial = dir.join(format!("{image_name}.partial"));
     // The bzImage's presence marks a finished cache entry: it comes last, renamed into place
     // so that an interrupted copy never looks finished.
     for (from, to) in [
         (&config_path, dir.join("config")),
         (&log_path, dir.join("build.log")),
-        (&image, dir.join("bzImage.partial")),
+        (&image, partial.clone()),
     ] {
         fs::copy(from, &to).map_err(|e| Error::io("copy to", &to, e))?;
     }
-    let bzimage = dir.join("bzImage");
-    fs::rename(dir.join("bzImage.partial"), &bzimage)
-        .map_err(|e| Error::io("rename into place", &bzimage, e))?;
+    let bzimage = dir.join(image_name);
+    fs::rename(&partial, &bzimage).map_err(|e| Error::io("rename into place", &bzimage, e))?;
     // The unpacked source is 1.7 GB and the objects ~130 MB: only the image is needed.
     fs::remove_dir_all(work).map_err(|e| Error::io("remove", work, e))?;
     eprintln!(
         "vm: kernel built in {:.0} s: {}",
         started.elapsed().as_secs_f64(),
-        dir.join("bzImage").display()
+        bzimage.display()
     );
     Ok(())
 }
@@ -351,8 +452,9 @@ impl Log {
         self.check(command, status)
     }
 
-    /// Runs the compile step, counting kbuild's step lines (`CC`, `LD`, `AR`, ...) as progress.
-    fn compile(&mut self, command: &mut Command) -> Result<()> {
+    /// Runs the compile step, counting kbuild's step lines (`CC`, `LD`, `AR`, ...) as progress
+    /// against about `expected_steps`.
+    fn compile(&mut self, command: &mut Command, what: &str, expected_steps: u32) -> Result<()> {
         writeln!(self.file, "$ {}", describe(command))
             .map_err(|e| Error::io("write", &self.path, e))?;
         command
@@ -361,7 +463,7 @@ impl Log {
             .stderr(self.handle()?);
         let mut child = command.spawn().map_err(|e| spawn_error(command, e))?;
         let stdout = child.stdout.take().expect("stdout is piped");
-        let mut progress = Progress::new("make bzImage");
+        let mut progress = Progress::new(what);
         let mut steps = 0u32;
         for line in BufReader::new(stdout).lines() {
             let line = line.map_err(|e| Error::io("read output of", "make", e))?;
@@ -370,7 +472,7 @@ impl Log {
             if let (Some(tool), Some(target)) = (words.next(), words.next()) {
                 if tool.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
                     steps += 1;
-                    let percent = (steps * 100 / EXPECTED_STEPS).min(99);
+                    let percent = (steps * 100 / expected_steps).min(99);
                     progress.tick(&format!("~{percent}% ({steps} steps) {tool} {target}"));
                 }
             }
@@ -513,6 +615,27 @@ mod tests {
         assert!(options.contains(&"CONFIG_USER_EVENTS=y".to_string()));
         assert!(options.contains(&"CONFIG_PERF_EVENTS=y".to_string()));
         assert!(options.iter().all(|line| line.starts_with("CONFIG_")));
+    }
+
+    #[test]
+    fn x86_64_keeps_its_fragment_and_others_drop_its_x86_lines() {
+        assert_eq!(fragment(Arch::X86_64), FRAGMENT);
+        for arch in [Arch::Aarch64, Arch::S390x] {
+            let text = fragment(arch);
+            for option in ["CONFIG_USER_EVENTS=y", "CONFIG_NET=y", "CONFIG_UNIX=y"] {
+                assert!(text.lines().any(|l| l == option), "{arch} lacks {option}");
+            }
+            for line in text.lines().filter(|l| l.starts_with("CONFIG_")) {
+                let option = line.split('=').next().unwrap();
+                assert!(
+                    !X86_ONLY_OPTIONS.contains(&option) || option == "CONFIG_KERNEL_GZIP",
+                    "{arch} has {line}"
+                );
+            }
+        }
+        assert!(fragment(Arch::S390x).contains("CONFIG_SCLP_VT220_CONSOLE=y"));
+        assert!(fragment(Arch::Aarch64).contains("CONFIG_SERIAL_AMBA_PL011_CONSOLE=y"));
+        assert!(!fragment(Arch::Aarch64).contains("CONFIG_KERNEL_GZIP"));
     }
 
     #[test]

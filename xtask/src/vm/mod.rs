@@ -1,24 +1,35 @@
 //! `cargo xtask vm`: a small user_events kernel booted under qemu.
 //!
-//! - [`kernel`]: build the kernel once and cache it.
+//! - [`arch`]: what differs between the guest architectures (x86_64, aarch64, s390x).
+//! - [`kernel`]: build the kernel once per architecture and cache it.
 //! - [`initramfs`]: pack busybox, users, test binaries and extra host files into a cpio archive.
 //! - [`guest`]: the `/init` script: mounts, runs programs, reports exit codes on ttyS1.
 //! - [`qemu`]: boot it, stream the console, collect results, enforce a time limit.
 
+pub mod arch;
 pub mod guest;
 pub mod initramfs;
 pub mod kernel;
 pub mod qemu;
 
 use crate::error::{Error, Result};
+use arch::Arch;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// `cargo xtask vm build`: builds (or finds in the cache) the kernel and prints its path.
-pub fn build() -> Result<()> {
-    let kernel = kernel::ensure_kernel()?;
-    eprintln!("vm: kernel config {}", kernel.config.display());
-    println!("{}", kernel.bzimage.display());
+/// `cargo xtask vm build [--arch A|all]`: builds (or finds in the cache) the kernel of each
+/// architecture and prints its path.
+pub fn build(args: &[String]) -> Result<()> {
+    let arches = match args {
+        [] => vec![Arch::host()],
+        [flag, value] if flag == "--arch" => Arch::parse_list(value)?,
+        _ => return Err(Error::Usage("vm build: expected [--arch ARCH|all]".into())),
+    };
+    for arch in arches {
+        let kernel = kernel::ensure_kernel_for(arch)?;
+        eprintln!("vm: {arch} kernel config {}", kernel.config.display());
+        println!("{}", kernel.bzimage.display());
+    }
     Ok(())
 }
 
@@ -35,14 +46,20 @@ pub struct RunOptions {
     pub with: Vec<PathBuf>,
 }
 
-/// Parses `vm run [--timeout SECS] [--cpus N] [--with PATH]... <binary> [args...]`.
+/// Parses `vm run [--arch A] [--timeout SECS] [--cpus N] [--with PATH]... <binary> [args...]`.
 pub fn parse_run_args(args: &[String]) -> Result<RunOptions> {
     let mut boot = qemu::BootOptions {
         timeout: Duration::from_secs(120),
         ..qemu::BootOptions::default()
     };
     let mut with = Vec::new();
-    let rest = parse_guest_flags(args, &mut boot, &mut with)?;
+    let mut arches = Vec::new();
+    let rest = parse_guest_flags(args, &mut boot, &mut with, &mut arches)?;
+    match arches.as_slice() {
+        [] => {}
+        [arch] => boot.arch = *arch,
+        _ => return Err(Error::Usage("vm run: one --arch at a time".into())),
+    }
     let Some((binary, args)) = rest.split_first() else {
         return Err(Error::Usage("vm run: no binary given".into()));
     };
@@ -57,12 +74,13 @@ pub fn parse_run_args(args: &[String]) -> Result<RunOptions> {
     })
 }
 
-/// Applies leading `--timeout SECS`, `--cpus N` and `--with PATH` flags; returns the arguments
-/// after them.
+/// Applies leading `--timeout SECS`, `--cpus N`, `--with PATH` and `--arch A|all` flags (the
+/// architectures are added to `arches`); returns the arguments after them.
 pub fn parse_guest_flags<'a>(
     args: &'a [String],
     boot: &mut qemu::BootOptions,
     with: &mut Vec<PathBuf>,
+    arches: &mut Vec<Arch>,
 ) -> Result<&'a [String]> {
     let mut rest = args;
     while let Some((flag, tail)) = rest.split_first() {
@@ -77,6 +95,9 @@ pub fn parse_guest_flags<'a>(
                 .push(PathBuf::from(tail.first().ok_or_else(|| {
                     Error::Usage("--with needs a host program path".into())
                 })?)),
+            "--arch" => arches.extend(Arch::parse_list(tail.first().ok_or_else(|| {
+                Error::Usage("--arch needs x86_64, aarch64, s390x or all".into())
+            })?)?),
             "--cpus" => {
                 boot.cpus = u32::try_from(number("a CPU count")?)
                     .map_err(|_| Error::Usage("--cpus is too large".into()))?
@@ -93,8 +114,9 @@ pub fn parse_guest_flags<'a>(
 pub fn run(options: &RunOptions) -> Result<i32> {
     let binary = &options.binary;
     let bytes = std::fs::read(binary).map_err(|e| Error::io("read", binary, e))?;
-    let kernel = kernel::ensure_kernel()?;
-    let mut initramfs = initramfs::Initramfs::base()?;
+    let arch = options.boot.arch;
+    let kernel = kernel::ensure_kernel_for(arch)?;
+    let mut initramfs = initramfs::Initramfs::base_for(arch)?;
     for program in &options.with {
         initramfs.add_host_program(program)?;
     }
@@ -107,7 +129,7 @@ pub fn run(options: &RunOptions) -> Result<i32> {
     } else {
         initramfs.add_binary(binary, &name)?
     };
-    let mut script = guest::Script::new();
+    let mut script = guest::Script::for_arch(arch);
     let mut argv = vec![guest_path.to_string_lossy().into_owned()];
     argv.extend(options.args.iter().cloned());
     script.run("run", &argv);
@@ -118,7 +140,7 @@ pub fn run(options: &RunOptions) -> Result<i32> {
     let image = dir.join("initramfs.cpio");
     let size = initramfs.write(&image)?;
     eprintln!(
-        "vm: booting {} (initramfs {:.1} MB, {} CPUs, time limit {} s)",
+        "vm: booting {} in the {arch} guest (initramfs {:.1} MB, {} CPUs, time limit {} s)",
         Path::new(&name).display(),
         size as f64 / 1e6,
         options.boot.cpus,
@@ -162,6 +184,8 @@ mod tests {
         let options = parse_run_args(&strings(&[
             "--timeout",
             "30",
+            "--arch",
+            "s390x",
             "--with",
             "/usr/bin/perf",
             "t",
@@ -170,11 +194,13 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(options.boot.timeout, Duration::from_secs(30));
+        assert_eq!(options.boot.arch, Arch::S390x);
         assert_eq!(options.with, [PathBuf::from("/usr/bin/perf")]);
         assert_eq!(options.binary, PathBuf::from("t"));
         assert_eq!(options.args, strings(&["--timeout", "x"]));
         assert!(parse_run_args(&[]).is_err());
         assert!(parse_run_args(&strings(&["--bogus", "t"])).is_err());
         assert!(parse_run_args(&strings(&["--cpus"])).is_err());
+        assert!(parse_run_args(&strings(&["--arch", "all", "t"])).is_err());
     }
 }

@@ -1,10 +1,12 @@
 //! Booting the kernel and initramfs under qemu, with a hard time limit.
 //!
-//! The guest's console (ttyS0) comes back on qemu's stdout and is streamed line by line; a second
-//! serial port (ttyS1) is written to a file and carries machine-readable results, apart from
-//! whatever the kernel or the tests print. After the run, the console and the guest's `dmesg`
-//! (sent over ttyS1 at the end) are checked for kernel problems.
+//! The guest's console (ttyS0; ttyAMA0 on aarch64, ttysclp0 on s390x) comes back on qemu's stdout
+//! and is streamed line by line; a results port (ttyS1; a virtio console, hvc0, elsewhere) is
+//! written to a file and carries machine-readable results, apart from whatever the kernel or the
+//! tests print. After the run, the console and the guest's `dmesg` (sent over the results port
+//! at the end) are checked for kernel problems.
 
+use super::arch::Arch;
 use crate::error::{Error, Result};
 use crate::util::spawn_error;
 use std::fs;
@@ -29,6 +31,8 @@ pub const DONE_MARKER: &str = "UE-DONE";
 /// How to boot.
 #[derive(Debug, Clone)]
 pub struct BootOptions {
+    /// The guest's architecture (its kernel and qemu); the host's by default.
+    pub arch: Arch,
     /// Kill the guest after this long.
     pub timeout: Duration,
     /// Guest CPUs.
@@ -42,6 +46,7 @@ pub struct BootOptions {
 impl Default for BootOptions {
     fn default() -> Self {
         BootOptions {
+            arch: Arch::host(),
             timeout: Duration::from_secs(300),
             cpus: 2,
             memory_mib: 1024,
@@ -106,10 +111,19 @@ impl BootOutcome {
     }
 }
 
-/// Whether to use KVM: only when `$UE_VM_ACCEL=kvm`, or when unset and a real `kvm_intel` or
-/// `kvm_amd` module is loaded. These hosts' `/dev/kvm` is a nested PVM device (`kvm_pvm`) under
-/// which plain kernels die, so its mere presence means nothing.
+/// Whether to use KVM for a guest of the host's architecture (see [`use_kvm_for`]).
 pub fn use_kvm() -> bool {
+    use_kvm_for(Arch::host())
+}
+
+/// Whether to use KVM for a guest of `arch`: never for a foreign architecture; for the host's
+/// only when `$UE_VM_ACCEL=kvm`, or when unset and a real `kvm_intel` or `kvm_amd` module is
+/// loaded. These hosts' `/dev/kvm` is a nested PVM device (`kvm_pvm`) under which plain kernels
+/// die, so its mere presence means nothing.
+pub fn use_kvm_for(arch: Arch) -> bool {
+    if arch != Arch::host() {
+        return false;
+    }
     match std::env::var("UE_VM_ACCEL").as_deref() {
         Ok("kvm") => true,
         Ok(_) => false,
@@ -126,7 +140,7 @@ pub fn use_kvm() -> bool {
     }
 }
 
-/// The guest kernel's command line, plus `$UE_VM_APPEND` if set.
+/// The guest kernel's command line for `arch`, plus `$UE_VM_APPEND` if set.
 ///
 /// - `panic=-1` with qemu's `-no-reboot`: a panicking guest ends qemu at once.
 /// - `loglevel=5`: no boot chatter on the console, but warnings (level 4) and worse.
@@ -134,10 +148,10 @@ pub fn use_kvm() -> bool {
 ///   come out several times too low (seen: 751 MHz instead of 2595), which makes guest time run
 ///   3.5x too fast; marking the TSC unstable makes the kernel keep time with the HPET.
 ///   `trace_clock=global` is what the kernel then picks for ftrace anyway (said explicitly, it
-///   does not print a notice about it).
-pub fn kernel_command_line() -> String {
-    let mut line = String::from("console=ttyS0 panic=-1 oops=panic loglevel=5");
-    if !use_kvm() {
+///   does not print a notice about it). x86_64 only: the other guests have no TSC.
+pub fn kernel_command_line(arch: Arch) -> String {
+    let mut line = format!("console={} panic=-1 oops=panic loglevel=5", arch.console());
+    if arch == Arch::X86_64 && !use_kvm_for(arch) {
         line.push_str(" tsc=unstable trace_clock=global");
     }
     if let Ok(extra) = std::env::var("UE_VM_APPEND") {
@@ -147,7 +161,8 @@ pub fn kernel_command_line() -> String {
     line
 }
 
-/// Boots `bzimage` with `initramfs`; `results_file` receives the guest's ttyS1.
+/// Boots `bzimage` with `initramfs` in a guest of `options.arch`; `results_file` receives the
+/// guest's results port.
 pub fn boot(
     bzimage: &Path,
     initramfs: &Path,
@@ -156,8 +171,10 @@ pub fn boot(
 ) -> Result<BootOutcome> {
     // qemu appends to an existing file on some versions: start empty.
     fs::write(results_file, "").map_err(|e| Error::io("create", results_file, e))?;
-    let mut qemu = Command::new("qemu-system-x86_64");
-    if use_kvm() {
+    let arch = options.arch;
+    let mut qemu = Command::new(arch.qemu());
+    qemu.args(arch.machine());
+    if use_kvm_for(arch) {
         qemu.args(["-accel", "kvm", "-cpu", "host"]);
     } else {
         qemu.args(["-accel", "tcg", "-cpu", "max"]);
@@ -172,14 +189,19 @@ pub fn boot(
             "-no-reboot",
         ])
         .args(["-serial", "stdio"])
-        .arg("-serial")
-        .arg(format!("file:{}", results_file.display()))
+        .arg("-chardev")
+        // qemu's option syntax doubles a comma inside a value.
+        .arg(format!(
+            "file,id=results,path={}",
+            results_file.display().to_string().replace(',', ",,")
+        ))
+        .args(arch.results_port_flags("results"))
         .arg("-kernel")
         .arg(bzimage)
         .arg("-initrd")
         .arg(initramfs)
         .arg("-append")
-        .arg(kernel_command_line())
+        .arg(kernel_command_line(arch))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -274,8 +296,9 @@ pub fn boot(
 /// boot complaints about this VM (TCG timer calibration; qemu's ACPI tables need PCI, which the
 /// tiny kernel leaves out). They are still checked and kept in [`BootOutcome::console`].
 fn is_quiet_line(line: &str) -> bool {
-    const QUIET: [&str; 11] = [
+    const QUIET: [&str; 12] = [
         "UE-BEGIN ",
+        "UE-ARTIFACT ",
         "UE-END ",
         "UE-BOOTED",
         "tsc: Unable to calibrate against PIT",
