@@ -496,11 +496,13 @@ fn eventheader_mode_writes_the_buffer_field_under_the_provider() {
             if let PerfRecord::Sample(s) = r {
                 let eh = &s.raw[offset..];
                 // 8-byte header, then the metadata extension: u16 size, u16 kind, metadata.
-                let meta_len = u16::from_le_bytes([eh[8], eh[9]]) as usize;
+                // EventHeader writes its integers in the writer's byte order (the header's
+                // flags say which): native here.
+                let meta_len = u16::from_ne_bytes([eh[8], eh[9]]) as usize;
                 let meta = &eh[12..12 + meta_len];
                 assert!(meta.starts_with(b"otlp_metrics\0buffer\0"), "{meta:?}");
                 let data = &eh[12 + meta_len..];
-                let len = u16::from_le_bytes([data[0], data[1]]) as usize;
+                let len = u16::from_ne_bytes([data[0], data[1]]) as usize;
                 largest = largest.max(12 + meta_len + 2 + len);
                 buffers.push(data[2..2 + len].to_vec());
             }

@@ -199,7 +199,8 @@ const KERNEL_TEST_FEATURES: &str =
     "ue-metrics-decode/kernel-tests,ue-metrics-e2e/kernel-tests,ue-metrics-exporter/kernel-tests,user_events-sys/kernel-tests";
 
 /// The clippy step: the workspace as built by default, then with every `kernel-tests` feature,
-/// so the VM-only test targets keep compiling on machines without the VM.
+/// so the VM-only test targets keep compiling on machines without the VM, then the library
+/// crates without their default features.
 fn clippy() -> Result<Outcome> {
     for features in [None, Some(KERNEL_TEST_FEATURES)] {
         let mut command = cargo();
@@ -213,6 +214,13 @@ fn clippy() -> Result<Outcome> {
         command.args(["--", "-D", "warnings"]);
         run_loud(&mut command)?;
     }
+    // The library crates as collectors embed them: without their default features (the
+    // decoder without its CLI, the encoder without the SDK).
+    let mut lean = cargo();
+    lean.args(["clippy", "--lib", "--no-default-features"])
+        .args(library_packages())
+        .args(["--", "-D", "warnings"]);
+    run_loud(&mut lean)?;
     Ok(Outcome::Passed)
 }
 
