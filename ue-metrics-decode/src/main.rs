@@ -813,6 +813,23 @@ fn run_live(args: &Args) -> ExitCode {
             }
         }
     }
+    // What the rings still hold when Ctrl-C, SIGTERM or --duration ends the loop was written
+    // before the end: read it too (a few rounds at most; the producers go on writing).
+    for _ in 0..4 {
+        if args.count.is_some_and(|n| received >= n) {
+            break;
+        }
+        let count = args.count;
+        match source.poll(Duration::ZERO, |record| {
+            if count.is_none_or(|n| received < n) {
+                received += 1;
+                output.record(record);
+            }
+        }) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => output.source_stats(source.stats()),
+        }
+    }
     let stats = source.stats().clone();
     output.finish(&stats, Some(collect_start.elapsed()))
 }

@@ -132,7 +132,7 @@ fn a_listener_attaching_and_detaching_mid_run_loses_no_delta() {
     assert_eq!(second.lost(), 0);
     drop(second);
 
-    // Every increment arrived exactly once, and the deltas are contiguous in time: the export
+    // Every increment arrived exactly once, and no delta overlaps another: the export
     // after the gap carries everything recorded while nobody listened.
     let decoded = received.requests().expect("every record decodes");
     let mut points = points_of(&decoded, "attach.ticks");
@@ -149,10 +149,16 @@ fn a_listener_attaching_and_detaching_mid_run_loses_no_delta() {
         total as u64, recorded,
         "sum of decoded deltas = increments recorded"
     );
+    // No two deltas overlap. They are usually back to back; a collection in which the app
+    // thread recorded nothing (it happens under the emulated VM's slow clock) emits no point
+    // for the stream, so the next delta starts at that collection instead: a gap in which
+    // nothing was recorded, not a lost interval (the sum above counts every increment).
     for pair in points.windows(2) {
-        assert_eq!(
-            pair[1].start_time, pair[0].time,
-            "a delta starts where the previous one ended"
+        assert!(
+            pair[1].start_time >= pair[0].time,
+            "a delta starts at or after the end of the previous one: {:?} then {:?}",
+            (pair[0].start_time, pair[0].time),
+            (pair[1].start_time, pair[1].time)
         );
     }
     let stats = exporter.stats();
