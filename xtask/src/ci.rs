@@ -106,9 +106,10 @@ pub fn ci(options: &CiOptions) -> Result<()> {
             name: "fuzz",
             run: Box::new(fuzz_smoke),
         },
-        // Packages each library crate as crates.io would get it (our path dependencies resolved
-        // from the packaged siblings) and builds it from that package alone.
-        cargo_step("publish", &["publish", "--workspace", "--dry-run"]),
+        Step {
+            name: "publish",
+            run: Box::new(publish_dry_run),
+        },
         Step {
             name: "msrv",
             run: Box::new(msrv),
@@ -222,6 +223,42 @@ fn clippy() -> Result<Outcome> {
         .args(["--", "-D", "warnings"]);
     run_loud(&mut lean)?;
     Ok(Outcome::Passed)
+}
+
+/// The publish step: packages each library crate as crates.io would get it (our path
+/// dependencies resolved from the packaged siblings) and builds it from that package alone.
+///
+/// Cargo unpacks the packaged siblings from its temporary registry into
+/// `$CARGO_HOME/registry/src/<temporary registry>/<crate>-<version>` and reuses an unpacked copy
+/// of the same version from an earlier dry run, however stale. Our crates never come from a
+/// real registry, so every unpacked copy of them is such a leftover: removed first.
+fn publish_dry_run() -> Result<Outcome> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    if let Some(sources) = cargo_home.map(|home| home.join("registry").join("src")) {
+        for registry in std::fs::read_dir(&sources).into_iter().flatten().flatten() {
+            for unpacked in std::fs::read_dir(registry.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = unpacked.file_name().to_string_lossy().into_owned();
+                let ours = LIBRARY_CRATES
+                    .iter()
+                    .any(|krate| name.starts_with(&format!("{krate}-")));
+                if ours && unpacked.path().is_dir() {
+                    eprintln!(
+                        "ci: removing a stale unpacked {}",
+                        unpacked.path().display()
+                    );
+                    std::fs::remove_dir_all(unpacked.path())
+                        .map_err(|e| Error::io("remove", unpacked.path(), e))?;
+                }
+            }
+        }
+    }
+    run_loud(cargo().args(["publish", "--workspace", "--dry-run"])).map(|()| Outcome::Passed)
 }
 
 /// `-p <crate>` for every library crate.
