@@ -214,6 +214,8 @@ pub fn encode_payload(buffer: &[u8]) -> Vec<u8> {
 }
 
 /// [`encode_payload`] as a producer on a machine of `byte_order` writes it.
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
 pub fn encode_payload_in(buffer: &[u8], byte_order: ByteOrder) -> Vec<u8> {
     let len = u16::try_from(buffer.len()).expect("buffer under 64 KiB");
     let mut out = Vec::with_capacity(PAYLOAD_FIXED_BYTES + buffer.len());

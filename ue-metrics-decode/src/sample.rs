@@ -83,6 +83,8 @@ pub fn encode_raw_sample(
 }
 
 /// [`encode_raw_sample`] as a kernel of `byte_order` stores the record.
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
 pub fn encode_raw_sample_in(
     byte_order: ByteOrder,
     format: &RecordFormat,

@@ -4,7 +4,7 @@
 //!   (the OpenTelemetry specification's Prometheus compatibility rules);
 //! - [`PrometheusState`]: the series, with deltas accumulated into cumulative counters and
 //!   histograms, restarts detected from start times, and expiry of series not updated;
-//! - [`render`]: the text exposition format 0.0.4;
+//! - [`render()`](fn@render): the text exposition format 0.0.4;
 //! - `PrometheusEndpoint` (feature `cli`): the `/metrics` HTTP server.
 //!
 //! Resources give `job` (`service.namespace/service.name`) and `instance`

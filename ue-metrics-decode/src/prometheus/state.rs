@@ -200,7 +200,7 @@ pub(crate) struct InfoEntry {
 }
 
 /// The series of a Prometheus endpoint. Feed it with [`add_request`](Self::add_request),
-/// render with [`render`](super::render).
+/// render with [`render`](fn@super::render).
 #[derive(Debug, Default)]
 pub struct PrometheusState {
     pub(crate) options: PrometheusOptions,
