@@ -8,6 +8,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use otlp_metrics_encode::workloads;
 use otlp_metrics_encode::{MetricsEncoder, DEFAULT_MAX_REQUEST_BYTES};
 use prost::Message as _;
+use ue_metrics_decode::enrich::add_process_pid_to_record;
+use ue_metrics_decode::format::EXAMPLE_FORMAT;
 use ue_metrics_decode::prometheus::{render, PrometheusOptions, PrometheusState};
 use ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use ue_metrics_decode::proto::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
@@ -16,6 +18,8 @@ use ue_metrics_decode::proto::metrics::v1::{
     ResourceMetrics, ScopeMetrics, Sum,
 };
 use ue_metrics_decode::proto::resource::v1::Resource;
+use ue_metrics_decode::sample::encode_raw_sample;
+use ue_metrics_decode::{Record, RecordFormat, SampleDecoder, SampleMeta};
 
 /// The events `ue-metrics-exporter` writes for a workload: the encoder's size-bounded chunks.
 fn event_buffers(workload: &workloads::Workload) -> Vec<Vec<u8>> {
@@ -198,6 +202,29 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    // The whole per-record path of `live --prometheus`: record from the raw sample, enriched
+    // with the writer's pid, accumulated.
+    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
+    let raws: Vec<Vec<u8>> = buffers
+        .iter()
+        .map(|b| encode_raw_sample(&format, 1535, 1, b).unwrap())
+        .collect();
+    let decoder = SampleDecoder::new(&format).unwrap();
+    let meta = SampleMeta {
+        pid: Some(4242),
+        ..SampleMeta::default()
+    };
+    group.bench_function("record_enrich_accumulate", |b| {
+        b.iter(|| {
+            for raw in &raws {
+                let mut record = Record::from_payload(meta, decoder.decode(raw));
+                add_process_pid_to_record(&mut record);
+                if let Ok(request) = &record.result {
+                    state.add_request(request, now);
+                }
+            }
+        })
+    });
     group.finish();
     report_cpu_time("W2 prost_decode", points, || {
         for buf in &buffers {
@@ -207,6 +234,15 @@ fn bench(c: &mut Criterion) {
     report_cpu_time("W2 accumulate", points, || {
         for request in &requests {
             state.add_request(request, now);
+        }
+    });
+    report_cpu_time("W2 record_enrich_accumulate", points, || {
+        for raw in &raws {
+            let mut record = Record::from_payload(meta, decoder.decode(raw));
+            add_process_pid_to_record(&mut record);
+            if let Ok(request) = &record.result {
+                state.add_request(request, now);
+            }
         }
     });
 

@@ -3,6 +3,7 @@
 use crate::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::proto::common::v1::{any_value, AnyValue, KeyValue};
 use crate::proto::resource::v1::Resource;
+use crate::record::Record;
 use prost::encoding::{decode_varint, encode_key, encode_varint, WireType};
 use prost::Message as _;
 
@@ -37,6 +38,24 @@ fn pid_attribute(pid: u32) -> KeyValue {
         }),
         ..Default::default()
     }
+}
+
+/// [`add_process_pid`] on a record with the writer's pid (`meta.pid`): on its decoded request
+/// and on the producer's bytes kept for forwarding ([`Record::original`], spliced by
+/// [`add_process_pid_encoded`] so unknown fields stay). Records without a pid or a request are
+/// left as they are. This is the agent's enrichment step for every record.
+pub fn add_process_pid_to_record(record: &mut Record) {
+    let (Some(pid), Ok(request)) = (record.meta.pid, record.result.as_mut()) else {
+        return;
+    };
+    if let Some(spliced) = record
+        .original
+        .as_deref()
+        .and_then(|bytes| add_process_pid_encoded(bytes, request, pid))
+    {
+        record.original = Some(spliced);
+    }
+    add_process_pid(request, pid);
 }
 
 /// [`add_process_pid`] on the producer's encoded request, without decoding and re-encoding it:

@@ -350,18 +350,14 @@ impl Output {
         }
     }
 
-    fn emit(&mut self, record: Record) {
-        let mut original = record.original;
+    fn emit(&mut self, mut record: Record) {
+        if self.add_pid {
+            // The forwarded bytes gain the pid too, and keep unknown fields.
+            enrich::add_process_pid_to_record(&mut record);
+        }
+        let original = record.original;
         match record.result {
-            Ok(mut request) => {
-                if let (true, Some(pid)) = (self.add_pid, record.meta.pid) {
-                    // The forwarded bytes gain the pid too, and keep unknown fields.
-                    if let Some(bytes) = &original {
-                        original = enrich::add_process_pid_encoded(bytes, &request, pid)
-                            .or(original.take());
-                    }
-                    enrich::add_process_pid(&mut request, pid);
-                }
+            Ok(request) => {
                 if self.format == Format::Json {
                     self.line.clear();
                     json::write_json(&request, &mut self.line);

@@ -35,27 +35,43 @@ impl FamilyType {
 /// `_` in front of a leading digit.
 fn push_sanitized(out: &mut String, name: &str, colon: bool) {
     // Most names are valid but for dots: check bytes first, copy when nothing changes.
+    // One pass over the bytes (a substring search for "__" costs more than the whole check on
+    // names this short).
     let bytes = name.as_bytes();
+    let mut after_underscore = false;
     let clean = !bytes.first().is_some_and(u8::is_ascii_digit)
-        && !name.contains("__")
-        && bytes
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || (colon && b == b':'));
+        && bytes.iter().all(|&b| {
+            let doubled = b == b'_' && after_underscore;
+            after_underscore = b == b'_';
+            !doubled && (b.is_ascii_alphanumeric() || b == b'_' || (colon && b == b':'))
+        });
     if clean {
         out.push_str(name);
         return;
     }
+    // Runs of kept bytes (ASCII, so every run starts and ends on a character boundary) are
+    // copied whole; each other character becomes one `_`, at its first byte (the continuation
+    // bytes of a non-ASCII character, 0b10xx_xxxx, add nothing).
     let start = out.len();
-    for c in name.chars() {
-        let valid = c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':');
-        let c = if valid { c } else { '_' };
-        if c == '_' && out.len() > start && out.ends_with('_') {
+    let mut last_underscore = false;
+    let mut run = 0;
+    for i in 0..=bytes.len() {
+        let byte = bytes.get(i).copied();
+        if byte.is_some_and(|b| b.is_ascii_alphanumeric() || (colon && b == b':')) {
             continue;
         }
-        if out.len() == start && c.is_ascii_digit() {
-            out.push('_');
+        if let Some(text) = name.get(run..i).filter(|text| !text.is_empty()) {
+            if out.len() == start && text.as_bytes()[0].is_ascii_digit() {
+                out.push('_');
+            }
+            out.push_str(text);
+            last_underscore = false;
         }
-        out.push(c);
+        run = i + 1;
+        if byte.is_some_and(|b| b & 0xC0 != 0x80) && !last_underscore {
+            out.push('_');
+            last_underscore = true;
+        }
     }
 }
 
@@ -221,6 +237,34 @@ pub fn push_attribute_value(out: &mut String, value: Option<&AnyValue>) {
     }
 }
 
+/// Appends `value` in decimal, as `Display` does, without the formatting machinery: numeric
+/// attributes are in the series key of every point.
+fn push_integer(out: &mut String, value: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push('-');
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
+/// `d` as an integer when `Display` writes it as one (a whole number below 10^15 in magnitude;
+/// not -0, which `Display` writes as `-0`).
+fn integral(d: f64) -> Option<i64> {
+    let whole = d.fract() == 0.0 && d.abs() < 1e15 && !(d == 0.0 && d.is_sign_negative());
+    // The cast is exact: a whole number below 10^15 fits an i64.
+    whole.then_some(d as i64)
+}
+
 fn push_non_string(out: &mut String, value: &any_value::Value, in_json: bool) {
     match value {
         any_value::Value::StringValue(s) => {
@@ -231,15 +275,13 @@ fn push_non_string(out: &mut String, value: &any_value::Value, in_json: bool) {
             }
         }
         any_value::Value::BoolValue(b) => out.push_str(if *b { "true" } else { "false" }),
-        any_value::Value::IntValue(i) => {
-            let _ = write!(out, "{i}");
-        }
+        any_value::Value::IntValue(i) => push_integer(out, *i),
         // An index into a dictionary this message does not carry (profiles only): the number.
-        any_value::Value::StringValueStrindex(i) => {
-            let _ = write!(out, "{i}");
-        }
+        any_value::Value::StringValueStrindex(i) => push_integer(out, i64::from(*i)),
         any_value::Value::DoubleValue(d) => {
-            if d.is_finite() {
+            if let Some(i) = integral(*d) {
+                push_integer(out, i);
+            } else if d.is_finite() {
                 let _ = write!(out, "{d}");
             } else if in_json {
                 // JSON has no NaN or infinities: the strings the OTLP/JSON mapping uses.
@@ -352,6 +394,48 @@ mod tests {
     use crate::proto::common::v1::{ArrayValue, KeyValue, KeyValueList};
 
     #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        for i in [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            -10,
+            4711,
+            i64::MAX,
+            i64::MIN,
+            999_999_999_999_999,
+        ] {
+            let mut out = String::new();
+            push_non_string(&mut out, &any_value::Value::IntValue(i), false);
+            assert_eq!(out, i.to_string());
+        }
+        let floats = [
+            0.0,
+            -0.0,
+            0.25,
+            -0.75,
+            1.0,
+            -1.0,
+            123.0,
+            1e14,
+            999_999_999_999_999.0,
+            1e15,
+            -1e15,
+            1e16,
+            1e300,
+            5e-324,
+            0.1,
+        ];
+        for d in floats {
+            let mut out = String::new();
+            push_non_string(&mut out, &any_value::Value::DoubleValue(d), false);
+            assert_eq!(out, d.to_string(), "{d:?}");
+        }
+    }
+
+    #[test]
     fn names_follow_the_compatibility_rules() {
         use FamilyType::*;
         assert_eq!(
@@ -408,6 +492,11 @@ mod tests {
         assert_eq!(label_name("a:b"), "a_b");
         assert_eq!(label_name("a__b..c"), "a_b_c");
         assert_eq!(label_name("0day"), "_0day");
+        // A non-ASCII character is one `_`, whatever its UTF-8 length.
+        assert_eq!(label_name("größe"), "gr_e");
+        assert_eq!(label_name("é1"), "_1");
+        assert_eq!(label_name("_x__"), "_x_");
+        assert_eq!(sanitize_metric_name("1€:a"), "_1_:a");
         let mut v = String::new();
         push_label_value(&mut v, "say \"hi\"\\\nbye");
         assert_eq!(v, r#"say \"hi\"\\\nbye"#);

@@ -219,6 +219,35 @@ struct Scratch {
     key: String,
     names: Vec<(String, usize)>,
     value: String,
+    label_names: LabelNames,
+}
+
+/// Label names by attribute key (sanitized, `exported_` prefix applied): producers repeat the
+/// same few keys on every point, and sanitizing costs more than a lookup. Cleared when it
+/// reaches [`LabelNames::MAX`] keys, so a producer with ever new keys cannot grow it.
+#[derive(Debug, Default)]
+struct LabelNames(LabelMap<String>);
+
+impl LabelNames {
+    const MAX: usize = 4096;
+
+    /// Appends the label name of attribute `key` to `out`.
+    fn push(&mut self, out: &mut String, key: &str) {
+        if let Some(name) = self.0.get(key) {
+            out.push_str(name);
+            return;
+        }
+        let mut name = String::with_capacity(key.len());
+        naming::push_label_name(&mut name, key);
+        if RESERVED_LABELS.contains(&name.as_str()) {
+            name.insert_str(0, "exported_");
+        }
+        out.push_str(&name);
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        self.0.insert(key.to_owned(), name);
+    }
 }
 
 /// Labels attributes may not take (they are set by the conversion); such attributes get an
@@ -254,6 +283,7 @@ fn push_attribute_labels(
     skip: &[&str],
     names: &mut Vec<(String, usize)>,
     value: &mut String,
+    label_names: &mut LabelNames,
 ) {
     let mut used = 0;
     for (i, kv) in attributes.iter().enumerate() {
@@ -265,10 +295,7 @@ fn push_attribute_labels(
         }
         let entry = &mut names[used];
         entry.0.clear();
-        naming::push_label_name(&mut entry.0, &kv.key);
-        if RESERVED_LABELS.contains(&entry.0.as_str()) {
-            entry.0.insert_str(0, "exported_");
-        }
+        label_names.push(&mut entry.0, &kv.key);
         entry.1 = i;
         used += 1;
     }
@@ -424,6 +451,7 @@ impl PrometheusState {
                             &[],
                             &mut scratch.names,
                             &mut scratch.value,
+                            &mut scratch.label_names,
                         );
                         upsert_info(&mut self.scopes, labels.clone(), labels, now);
                     }
@@ -452,6 +480,7 @@ impl PrometheusState {
             &IDENTIFYING,
             &mut scratch.names,
             &mut scratch.value,
+            &mut scratch.label_names,
         );
         match self.targets.get_mut(base) {
             Some(entry) => {
@@ -576,6 +605,7 @@ fn series_key(scratch: &mut Scratch, scoped: &str, attributes: &[KeyValue]) {
         &[],
         &mut scratch.names,
         &mut scratch.value,
+        &mut scratch.label_names,
     );
 }
 
@@ -889,4 +919,28 @@ fn add_exponential(
             value => *value = fresh(),
         },
     );
+}
+
+#[cfg(test)]
+mod label_name_tests {
+    use super::LabelNames;
+
+    #[test]
+    fn label_names_are_cached_sanitized_and_bounded() {
+        let mut names = LabelNames::default();
+        for round in 0..2 {
+            let mut out = String::new();
+            names.push(&mut out, "http.route");
+            out.push(' ');
+            names.push(&mut out, "job");
+            assert_eq!(out, "http_route exported_job", "round {round}");
+        }
+        // A producer with ever new keys: the cache is cleared, never larger than MAX.
+        for i in 0..LabelNames::MAX * 2 + 1 {
+            let mut out = String::new();
+            names.push(&mut out, &format!("key.{i}"));
+            assert_eq!(out, format!("key_{i}"));
+            assert!(names.0.len() <= LabelNames::MAX);
+        }
+    }
 }
