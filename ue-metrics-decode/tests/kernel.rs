@@ -3,6 +3,8 @@
 //! come back identical.
 
 mod common;
+#[path = "kernel/nonroot.rs"]
+mod nonroot;
 
 use std::io::IoSlice;
 use std::path::PathBuf;
@@ -294,7 +296,19 @@ impl LiveCli {
     /// ring is open then (the event's enable bit comes with the first one, and events written on
     /// a CPU not yet attached are missed).
     fn start(args: &[&str]) -> LiveCli {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+        LiveCli::start_with(&[], args)
+    }
+
+    /// [`start`](Self::start) through `runner` (a program and its arguments that run the CLI,
+    /// such as `setpriv ... --`); empty: directly.
+    fn start_with(runner: &[&str], args: &[&str]) -> LiveCli {
+        let cli = env!("CARGO_BIN_EXE_ue-metrics-decode");
+        let (program, before) = match runner.split_first() {
+            Some((program, rest)) => (*program, [rest, &[cli]].concat()),
+            None => (cli, Vec::new()),
+        };
+        let mut child = std::process::Command::new(program)
+            .args(before)
             .arg("live")
             .args(args)
             .stdout(std::process::Stdio::piped())
@@ -324,8 +338,17 @@ impl LiveCli {
 
     /// SIGINT, then its exit status, stdout and whole stderr.
     fn interrupt(self) -> (std::process::ExitStatus, String, String) {
+        self.signal("-INT")
+    }
+
+    /// SIGTERM (how systemd stops it), then its exit status, stdout and whole stderr.
+    fn terminate(self) -> (std::process::ExitStatus, String, String) {
+        self.signal("-TERM")
+    }
+
+    fn signal(self, signal: &str) -> (std::process::ExitStatus, String, String) {
         let kill = std::process::Command::new("/bin/busybox")
-            .args(["kill", "-INT", &self.child.id().to_string()])
+            .args(["kill", signal, &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(kill.success());

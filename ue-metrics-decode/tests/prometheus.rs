@@ -361,15 +361,14 @@ fn a_real_prometheus_scrapes_the_expected_values() {
     let (agent, addr, stderr) = start_agent(&trace);
     let port = free_port();
     let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: agent\n    honor_labels: true\n    \
-             static_configs:\n      - targets: ['{addr}']\n"
-        ),
-    )
-    .unwrap();
+    // The fleet configuration of the README (deploy/prometheus.yml), scraping this agent.
+    let fleet = include_str!("../deploy/prometheus.yml");
+    let targets = "['host-a.example:9464', 'host-b.example:9464']";
+    assert!(fleet.contains(targets) && fleet.contains("scrape_interval: 15s"));
+    let run = fleet
+        .replace(targets, &format!("['{addr}']"))
+        .replace("scrape_interval: 15s", "scrape_interval: 1s");
+    std::fs::write(&config, run).unwrap();
     let prometheus_addr = format!("127.0.0.1:{port}");
     let server = Guard(
         Command::new(binary)
@@ -439,6 +438,13 @@ fn a_real_prometheus_scrapes_the_expected_values() {
     assert_eq!(
         info[0].0.get("host_name").map(String::as_str),
         Some("web-7")
+    );
+    // The fleet configuration's `host` label: the agent's host.
+    let host = query(&prometheus_addr, "ue_metrics_decode_records_decoded_total");
+    assert_eq!(
+        host[0].0.get("host").map(String::as_str),
+        addr.split(':').next(),
+        "{host:?}"
     );
     // Self-telemetry.
     assert_eq!(one("ue_metrics_decode_records_decoded_total"), 2.0);
