@@ -238,23 +238,28 @@ pub fn push_attribute_value(out: &mut String, value: Option<&AnyValue>) {
 }
 
 /// Appends `value` in decimal, as `Display` does, without the formatting machinery: numeric
-/// attributes are in the series key of every point.
-fn push_integer(out: &mut String, value: i64) {
+/// attributes are in the series key of every point, and a scrape writes hundreds of thousands
+/// of values.
+pub(crate) fn push_u64(out: &mut String, mut value: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
-    let mut rest = value.unsigned_abs();
     loop {
         at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
             break;
         }
     }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
+/// [`push_u64`] with a sign.
+fn push_integer(out: &mut String, value: i64) {
     if value < 0 {
         out.push('-');
     }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+    push_u64(out, value.unsigned_abs());
 }
 
 /// `d` as an integer when `Display` writes it as one (a whole number below 10^15 in magnitude;

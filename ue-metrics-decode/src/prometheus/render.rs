@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use super::naming::{push_float, push_label_value};
+use super::naming::{push_float, push_label_value, push_u64};
 use super::state::{DropReason, ExponentialHistogram, PrometheusState, SeriesValue};
 #[cfg(feature = "cli")]
 use crate::forward::ForwardStats;
@@ -67,23 +67,6 @@ fn push_help(out: &mut String, help: &str) {
             c => out.push(c),
         }
     }
-}
-
-/// Appends `value` in decimal (without the formatting machinery: a scrape writes hundreds of
-/// thousands of them).
-fn push_u64(out: &mut String, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"));
 }
 
 /// The start of a sample line: `name suffix {labels` (then `,le="..."` and the closing `} `).
