@@ -9,38 +9,19 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use otlp_metrics_encode::workloads;
-use otlp_metrics_encode::{MetricsEncoder, DEFAULT_MAX_REQUEST_BYTES};
 use prost::Message as _;
-use ue_metrics_decode::enrich::add_process_pid_to_record;
-use ue_metrics_decode::format::EXAMPLE_FORMAT;
 use ue_metrics_decode::payload::encode_payload;
 use ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest;
-use ue_metrics_decode::sample::encode_raw_sample;
-use ue_metrics_decode::{decode_payload, Record, RecordFormat, SampleDecoder, SampleMeta};
+use ue_metrics_decode::{decode_payload, Record, SampleMeta};
 
-/// The events `ue-metrics-exporter` writes for a workload: the encoder's size-bounded chunks.
-fn event_buffers(workload: &workloads::Workload) -> Vec<Vec<u8>> {
-    let mut encoder = MetricsEncoder::new();
-    let mut events = Vec::new();
-    encoder
-        .encode_chunks(&workload.metrics, DEFAULT_MAX_REQUEST_BYTES, |chunk| {
-            events.push(chunk.to_vec());
-            Ok::<(), std::convert::Infallible>(())
-        })
-        .unwrap();
-    events
-}
+mod common;
+use common::{agent_record, event_buffers, raw_samples};
 
 fn bench(c: &mut Criterion) {
     let workload = workloads::w2();
     let buffers = event_buffers(&workload);
     let payloads: Vec<Vec<u8>> = buffers.iter().map(|b| encode_payload(b)).collect();
-    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
-    let raws: Vec<Vec<u8>> = buffers
-        .iter()
-        .map(|b| encode_raw_sample(&format, 1535, 1, b).unwrap())
-        .collect();
-    let decoder = SampleDecoder::new(&format).unwrap();
+    let (raws, decoder) = raw_samples(&buffers);
     let bytes: usize = buffers.iter().map(Vec::len).sum();
     eprintln!(
         "{}: {} events, {} OTLP bytes, {:.0} bytes/event",
@@ -91,16 +72,10 @@ fn bench(c: &mut Criterion) {
         // The agent's forward path per record: the record as above, then `process.pid` added
         // to its request and spliced into the bytes it forwards (`live --forward`, default
         // enrichment on). Target: at most 1.3x `prost_decode`.
-        let meta = SampleMeta {
-            pid: Some(4242),
-            ..SampleMeta::default()
-        };
         group.bench_function("agent_forward_path", |b| {
             b.iter(|| {
                 for raw in &raws {
-                    let mut record = Record::from_payload(meta, decoder.decode(raw));
-                    add_process_pid_to_record(&mut record);
-                    std::hint::black_box(record);
+                    std::hint::black_box(agent_record(&decoder, raw));
                 }
             })
         });
@@ -113,12 +88,7 @@ fn bench(c: &mut Criterion) {
 fn locate_only(c: &mut Criterion) {
     let buffers = event_buffers(&workloads::w2());
     let payloads: Vec<Vec<u8>> = buffers.iter().map(|b| encode_payload(b)).collect();
-    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
-    let raws: Vec<Vec<u8>> = buffers
-        .iter()
-        .map(|b| encode_raw_sample(&format, 1535, 1, b).unwrap())
-        .collect();
-    let decoder = SampleDecoder::new(&format).unwrap();
+    let (raws, decoder) = raw_samples(&buffers);
     let mut group = c.benchmark_group("locate_only");
     group.throughput(Throughput::Elements(buffers.len() as u64));
     group.bench_function("decode_payload", |b| {

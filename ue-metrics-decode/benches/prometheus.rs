@@ -6,10 +6,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use otlp_metrics_encode::workloads;
-use otlp_metrics_encode::{MetricsEncoder, DEFAULT_MAX_REQUEST_BYTES};
 use prost::Message as _;
-use ue_metrics_decode::enrich::add_process_pid_to_record;
-use ue_metrics_decode::format::EXAMPLE_FORMAT;
 use ue_metrics_decode::prometheus::{render, PrometheusOptions, PrometheusState};
 use ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use ue_metrics_decode::proto::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
@@ -18,21 +15,9 @@ use ue_metrics_decode::proto::metrics::v1::{
     ResourceMetrics, ScopeMetrics, Sum,
 };
 use ue_metrics_decode::proto::resource::v1::Resource;
-use ue_metrics_decode::sample::encode_raw_sample;
-use ue_metrics_decode::{Record, RecordFormat, SampleDecoder, SampleMeta};
 
-/// The events `ue-metrics-exporter` writes for a workload: the encoder's size-bounded chunks.
-fn event_buffers(workload: &workloads::Workload) -> Vec<Vec<u8>> {
-    let mut encoder = MetricsEncoder::new();
-    let mut events = Vec::new();
-    encoder
-        .encode_chunks(&workload.metrics, DEFAULT_MAX_REQUEST_BYTES, |chunk| {
-            events.push(chunk.to_vec());
-            Ok::<(), std::convert::Infallible>(())
-        })
-        .unwrap();
-    events
-}
+mod common;
+use common::{agent_record, event_buffers, raw_samples};
 
 fn string_kv(key: &str, value: String) -> KeyValue {
     KeyValue {
@@ -204,22 +189,11 @@ fn bench(c: &mut Criterion) {
     });
     // The whole per-record path of `live --prometheus`: record from the raw sample, enriched
     // with the writer's pid, accumulated.
-    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
-    let raws: Vec<Vec<u8>> = buffers
-        .iter()
-        .map(|b| encode_raw_sample(&format, 1535, 1, b).unwrap())
-        .collect();
-    let decoder = SampleDecoder::new(&format).unwrap();
-    let meta = SampleMeta {
-        pid: Some(4242),
-        ..SampleMeta::default()
-    };
+    let (raws, decoder) = raw_samples(&buffers);
     group.bench_function("record_enrich_accumulate", |b| {
         b.iter(|| {
             for raw in &raws {
-                let mut record = Record::from_payload(meta, decoder.decode(raw));
-                add_process_pid_to_record(&mut record);
-                if let Ok(request) = &record.result {
+                if let Ok(request) = &agent_record(&decoder, raw).result {
                     state.add_request(request, now);
                 }
             }
@@ -238,9 +212,7 @@ fn bench(c: &mut Criterion) {
     });
     report_cpu_time("W2 record_enrich_accumulate", points, || {
         for raw in &raws {
-            let mut record = Record::from_payload(meta, decoder.decode(raw));
-            add_process_pid_to_record(&mut record);
-            if let Ok(request) = &record.result {
+            if let Ok(request) = &agent_record(&decoder, raw).result {
                 state.add_request(request, now);
             }
         }

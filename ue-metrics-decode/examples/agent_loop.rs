@@ -18,14 +18,13 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use otlp_metrics_encode::workloads;
-use otlp_metrics_encode::{MetricsEncoder, DEFAULT_MAX_REQUEST_BYTES};
 use prost::Message as _;
-use ue_metrics_decode::enrich::add_process_pid_to_record;
-use ue_metrics_decode::format::EXAMPLE_FORMAT;
 use ue_metrics_decode::prometheus::{PrometheusOptions, PrometheusState};
 use ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest;
-use ue_metrics_decode::sample::encode_raw_sample;
-use ue_metrics_decode::{Record, RecordFormat, SampleDecoder, SampleMeta};
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+use common::{agent_record, event_buffers, raw_samples};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -36,47 +35,27 @@ fn main() {
     };
     let iterations: usize = iterations.parse().expect(usage);
     let workload = workloads::w2();
-    let mut buffers = Vec::new();
-    MetricsEncoder::new()
-        .encode_chunks(&workload.metrics, DEFAULT_MAX_REQUEST_BYTES, |chunk| {
-            buffers.push(chunk.to_vec());
-            Ok::<(), std::convert::Infallible>(())
-        })
-        .unwrap_or_else(|never| match never {});
-    let format = RecordFormat::parse(EXAMPLE_FORMAT).expect("example format");
-    let raws: Vec<Vec<u8>> = buffers
-        .iter()
-        .map(|b| encode_raw_sample(&format, 1535, 1, b).expect("raw sample"))
-        .collect();
-    let decoder = SampleDecoder::new(&format).expect("decoder");
+    let buffers = event_buffers(&workload);
+    let (raws, decoder) = raw_samples(&buffers);
     let requests: Vec<ExportMetricsServiceRequest> = buffers
         .iter()
         .map(|b| ExportMetricsServiceRequest::decode(&b[..]).expect("W2 decodes"))
         .collect();
     let mut state = PrometheusState::new(PrometheusOptions::default());
     let now = Instant::now();
-    let meta = SampleMeta {
-        pid: Some(4242),
-        ..SampleMeta::default()
-    };
-    let record = |raw: &[u8]| {
-        let mut record = Record::from_payload(meta, decoder.decode(raw));
-        add_process_pid_to_record(&mut record);
-        record
-    };
     for _ in 0..iterations {
         match mode.as_str() {
             "prost" => buffers.iter().for_each(|b| {
                 black_box(ExportMetricsServiceRequest::decode(&b[..]).ok());
             }),
             "forward" => raws.iter().for_each(|raw| {
-                black_box(record(raw));
+                black_box(agent_record(&decoder, raw));
             }),
             "accumulate" => requests
                 .iter()
                 .for_each(|request| state.add_request(request, now)),
             "prometheus" => raws.iter().for_each(|raw| {
-                if let Ok(request) = &record(raw).result {
+                if let Ok(request) = &agent_record(&decoder, raw).result {
                     state.add_request(request, now);
                 }
             }),
