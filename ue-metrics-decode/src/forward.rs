@@ -644,17 +644,19 @@ impl Worker {
         }
     }
 
-    /// Sleeps `wait`; without a deadline, wakes early when the forwarder starts finishing (the
-    /// request then gets its deadline).
+    /// Sleeps `wait`, in short steps: without a deadline it wakes early when the forwarder
+    /// starts finishing (the request then gets its deadline); a drain deadline that passes
+    /// ends it too.
     fn sleep(&self, wait: Duration, deadline: Option<Instant>) {
-        if deadline.is_some() {
-            std::thread::sleep(wait);
-            return;
-        }
         let until = Instant::now() + wait;
-        while !self.shared.finishing.load(Ordering::Acquire) {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+        loop {
+            let now = Instant::now();
+            let left = until.saturating_duration_since(now);
+            let woken = match deadline {
+                None => self.shared.finishing.load(Ordering::Acquire),
+                Some(_) => self.shared.drain_deadline().is_some_and(|d| now >= d),
+            };
+            if left.is_zero() || woken {
                 return;
             }
             std::thread::sleep(left.min(Duration::from_millis(50)));
