@@ -114,7 +114,7 @@ pub struct ForwardStats {
     /// Dropped because the queue was full ([`Backpressure::Drop`] only).
     pub dropped: u64,
     /// Not delivered by the drain deadline ([`DrainHandle::begin`]): still queued, under way,
-    /// or handed over after the drain began.
+    /// or handed over after the deadline.
     pub drain_dropped: u64,
     /// Requests in the queue now (waiting for the worker).
     pub queue_depth: u64,
@@ -238,6 +238,12 @@ impl Shared {
         self.drain_deadline.load(Ordering::Acquire) != 0
     }
 
+    /// A drain deadline was set and has passed.
+    fn drain_passed(&self) -> bool {
+        self.drain_deadline()
+            .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
     fn begin_drain(&self, deadline: Instant) {
         let epoch = self.epoch.unwrap_or_else(Instant::now);
         // At least 1 ns after the epoch: 0 means "no deadline".
@@ -260,8 +266,9 @@ pub struct DrainHandle {
 
 impl DrainHandle {
     /// Everything queued must be delivered by `deadline`; what is not is dropped and counted
-    /// ([`ForwardStats::drain_dropped`]). Requests sent from now on are not queued (counted
-    /// there too). The first deadline given stays.
+    /// ([`ForwardStats::drain_dropped`]), as is every request sent after it. Requests sent
+    /// before it are still queued (the rest of a ring read after a signal). The first deadline
+    /// given stays.
     pub fn begin(&self, deadline: Instant) {
         self.shared.begin_drain(deadline);
     }
@@ -328,10 +335,10 @@ impl Forwarder {
 
     /// Queues an encoded `ExportMetricsServiceRequest` as it is, for example the bytes a
     /// producer wrote (which keep fields this decoder does not know). With
-    /// [`Backpressure::Wait`] this waits while the queue is full (until a drain begins); with
-    /// [`Backpressure::Drop`] it returns false (and counts a drop) instead. Once a drain has
-    /// begun ([`DrainHandle::begin`]) it queues nothing and counts the request in
-    /// [`ForwardStats::drain_dropped`].
+    /// [`Backpressure::Wait`] this waits while the queue is full (until the drain deadline, if
+    /// one is set); with [`Backpressure::Drop`] it returns false (and counts a drop) instead.
+    /// During a drain ([`DrainHandle::begin`]) requests are still queued until the deadline;
+    /// after it, none is, and each counts in [`ForwardStats::drain_dropped`].
     pub fn send_encoded(&self, body: Vec<u8>) -> bool {
         let shared = &*self.shared;
         lock(&shared.stats).requests += 1;
@@ -343,7 +350,7 @@ impl Forwarder {
         let depth = shared.depth.fetch_add(1, Ordering::AcqRel) + 1;
         let mut body = Some(body);
         let outcome = loop {
-            if shared.draining() {
+            if shared.drain_passed() {
                 break Err(true);
             }
             match queue.try_send(body.take().unwrap_or_default()) {
@@ -518,10 +525,7 @@ impl Worker {
             let _guard = lock(&shared.room_lock);
             shared.room.notify_all();
         }
-        if shared
-            .drain_deadline()
-            .is_some_and(|deadline| Instant::now() >= deadline)
-        {
+        if shared.drain_passed() {
             if let Some(mut stats) = self.stats() {
                 stats.drain_dropped += 1;
             }
