@@ -456,6 +456,14 @@ fn live_forwarding_rides_out_a_receiver_outage_and_sends_the_producers_bytes() {
         stderr.contains("forwarded 5 requests (0 failed, 0 dropped by the full queue"),
         "{stderr}"
     );
+    // SIGINT started the drain; nothing was left for it.
+    assert!(
+        stderr.contains("forward queue: 5 requests handed over, high-water ")
+            && stderr.contains(
+                " 0 not delivered by the drain deadline (10.0 s after the stop; dropped)"
+            ),
+        "{stderr}"
+    );
 }
 
 /// Registers `name_args`, retrying while an earlier registration of the same name with other
