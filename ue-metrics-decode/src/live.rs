@@ -250,6 +250,26 @@ fn tracepoint_decoder(
     }
 }
 
+/// The tracepoints (group, name) of the events `options` selects (see [`resolve_event`]) that
+/// are not among `attached`.
+fn unattached(
+    tracefs: &Tracefs,
+    options: &LiveOptions,
+    attached: &[Tracepoint],
+) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    for name in std::iter::once(&options.event).chain(&options.extra_events) {
+        for (group, name) in resolve_event(tracefs, &options.group, name) {
+            let known = attached.iter().any(|t| t.group == group && t.name == name)
+                || found.iter().any(|(g, n)| *g == group && *n == name);
+            if !known {
+                found.push((group, name));
+            }
+        }
+    }
+    found
+}
+
 /// Reads our records from per-CPU perf rings.
 pub struct LiveSource {
     session: PerfSession,
@@ -341,27 +361,13 @@ impl LiveSource {
     /// producers saw the event disabled), so none is missed. A tracepoint whose format cannot
     /// be decoded is an error and is not added; the others are.
     pub fn rescan(&mut self) -> Result<Vec<Tracepoint>, LiveError> {
-        let group = self.options.group.clone();
-        let names: Vec<String> = std::iter::once(&self.options.event)
-            .chain(&self.options.extra_events)
-            .cloned()
-            .collect();
         let mut added = Vec::new();
         let mut first_error = None;
-        for name in &names {
-            for (group, name) in resolve_event(&self.tracefs, &group, name) {
-                if self
-                    .tracepoints
-                    .iter()
-                    .any(|t| t.group == group && t.name == name)
-                {
-                    continue;
-                }
-                match self.attach(group, name) {
-                    Ok(tracepoint) => added.push(tracepoint),
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                    }
+        for (group, name) in unattached(&self.tracefs, &self.options, &self.tracepoints) {
+            match self.attach(group, name) {
+                Ok(tracepoint) => added.push(tracepoint),
+                Err(e) => {
+                    first_error.get_or_insert(e);
                 }
             }
         }
@@ -450,5 +456,71 @@ impl LiveSource {
             PerfRecord::Lost { lost } => stats.lost = stats.lost.saturating_add(lost),
         })?;
         Ok(seen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tracefs tree with empty event directories for `events` (group, name).
+    fn fake_tracefs(label: &str, events: &[(&str, &str)]) -> (PathBuf, Tracefs) {
+        let root = std::env::temp_dir().join(format!(
+            "ue-metrics-decode-live-{label}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        for (group, name) in events {
+            std::fs::create_dir_all(root.join("events").join(group).join(name)).unwrap();
+        }
+        (root.clone(), Tracefs::at(root))
+    }
+
+    fn attached(group: &str, name: &str) -> Tracepoint {
+        let format = RecordFormat::parse(crate::format::EXAMPLE_FORMAT).unwrap();
+        let decoder = EventDecoder::for_format(&format).unwrap().unwrap();
+        Tracepoint {
+            group: group.into(),
+            name: name.into(),
+            id: 1,
+            decoder,
+        }
+    }
+
+    #[test]
+    fn a_rescan_finds_the_new_tracepoints_of_the_selected_names_only() {
+        let (root, tracefs) = fake_tracefs(
+            "rescan",
+            &[
+                ("user_events", "otlp_metrics"),
+                ("user_events_multi", "otlp_metrics.0"),
+                // Registered after the source opened.
+                ("user_events_multi", "otlp_metrics.1a"),
+                // Other names: not selected.
+                ("user_events_multi", "otlp_metrics_other.2"),
+                ("user_events_multi", "something.3"),
+                ("user_events", "MyApp_L4K1"),
+            ],
+        );
+        let options = LiveOptions {
+            extra_events: vec!["otlp_metrics".into()],
+            ..LiveOptions::default()
+        };
+        let known = [
+            attached("user_events", "otlp_metrics"),
+            attached("user_events_multi", "otlp_metrics.0"),
+        ];
+        assert_eq!(
+            unattached(&tracefs, &options, &known),
+            [("user_events_multi".to_owned(), "otlp_metrics.1a".to_owned())],
+            "the new one, once, though the name is selected twice"
+        );
+        let all = [
+            attached("user_events", "otlp_metrics"),
+            attached("user_events_multi", "otlp_metrics.0"),
+            attached("user_events_multi", "otlp_metrics.1a"),
+        ];
+        assert!(unattached(&tracefs, &options, &all).is_empty());
+        let _ = std::fs::remove_dir_all(root);
     }
 }
