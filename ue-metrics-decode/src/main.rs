@@ -391,7 +391,7 @@ impl Output {
                             if drain.begun() {
                                 return;
                             }
-                            std::thread::sleep(Duration::from_millis(10));
+                            std::thread::sleep(Duration::from_millis(50));
                         }
                         drain.begin(Instant::now() + timeout);
                     });
