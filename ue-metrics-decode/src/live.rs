@@ -5,7 +5,7 @@
 //! What can be missing, and what [`LiveError`] says about it: tracefs not mounted or no
 //! user_events in the kernel, no permission (perf needs root, `CAP_PERFMON` or
 //! `perf_event_paranoid=-1`), or the event not registered yet (no producer has started: wait for
-//! it with [`wait_for_event`], or create it ahead with [`preregister`], as `perf-collect` does).
+//! it with [`wait_for_event`], or create it ahead with [`register_event`] or [`preregister`]).
 //!
 //! One source reads several events at once ([`LiveOptions::extra_events`]), each decoded by
 //! the layout its own `format` file shows. An event name also selects the multi-format
@@ -173,7 +173,9 @@ pub fn preregister(tracefs: &Tracefs, name: &str) -> Result<(), LiveError> {
 #[derive(Debug)]
 pub enum Registration {
     /// Registered with `USER_EVENT_REG_PERSIST`: the event stays after this process exits,
-    /// until deleted (`DIAG_IOCSDEL`, or `-:name` in `dynamic_events`).
+    /// until deleted (`DIAG_IOCSDEL`, or `-:name` in `dynamic_events`; both need
+    /// `CAP_PERFMON` for a persistent event). Should a producer have registered the same event
+    /// a moment earlier, the kernel gives that one back unchanged (not persistent).
     Persistent,
     /// `PERSIST` was not allowed (EPERM: the process lacks `CAP_PERFMON`), so the event is
     /// registered without it and lives while this registration is held (keep it for as long as
