@@ -18,14 +18,19 @@
 //!   follow fail at once instead of each waiting out its own deadline (a dead receiver delays the
 //!   end of a run by one deadline, not by one per request); one of them is tried at most every
 //!   `max_backoff`, and when it gets through, forwarding resumes.
+//! - **Drain deadline.** [`DrainHandle::begin`] (the CLI calls it on SIGTERM, SIGINT or the end
+//!   of `--duration`) bounds what is left: every delivery ends by that instant, senders stop
+//!   waiting for room, and [`Forwarder::finish`] returns by then (plus one second for an
+//!   attempt already under way) even if the receiver hangs. Requests not delivered by then are
+//!   counted in [`ForwardStats::drain_dropped`].
 //! - **Connections.** HTTP/1.1 with keep-alive through [`ureq`]; every address the host name
 //!   resolves to is tried (`localhost` is often `::1` first). No TLS: forward to a local
 //!   OpenTelemetry Collector, which can use TLS and authentication upstream.
 
 use std::io::{self, Read as _, Write as _};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -96,15 +101,27 @@ impl Default for ForwardOptions {
     }
 }
 
-/// What happened to the requests handed to a [`Forwarder`].
+/// What happened to the requests handed to a [`Forwarder`]. Once it has finished,
+/// `requests == sent + failed + dropped + drain_dropped`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ForwardStats {
+    /// Requests handed to [`Forwarder::send`] / [`Forwarder::send_encoded`].
+    pub requests: u64,
     /// Accepted by the endpoint (2xx).
     pub sent: u64,
     /// Given up on: non-retryable answer, deadline passed, or receiver down.
     pub failed: u64,
     /// Dropped because the queue was full ([`Backpressure::Drop`] only).
     pub dropped: u64,
+    /// Not delivered by the drain deadline ([`DrainHandle::begin`]): still queued, under way,
+    /// or handed over after the deadline.
+    pub drain_dropped: u64,
+    /// Requests in the queue now (waiting for the worker).
+    pub queue_depth: u64,
+    /// The most requests the queue has held at once.
+    pub queue_high_water: u64,
+    /// Room in the queue ([`ForwardOptions::queue_capacity`]).
+    pub queue_capacity: u64,
     /// Retries made.
     pub retries: u64,
     /// Data points the endpoint accepted the request of but rejected (OTLP partial success).
@@ -175,8 +192,91 @@ pub struct Forwarder {
     queue: Option<SyncSender<Vec<u8>>>,
     backpressure: Backpressure,
     worker: Option<JoinHandle<()>>,
-    finishing: Arc<AtomicBool>,
-    stats: Arc<Mutex<ForwardStats>>,
+    shared: Arc<Shared>,
+}
+
+/// What the forwarder, its worker and its drain handles share.
+#[derive(Debug, Default)]
+struct Shared {
+    stats: Mutex<ForwardStats>,
+    /// The forwarder is finishing: requests get their deadline, retry sleeps end early.
+    finishing: AtomicBool,
+    /// Nanoseconds after `epoch` by which everything must be done (0: no drain deadline).
+    drain_deadline: AtomicU64,
+    epoch: Option<Instant>,
+    /// Requests queued, not yet taken by the worker.
+    depth: AtomicU64,
+    /// Requests taken by the worker and not finished yet (0 or 1).
+    under_way: AtomicU64,
+    /// Signalled when the worker takes a request (room in the queue) or a drain begins.
+    room: Condvar,
+    room_lock: Mutex<()>,
+    /// `finish` gave up waiting for the worker and counted what it held: the worker changes
+    /// no count any more.
+    abandoned: AtomicBool,
+    /// The worker has finished every request it took.
+    done: Mutex<bool>,
+    done_signal: Condvar,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            epoch: Some(Instant::now()),
+            ..Shared::default()
+        }
+    }
+
+    fn drain_deadline(&self) -> Option<Instant> {
+        match self.drain_deadline.load(Ordering::Acquire) {
+            0 => None,
+            nanos => Some(self.epoch? + Duration::from_nanos(nanos)),
+        }
+    }
+
+    fn draining(&self) -> bool {
+        self.drain_deadline.load(Ordering::Acquire) != 0
+    }
+
+    /// A drain deadline was set and has passed.
+    fn drain_passed(&self) -> bool {
+        self.drain_deadline()
+            .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
+    fn begin_drain(&self, deadline: Instant) {
+        let epoch = self.epoch.unwrap_or_else(Instant::now);
+        // At least 1 ns after the epoch: 0 means "no deadline".
+        let nanos = (deadline.saturating_duration_since(epoch).as_nanos() as u64).max(1);
+        // The first deadline set stays (a second signal does not extend it).
+        let _ = self
+            .drain_deadline
+            .compare_exchange(0, nanos, Ordering::AcqRel, Ordering::Acquire);
+        self.finishing.store(true, Ordering::Release);
+        let _guard = lock(&self.room_lock);
+        self.room.notify_all();
+    }
+}
+
+/// Starts the drain of a [`Forwarder`] from another thread (a signal watcher).
+#[derive(Debug, Clone)]
+pub struct DrainHandle {
+    shared: Arc<Shared>,
+}
+
+impl DrainHandle {
+    /// Everything queued must be delivered by `deadline`; what is not is dropped and counted
+    /// ([`ForwardStats::drain_dropped`]), as is every request sent after it. Requests sent
+    /// before it are still queued (the rest of a ring read after a signal). The first deadline
+    /// given stays.
+    pub fn begin(&self, deadline: Instant) {
+        self.shared.begin_drain(deadline);
+    }
+
+    /// Whether a drain has begun.
+    pub fn begun(&self) -> bool {
+        self.shared.draining()
+    }
 }
 
 impl Forwarder {
@@ -193,32 +293,39 @@ impl Forwarder {
     ) -> Result<Forwarder, ForwardError> {
         let endpoint = Endpoint::parse(url)?;
         let (queue, receiver) = mpsc::sync_channel::<Vec<u8>>(options.queue_capacity.max(1));
-        let stats = Arc::new(Mutex::new(ForwardStats::default()));
-        let finishing = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared::new());
+        lock(&shared.stats).queue_capacity = options.queue_capacity.max(1) as u64;
         let backpressure = options.backpressure;
         let mut worker = Worker {
             agent,
             url: endpoint.url(),
             options,
-            stats: Arc::clone(&stats),
-            finishing: Arc::clone(&finishing),
+            shared: Arc::clone(&shared),
             receiver_down: None,
         };
         let worker = std::thread::Builder::new()
             .name("otlp-forward".into())
             .spawn(move || {
                 for body in receiver {
-                    worker.deliver(body);
+                    worker.take(body);
                 }
+                *lock(&worker.shared.done) = true;
+                worker.shared.done_signal.notify_all();
             })
             .map_err(ForwardError::Thread)?;
         Ok(Forwarder {
             queue: Some(queue),
             backpressure,
             worker: Some(worker),
-            finishing,
-            stats,
+            shared,
         })
+    }
+
+    /// A handle that starts the drain (with its deadline) from another thread.
+    pub fn drain_handle(&self) -> DrainHandle {
+        DrainHandle {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Queues a request (encoded here). See [`Forwarder::send_encoded`].
@@ -228,45 +335,121 @@ impl Forwarder {
 
     /// Queues an encoded `ExportMetricsServiceRequest` as it is, for example the bytes a
     /// producer wrote (which keep fields this decoder does not know). With
-    /// [`Backpressure::Wait`] this waits while the queue is full; with [`Backpressure::Drop`]
-    /// it returns false (and counts a drop) instead.
+    /// [`Backpressure::Wait`] this waits while the queue is full (until the drain deadline, if
+    /// one is set); with [`Backpressure::Drop`] it returns false (and counts a drop) instead.
+    /// During a drain ([`DrainHandle::begin`]) requests are still queued until the deadline;
+    /// after it, none is, and each counts in [`ForwardStats::drain_dropped`].
     pub fn send_encoded(&self, body: Vec<u8>) -> bool {
+        let shared = &*self.shared;
+        lock(&shared.stats).requests += 1;
         let Some(queue) = &self.queue else {
+            lock(&shared.stats).dropped += 1;
             return false;
         };
-        let queued = match self.backpressure {
-            Backpressure::Wait => queue.send(body).is_ok(),
-            Backpressure::Drop => match queue.try_send(body) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
-            },
+        // Counted before the worker can take it, so the depth never goes below zero.
+        let depth = shared.depth.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut body = Some(body);
+        let outcome = loop {
+            if shared.drain_passed() {
+                break Err(true);
+            }
+            match queue.try_send(body.take().unwrap_or_default()) {
+                Ok(()) => break Ok(()),
+                Err(TrySendError::Disconnected(_)) => break Err(false),
+                Err(TrySendError::Full(_)) if self.backpressure == Backpressure::Drop => {
+                    break Err(false)
+                }
+                Err(TrySendError::Full(back)) => {
+                    body = Some(back);
+                    // Wait for the worker to take one (or a drain to begin).
+                    let guard = lock(&shared.room_lock);
+                    let _ = shared.room.wait_timeout(guard, Duration::from_millis(20));
+                }
+            }
         };
-        if !queued {
-            lock(&self.stats).dropped += 1;
+        match outcome {
+            Ok(()) => {
+                let mut stats = lock(&shared.stats);
+                stats.queue_high_water = stats.queue_high_water.max(depth);
+                true
+            }
+            Err(drain) => {
+                shared.depth.fetch_sub(1, Ordering::AcqRel);
+                let mut stats = lock(&shared.stats);
+                if drain {
+                    stats.drain_dropped += 1;
+                } else {
+                    stats.dropped += 1;
+                }
+                false
+            }
         }
-        queued
     }
 
-    /// Counts so far.
+    /// Counts so far, with the current queue depth.
     pub fn stats(&self) -> ForwardStats {
-        lock(&self.stats).clone()
+        let mut stats = lock(&self.shared.stats).clone();
+        stats.queue_depth = self.shared.depth.load(Ordering::Acquire);
+        stats
     }
 
-    /// Sends what is queued (each request within the deadline), stops the worker and returns
-    /// the final counts.
+    /// Sends what is queued, stops the worker and returns the final counts. Without a drain
+    /// deadline each request gets its own ([`ForwardOptions::deadline`]); after
+    /// [`DrainHandle::begin`] this returns by the drain deadline (plus one second for an
+    /// attempt already under way), counting what was not delivered as `drain_dropped`.
     pub fn finish(mut self) -> ForwardStats {
         self.shutdown();
         self.stats()
     }
 
     fn shutdown(&mut self) {
-        self.finishing.store(true, Ordering::Relaxed);
+        let shared = &*self.shared;
+        shared.finishing.store(true, Ordering::Release);
         drop(self.queue.take());
-        if let Some(worker) = self.worker.take() {
+        let Some(worker) = self.worker.take() else {
+            return;
+        };
+        {
+            let _guard = lock(&shared.room_lock);
+            shared.room.notify_all();
+        }
+        let mut done = lock(&shared.done);
+        while !*done {
+            let wait = match shared.drain_deadline() {
+                // An attempt under way has a timeout that ends by the drain deadline; the
+                // second covers the time it takes to return.
+                Some(deadline) => {
+                    let left = (deadline + DRAIN_GRACE).saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    left.min(Duration::from_millis(50))
+                }
+                None => Duration::from_millis(50),
+            };
+            done = shared
+                .done_signal
+                .wait_timeout(done, wait)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        let finished = *done;
+        drop(done);
+        if finished {
             let _ = worker.join();
+        } else {
+            // The worker hangs past the deadline: leave it (the process is ending) and count
+            // what it still holds. It changes no count from now on (`abandoned`).
+            let mut stats = lock(&shared.stats);
+            stats.drain_dropped +=
+                shared.depth.swap(0, Ordering::AcqRel) + shared.under_way.swap(0, Ordering::AcqRel);
+            shared.abandoned.store(true, Ordering::Release);
         }
     }
 }
+
+/// How long past the drain deadline [`Forwarder::finish`] waits for an attempt under way.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 impl Drop for Forwarder {
     fn drop(&mut self) {
@@ -274,8 +457,8 @@ impl Drop for Forwarder {
     }
 }
 
-fn lock(stats: &Mutex<ForwardStats>) -> MutexGuard<'_, ForwardStats> {
-    stats
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -313,8 +496,7 @@ struct Worker {
     agent: ureq::Agent,
     url: String,
     options: ForwardOptions,
-    stats: Arc<Mutex<ForwardStats>>,
-    finishing: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     /// Set while the receiver counts as down (a request ran out of time on retryable failures).
     receiver_down: Option<Down>,
 }
@@ -327,6 +509,35 @@ struct Down {
 }
 
 impl Worker {
+    /// The counts, unless `finish` has abandoned this worker (then `None`: it counted what the
+    /// worker held already).
+    fn stats(&self) -> Option<MutexGuard<'_, ForwardStats>> {
+        let stats = lock(&self.shared.stats);
+        (!self.shared.abandoned.load(Ordering::Acquire)).then_some(stats)
+    }
+
+    /// Takes one request off the queue: delivers it, or counts it as dropped when the drain
+    /// deadline has passed.
+    fn take(&mut self, body: Vec<u8>) {
+        let shared = Arc::clone(&self.shared);
+        shared.depth.fetch_sub(1, Ordering::AcqRel);
+        {
+            let _guard = lock(&shared.room_lock);
+            shared.room.notify_all();
+        }
+        if shared.drain_passed() {
+            if let Some(mut stats) = self.stats() {
+                stats.drain_dropped += 1;
+            }
+            return;
+        }
+        shared.under_way.store(1, Ordering::Release);
+        self.deliver(body);
+        // Under the stats lock, so `finish` never counts this request twice.
+        let _stats = lock(&shared.stats);
+        shared.under_way.store(0, Ordering::Release);
+    }
+
     fn deliver(&mut self, body: Vec<u8>) {
         let probing = match &mut self.receiver_down {
             Some(down) if down.last_probe.elapsed() < self.options.max_backoff => {
@@ -351,7 +562,9 @@ impl Worker {
             let (reason, after) = match self.attempt(&body, timeout) {
                 Attempt::Delivered { rejected, message } => {
                     self.receiver_down = None;
-                    let mut stats = lock(&self.stats);
+                    let Some(mut stats) = self.stats() else {
+                        return;
+                    };
                     stats.sent += 1;
                     stats.bytes_sent += body.len() as u64;
                     stats.rejected_points += rejected;
@@ -377,6 +590,9 @@ impl Worker {
             backoff = (backoff * 2).min(self.options.max_backoff);
             if let Some(deadline) = deadline {
                 if Instant::now() + wait >= deadline {
+                    if self.cut_by_drain(deadline) {
+                        return self.drain_drop(reason);
+                    }
                     let reason = format!(
                         "{reason}; gave up after {:.1} s",
                         started.elapsed().as_secs_f64()
@@ -388,8 +604,7 @@ impl Worker {
                     return self.fail(reason);
                 }
             }
-            {
-                let mut stats = lock(&self.stats);
+            if let Some(mut stats) = self.stats() {
                 stats.retries += 1;
                 stats.last_error = Some(reason);
             }
@@ -399,30 +614,53 @@ impl Worker {
 
     /// When the current request must be done by. With [`Backpressure::Drop`] there is none
     /// until the forwarder finishes; from then on (`started` moves to that moment) there is.
+    /// A drain deadline comes first when it is earlier.
     fn deadline(&self, started: &mut Instant) -> Option<Instant> {
-        match self.options.backpressure {
+        let own = match self.options.backpressure {
             Backpressure::Wait => Some(*started + self.options.deadline),
-            Backpressure::Drop if self.finishing.load(Ordering::Relaxed) => {
+            Backpressure::Drop if self.shared.finishing.load(Ordering::Acquire) => {
                 Some(*started + self.options.deadline)
             }
             Backpressure::Drop => {
                 *started = Instant::now();
                 None
             }
+        };
+        match (own, self.shared.drain_deadline()) {
+            (Some(own), Some(drain)) => Some(own.min(drain)),
+            (own, drain) => own.or(drain),
         }
     }
 
-    /// Sleeps `wait`; without a deadline, wakes early when the forwarder starts finishing (the
-    /// request then gets its deadline).
-    fn sleep(&self, wait: Duration, deadline: Option<Instant>) {
-        if deadline.is_some() {
-            std::thread::sleep(wait);
-            return;
+    /// Whether `deadline` is the drain deadline (not the request's own).
+    fn cut_by_drain(&self, deadline: Instant) -> bool {
+        self.shared.drain_deadline() == Some(deadline)
+    }
+
+    /// The request was not delivered by the drain deadline.
+    fn drain_drop(&self, reason: String) {
+        if let Some(mut stats) = self.stats() {
+            stats.drain_dropped += 1;
+            stats.last_error = Some(format!(
+                "POST {}: {reason}; the drain deadline passed",
+                self.url
+            ));
         }
+    }
+
+    /// Sleeps `wait`, in short steps: without a deadline it wakes early when the forwarder
+    /// starts finishing (the request then gets its deadline); a drain deadline that passes
+    /// ends it too.
+    fn sleep(&self, wait: Duration, deadline: Option<Instant>) {
         let until = Instant::now() + wait;
-        while !self.finishing.load(Ordering::Relaxed) {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+        loop {
+            let now = Instant::now();
+            let left = until.saturating_duration_since(now);
+            let woken = match deadline {
+                None => self.shared.finishing.load(Ordering::Acquire),
+                Some(_) => self.shared.drain_deadline().is_some_and(|d| now >= d),
+            };
+            if left.is_zero() || woken {
                 return;
             }
             std::thread::sleep(left.min(Duration::from_millis(50)));
@@ -430,7 +668,9 @@ impl Worker {
     }
 
     fn fail(&self, reason: String) {
-        let mut stats = lock(&self.stats);
+        let Some(mut stats) = self.stats() else {
+            return;
+        };
         stats.failed += 1;
         stats.last_error = Some(format!("POST {}: {reason}", self.url));
     }

@@ -5,12 +5,20 @@
 //! What can be missing, and what [`LiveError`] says about it: tracefs not mounted or no
 //! user_events in the kernel, no permission (perf needs root, `CAP_PERFMON` or
 //! `perf_event_paranoid=-1`), or the event not registered yet (no producer has started: wait for
-//! it with [`wait_for_event`], or create it ahead with [`preregister`], as `perf-collect` does).
+//! it with [`wait_for_event`], or create it ahead with [`register_event`] or [`preregister`]).
 //!
 //! One source reads several events at once ([`LiveOptions::extra_events`]), each decoded by
 //! the layout its own `format` file shows. An event name also selects the multi-format
-//! registrations of that name (`user_events_multi/<name>.<hex id>`, Linux 6.9+) present when
-//! the source opens.
+//! registrations of that name (`user_events_multi/<name>.<hex id>`, Linux 6.9+): those present
+//! when the source opens, and those made later once [`LiveSource::rescan`] finds them.
+//!
+//! What the kernel does when producers come and go (Linux 6.12, `trace_events_user.c`): a
+//! perf listener holds a reference on the event (`TRACE_REG_PERF_REGISTER` takes one), so when
+//! the last producer exits the event is not deleted while a source reads it, and a producer
+//! that registers the same name and fields again gets the same tracepoint: the source goes on
+//! reading without doing anything. Only a registration the source cannot have opened (a new
+//! multi-format registration, which always makes a new tracepoint when no existing one has
+//! its fields) needs [`LiveSource::rescan`].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,8 +48,9 @@ pub enum LiveError {
     /// The event does not exist (yet).
     #[error(
         "the event {group}/{name} is not registered yet: no producer has started. Start one, \
-         wait for it (`live --wait`), or create it now as root (`live --register`, which writes \
-         `u:{name} {fields}` to {tracefs}/dynamic_events, as perf-collect does)"
+         wait for it (`live --wait`), or create it now (`live --register`, which registers \
+         `{name} {fields}` through {tracefs}/user_events_data: persistent with CAP_PERFMON, \
+         else for as long as the agent runs)"
     )]
     NotRegistered {
         /// Tracefs group.
@@ -146,7 +155,9 @@ pub fn wait_for_event(tracefs: &Tracefs, group: &str, name: &str, timeout: Durat
 }
 
 /// Creates `user_events/otlp_metrics` without a producer, by writing
-/// `u:otlp_metrics <fields>` to `dynamic_events` (needs root). The event stays until deleted.
+/// `u:otlp_metrics <fields>` to `dynamic_events` (needs root). The kernel creates such events
+/// with `USER_EVENT_REG_PERSIST`: the event stays until deleted. See [`register_event`] for the
+/// same through `user_events_data`, which works without root.
 pub fn preregister(tracefs: &Tracefs, name: &str) -> Result<(), LiveError> {
     use std::io::Write as _;
     let path = tracefs.root().join("dynamic_events");
@@ -156,6 +167,51 @@ pub fn preregister(tracefs: &Tracefs, name: &str) -> Result<(), LiveError> {
         .open(&path)
         .and_then(|mut f| f.write_all(line.as_bytes()))
         .map_err(|source| LiveError::Register { path, source })
+}
+
+/// How [`register_event`] made an event exist.
+#[derive(Debug)]
+pub enum Registration {
+    /// Registered with `USER_EVENT_REG_PERSIST`: the event stays after this process exits,
+    /// until deleted (`DIAG_IOCSDEL`, or `-:name` in `dynamic_events`; both need
+    /// `CAP_PERFMON` for a persistent event). Should a producer have registered the same event
+    /// a moment earlier, the kernel gives that one back unchanged (not persistent).
+    Persistent,
+    /// `PERSIST` was not allowed (EPERM: the process lacks `CAP_PERFMON`), so the event is
+    /// registered without it and lives while this registration is held (keep it for as long as
+    /// the event is read) or a producer or listener uses it; the kernel deletes it after that.
+    Held(user_events_sys::Event),
+}
+
+/// Registers `name` with our fields (`name u32 protocol;...`, as producers do) through
+/// `user_events_data`, with `USER_EVENT_REG_PERSIST` when allowed (Linux 6.7+, `CAP_PERFMON`),
+/// else as a registration the caller holds ([`Registration::Held`]).
+pub fn register_event(tracefs: &Tracefs, name: &str) -> Result<Registration, LiveError> {
+    let data = user_events_sys::DataFile::open(tracefs)?;
+    register_event_on(&data, name)
+}
+
+/// [`register_event`] on an open `user_events_data`.
+pub fn register_event_on(
+    data: &std::sync::Arc<user_events_sys::DataFile>,
+    name: &str,
+) -> Result<Registration, LiveError> {
+    use user_events_sys::{Error, RegisterOptions};
+    let name_args = format!("{name} {EVENT_FIELDS}");
+    let persist = RegisterOptions {
+        persist: true,
+        ..RegisterOptions::default()
+    };
+    match data.register(&name_args, persist) {
+        // A kernel without the flag (before 6.7) registers without it: then it is held.
+        Ok(event) if event.persist() => Ok(Registration::Persistent),
+        Ok(event) => Ok(Registration::Held(event)),
+        Err(Error::NeedsCapPerfmon { .. }) => {
+            let event = data.register(&name_args, RegisterOptions::default())?;
+            Ok(Registration::Held(event))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// One tracepoint a [`LiveSource`] reads.
@@ -196,9 +252,31 @@ fn tracepoint_decoder(
     }
 }
 
+/// The tracepoints (group, name) of the events `options` selects (see [`resolve_event`]) that
+/// are not among `attached`.
+fn unattached(
+    tracefs: &Tracefs,
+    options: &LiveOptions,
+    attached: &[Tracepoint],
+) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    for name in std::iter::once(&options.event).chain(&options.extra_events) {
+        for (group, name) in resolve_event(tracefs, &options.group, name) {
+            let known = attached.iter().any(|t| t.group == group && t.name == name)
+                || found.iter().any(|(g, n)| *g == group && *n == name);
+            if !known {
+                found.push((group, name));
+            }
+        }
+    }
+    found
+}
+
 /// Reads our records from per-CPU perf rings.
 pub struct LiveSource {
     session: PerfSession,
+    tracefs: Tracefs,
+    options: LiveOptions,
     tracepoints: Vec<Tracepoint>,
     /// Index into `tracepoints` by `common_type`.
     by_type: HashMap<u16, usize>,
@@ -268,12 +346,55 @@ impl LiveSource {
             .collect();
         Ok(LiveSource {
             session,
+            tracefs: tracefs.clone(),
+            options: options.clone(),
             tracepoints,
             by_type,
             context: EventHeaderEnumeratorContext::new(),
             stats: DecodeStats::default(),
             format: first_format.expect("at least one tracepoint"),
         })
+    }
+
+    /// Looks for tracepoints of the selected names that appeared since the source opened (a
+    /// multi-format registration `user_events_multi/<name>.<id>` made later) and adds them to
+    /// the running session, each decoded by its own format. Returns those added. Records a new
+    /// tracepoint held before it was added were written while nothing listened to it (its
+    /// producers saw the event disabled), so none is missed. A tracepoint whose format cannot
+    /// be decoded is an error and is not added; the others are.
+    pub fn rescan(&mut self) -> Result<Vec<Tracepoint>, LiveError> {
+        let mut added = Vec::new();
+        let mut first_error = None;
+        for (group, name) in unattached(&self.tracefs, &self.options, &self.tracepoints) {
+            match self.attach(group, name) {
+                Ok(tracepoint) => added.push(tracepoint),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) if added.is_empty() => Err(e),
+            _ => Ok(added),
+        }
+    }
+
+    /// Adds one tracepoint to the session.
+    fn attach(&mut self, group: String, name: String) -> Result<Tracepoint, LiveError> {
+        let (decoder, _) = tracepoint_decoder(&self.tracefs, &group, &name)?;
+        let id = self.tracefs.event_id(&group, &name)?;
+        self.session.add_tracepoint(id)?;
+        let tracepoint = Tracepoint {
+            group,
+            name,
+            id,
+            decoder,
+        };
+        if let Ok(ty) = u16::try_from(id) {
+            self.by_type.insert(ty, self.tracepoints.len());
+        }
+        self.tracepoints.push(tracepoint.clone());
+        Ok(tracepoint)
     }
 
     /// The parsed format of the first tracepoint.
@@ -337,5 +458,71 @@ impl LiveSource {
             PerfRecord::Lost { lost } => stats.lost = stats.lost.saturating_add(lost),
         })?;
         Ok(seen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tracefs tree with empty event directories for `events` (group, name).
+    fn fake_tracefs(label: &str, events: &[(&str, &str)]) -> (PathBuf, Tracefs) {
+        let root = std::env::temp_dir().join(format!(
+            "ue-metrics-decode-live-{label}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        for (group, name) in events {
+            std::fs::create_dir_all(root.join("events").join(group).join(name)).unwrap();
+        }
+        (root.clone(), Tracefs::at(root))
+    }
+
+    fn attached(group: &str, name: &str) -> Tracepoint {
+        let format = RecordFormat::parse(crate::format::EXAMPLE_FORMAT).unwrap();
+        let decoder = EventDecoder::for_format(&format).unwrap().unwrap();
+        Tracepoint {
+            group: group.into(),
+            name: name.into(),
+            id: 1,
+            decoder,
+        }
+    }
+
+    #[test]
+    fn a_rescan_finds_the_new_tracepoints_of_the_selected_names_only() {
+        let (root, tracefs) = fake_tracefs(
+            "rescan",
+            &[
+                ("user_events", "otlp_metrics"),
+                ("user_events_multi", "otlp_metrics.0"),
+                // Registered after the source opened.
+                ("user_events_multi", "otlp_metrics.1a"),
+                // Other names: not selected.
+                ("user_events_multi", "otlp_metrics_other.2"),
+                ("user_events_multi", "something.3"),
+                ("user_events", "MyApp_L4K1"),
+            ],
+        );
+        let options = LiveOptions {
+            extra_events: vec!["otlp_metrics".into()],
+            ..LiveOptions::default()
+        };
+        let known = [
+            attached("user_events", "otlp_metrics"),
+            attached("user_events_multi", "otlp_metrics.0"),
+        ];
+        assert_eq!(
+            unattached(&tracefs, &options, &known),
+            [("user_events_multi".to_owned(), "otlp_metrics.1a".to_owned())],
+            "the new one, once, though the name is selected twice"
+        );
+        let all = [
+            attached("user_events", "otlp_metrics"),
+            attached("user_events_multi", "otlp_metrics.0"),
+            attached("user_events_multi", "otlp_metrics.1a"),
+        ];
+        assert!(unattached(&tracefs, &options, &all).is_empty());
+        let _ = std::fs::remove_dir_all(root);
     }
 }

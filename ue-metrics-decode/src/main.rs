@@ -35,6 +35,9 @@ OPTIONS:
                               are queued while the receiver is down, dropped and counted when full)
   --forward-gzip              compress forwarded requests (Content-Encoding: gzip)
   --forward-timeout D         give up on a request after D, retries included (default 30s)
+  --drain-timeout D           on SIGTERM or Ctrl-C (live: also at the end of --duration/--count),
+                              forward what is queued for at most D, then stop; requests not
+                              delivered by then are counted as dropped (default 10s)
   --merge                     one request per export (events of one writer, back to back) instead
                               of one per event; one-point-per-event producers batched (up to 1 MiB)
   --prometheus ADDR           serve the metrics at http://ADDR/metrics (Prometheus text format), e.g.
@@ -55,10 +58,16 @@ LIVE OPTIONS:
   --duration D                stop after D (10s, 500ms, 2m; default: until Ctrl-C)
   --count N                   stop after N records
   --wait[=D]                  if the event is not registered yet, wait for it (up to D)
-  --register                  if the event is not registered yet, create it (root; as perf-collect does)
+  --register                  if the event is not registered yet, create it: persistent
+                              (USER_EVENT_REG_PERSIST, needs CAP_PERFMON) when allowed, else a
+                              registration held while the agent runs; stderr says which
   --pages N                   ring buffer pages per CPU, a power of two (default 64)
   --refresh D                 with --format summary: print the table every D (e.g. 1s), with
                               events/s and bytes/event per metric; redrawn in place on a terminal
+
+Live reading goes on when the last producer exits (the kernel keeps the event while it is read)
+and picks up producers that register again; multi-format registrations made later
+(user_events_multi/NAME.<id>) are found within a second and read too.
 
 Per-record errors go to stderr, with a final count. Exit status: 0 when the input could be read,
 1 when it could not (or forwarding or writing to stdout failed), 2 on usage errors. When stdout is
@@ -80,6 +89,7 @@ struct Args {
     forward: Option<String>,
     forward_gzip: bool,
     forward_timeout: Option<Duration>,
+    drain_timeout: Option<Duration>,
     merge: bool,
     events: Vec<String>,
     byte_order: ByteOrder,
@@ -125,6 +135,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         forward: None,
         forward_gzip: false,
         forward_timeout: None,
+        drain_timeout: None,
         merge: false,
         events: Vec::new(),
         byte_order: ByteOrder::NATIVE,
@@ -170,6 +181,9 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--forward-gzip" => args.forward_gzip = true,
             "--forward-timeout" => {
                 args.forward_timeout = Some(parse_duration(&value("--forward-timeout")?)?)
+            }
+            "--drain-timeout" => {
+                args.drain_timeout = Some(parse_duration(&value("--drain-timeout")?)?)
             }
             "--merge" => args.merge = true,
             "--pid" => {
@@ -239,8 +253,10 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     if args.refresh.is_some() && args.format != Some(Format::Summary) {
         return Err("--refresh needs --format summary".into());
     }
-    if args.forward.is_none() && (args.forward_gzip || args.forward_timeout.is_some()) {
-        return Err("--forward-gzip and --forward-timeout need --forward".into());
+    if args.forward.is_none()
+        && (args.forward_gzip || args.forward_timeout.is_some() || args.drain_timeout.is_some())
+    {
+        return Err("--forward-gzip, --forward-timeout and --drain-timeout need --forward".into());
     }
     if args.command == "perf-data" && args.input.is_none() {
         return Err("perf-data needs a FILE (or - for a pipe-mode stream on stdin)".into());
@@ -267,9 +283,20 @@ struct Output {
     refresh: bool,
     /// Lines of the last live table drawn (to redraw it in place on a terminal).
     drawn_lines: Option<usize>,
+    /// Set by SIGINT/SIGTERM once registered ([`Output::stop_on_signals`]).
+    stop: Arc<AtomicBool>,
+    stop_registered: bool,
+    /// How long forwarding goes on after the stop.
+    drain_timeout: Duration,
 }
 
 const MAX_ERRORS_SHOWN: u64 = 50;
+
+/// How long the forwarder may go on after SIGTERM, Ctrl-C or the end of a live run.
+const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often live reading looks for tracepoints registered since it opened.
+const RESCAN_EVERY: Duration = Duration::from_secs(1);
 
 impl Output {
     fn new(args: &Args, flush_each: bool) -> Result<Output, String> {
@@ -316,7 +343,7 @@ impl Output {
         } else {
             Format::Json
         };
-        Ok(Output {
+        let mut output = Output {
             format: args.format.unwrap_or(default),
             stdout: BufWriter::new(io::stdout()),
             flush_each,
@@ -330,7 +357,57 @@ impl Output {
             live: args.command == "live",
             refresh: args.refresh.is_some(),
             drawn_lines: None,
-        })
+            stop: Arc::new(AtomicBool::new(false)),
+            stop_registered: false,
+            drain_timeout: args.drain_timeout.unwrap_or(DEFAULT_DRAIN_TIMEOUT),
+        };
+        // Live reading ends on a signal with its counts; forwarding drains first.
+        if output.live || output.forwarder.is_some() {
+            output.stop_on_signals();
+        }
+        Ok(output)
+    }
+
+    /// From now on SIGINT and SIGTERM set the stop flag instead of ending the process (if
+    /// registering fails, the default action remains). While forwarding, a watcher starts the
+    /// forwarder's drain at the moment the signal comes, even while this thread is busy (a
+    /// file source waiting for room in the queue).
+    fn stop_on_signals(&mut self) -> Arc<AtomicBool> {
+        if !self.stop_registered {
+            self.stop_registered = true;
+            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                let _ = signal_hook::flag::register(signal, Arc::clone(&self.stop));
+            }
+            if let Some(forwarder) = &self.forwarder {
+                let (stop, drain, timeout) = (
+                    Arc::clone(&self.stop),
+                    forwarder.drain_handle(),
+                    self.drain_timeout,
+                );
+                let _ = std::thread::Builder::new()
+                    .name("drain-on-signal".into())
+                    .spawn(move || {
+                        while !stop.load(Ordering::Relaxed) {
+                            if drain.begun() {
+                                return;
+                            }
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        drain.begin(Instant::now() + timeout);
+                    });
+            }
+        }
+        Arc::clone(&self.stop)
+    }
+
+    /// The run is ending (live: stopped by a signal, `--duration` or `--count`): what is
+    /// queued gets `--drain-timeout` from now.
+    fn begin_drain(&self) {
+        if let Some(forwarder) = &self.forwarder {
+            forwarder
+                .drain_handle()
+                .begin(Instant::now() + self.drain_timeout);
+        }
     }
 
     fn record(&mut self, record: Record) {
@@ -449,11 +526,8 @@ impl Output {
         }
         // The counts first: the line below tells scripts that everything read is served.
         self.source_stats(stats);
+        let stop = self.stop_on_signals();
         eprintln!("ue-metrics-decode: input read; serving until interrupted (Ctrl-C or SIGTERM)");
-        let stop = Arc::new(AtomicBool::new(false));
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            let _ = signal_hook::flag::register(signal, Arc::clone(&stop));
-        }
         while !stop.load(Ordering::Relaxed) {
             // Forwarding goes on in the background: keep its counts current.
             self.source_stats(stats);
@@ -522,13 +596,30 @@ impl Output {
             );
         }
         if let Some(forwarder) = self.forwarder.take() {
+            let draining = forwarder.drain_handle().begun();
             let f = forwarder.finish();
             eprintln!(
                 "ue-metrics-decode: forwarded {} requests ({} failed, {} dropped by the full queue, \
                  {} retries, {} points rejected by the receiver)",
                 f.sent, f.failed, f.dropped, f.retries, f.rejected_points
             );
-            if f.failed + f.dropped + f.rejected_points > 0 {
+            eprintln!(
+                "ue-metrics-decode: forward queue: {} requests handed over, high-water {} of {}, \
+                 {} not delivered by the drain deadline{}",
+                f.requests,
+                f.queue_high_water,
+                f.queue_capacity,
+                f.drain_dropped,
+                if draining {
+                    format!(
+                        " ({:.1} s after the stop; dropped)",
+                        self.drain_timeout.as_secs_f64()
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            if f.failed + f.dropped + f.drain_dropped + f.rejected_points > 0 {
                 if let Some(e) = f.last_error {
                     eprintln!("ue-metrics-decode: last forwarding error: {e}");
                 }
@@ -698,18 +789,31 @@ fn run_live(args: &Args) -> ExitCode {
     };
     let start = Instant::now();
     let deadline = args.duration.map(|d| start + d);
+    // Registrations this process holds (`--register` without PERSIST): the events live
+    // while they are held, so until the end of the run.
+    let mut held = Vec::new();
     for event in std::iter::once(&options.event).chain(&options.extra_events) {
         if !live::resolve_event(&tracefs, &options.group, event).is_empty() {
             continue;
         }
         if args.register {
-            if let Err(e) = live::preregister(&tracefs, event) {
-                return fail(e);
+            match live::register_event(&tracefs, event) {
+                Ok(live::Registration::Persistent) => eprintln!(
+                    "ue-metrics-decode: registered {}/{event} as a persistent event \
+                     (USER_EVENT_REG_PERSIST): it stays after this agent exits, until deleted",
+                    options.group
+                ),
+                Ok(live::Registration::Held(registration)) => {
+                    eprintln!(
+                        "ue-metrics-decode: registered {}/{event} without PERSIST (not allowed: \
+                         it needs CAP_PERFMON, or Linux 6.7+): the event lives while this agent \
+                         runs (or a producer uses it)",
+                        options.group
+                    );
+                    held.push(registration);
+                }
+                Err(e) => return fail(e),
             }
-            eprintln!(
-                "ue-metrics-decode: registered {}/{event} through dynamic_events",
-                options.group
-            );
         } else if let Some(wait) = args.wait {
             eprintln!(
                 "ue-metrics-decode: {}/{event} is not registered yet: waiting for a producer to register it...",
@@ -754,12 +858,11 @@ fn run_live(args: &Args) -> ExitCode {
         Err(e) => return fail(e),
     };
     // Ctrl-C (or SIGTERM) ends the loop like `--duration` does, so the final summary and
-    // counts still print. If registering fails, the default action (exit at once) remains.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
-    }
+    // counts still print.
+    let interrupted = output.stop_on_signals();
     let collect_start = Instant::now();
+    let mut next_rescan = collect_start + RESCAN_EVERY;
+    let mut rescan_error_shown = false;
     let mut received = 0u64;
     let mut idle_since = Instant::now();
     let mut next_refresh = args.refresh.map(|every| collect_start + every);
@@ -808,7 +911,31 @@ fn run_live(args: &Args) -> ExitCode {
                 return fail(e);
             }
         }
+        // Producers that register a new multi-format event (a new tracepoint) after the
+        // source opened: attach it. Cheap (a directory listing); once a second.
+        if Instant::now() >= next_rescan {
+            next_rescan = Instant::now() + RESCAN_EVERY;
+            match source.rescan() {
+                Ok(added) => {
+                    for t in added {
+                        eprintln!(
+                            "ue-metrics-decode: now also reading {}/{} ({})",
+                            t.group,
+                            t.name,
+                            t.decoder.layout_name()
+                        );
+                    }
+                }
+                Err(e) if !rescan_error_shown => {
+                    rescan_error_shown = true;
+                    eprintln!("ue-metrics-decode: a new tracepoint cannot be read: {e}");
+                }
+                Err(_) => {}
+            }
+        }
     }
+    // The queue gets --drain-timeout from now (from the signal, if one ended the loop).
+    output.begin_drain();
     // What the rings still hold when Ctrl-C, SIGTERM or --duration ends the loop was written
     // before the end: read it too (a few rounds at most; the producers go on writing).
     for _ in 0..4 {
@@ -827,7 +954,9 @@ fn run_live(args: &Args) -> ExitCode {
         }
     }
     let stats = source.stats().clone();
-    output.finish(&stats, Some(collect_start.elapsed()))
+    let code = output.finish(&stats, Some(collect_start.elapsed()));
+    drop(held);
+    code
 }
 
 fn main() -> ExitCode {

@@ -726,3 +726,149 @@ fn a_merged_w3_export_reaches_the_receiver_as_at_most_three_requests_with_every_
     assert_eq!(items.len(), 10_000);
     assert!(items == expected, "points changed");
 }
+
+/// Polls `check` every 10 ms for up to 10 s.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_drain_deadline_bounds_the_end_and_counts_what_was_left() {
+    // A receiver that accepts connections but never answers, and per-request limits far
+    // beyond the drain deadline: only the drain deadline can end this.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let options = ForwardOptions {
+        queue_capacity: 8,
+        deadline: Duration::from_secs(120),
+        attempt_timeout: Duration::from_secs(120),
+        ..fast()
+    };
+    let forwarder = Forwarder::new(&url, options).unwrap();
+    for i in 0..5 {
+        assert!(forwarder.send(&counter("drain", 1, i)));
+    }
+    // The worker holds one (its attempt hangs), four wait in the queue.
+    eventually("four requests queued", || {
+        forwarder.stats().queue_depth == 4
+    });
+    let stats = forwarder.stats();
+    assert_eq!((stats.requests, stats.queue_capacity), (5, 8));
+    assert!(stats.queue_high_water >= 4, "{stats:?}");
+
+    let drain = Duration::from_millis(500);
+    let started = Instant::now();
+    forwarder.drain_handle().begin(started + drain);
+    // Sent after the drain began, before its deadline (the rest of a ring): still queued.
+    assert!(forwarder.send(&counter("drain", 1, 99)));
+    let stats = forwarder.finish();
+    let took = started.elapsed();
+    // The attempt under way started before the drain (120 s timeout): `finish` waits the
+    // drain deadline plus its one-second grace, not longer.
+    assert!(took >= drain, "{took:?}");
+    assert!(took < drain + Duration::from_millis(2500), "{took:?}");
+    assert_eq!((stats.sent, stats.failed, stats.dropped), (0, 0, 0));
+    assert_eq!(stats.drain_dropped, 6, "{stats:?}");
+    assert_eq!(stats.requests, 6);
+    assert_eq!(stats.queue_depth, 0);
+    drop(listener);
+}
+
+#[test]
+fn a_drain_in_live_mode_retries_a_dead_receiver_until_the_deadline_only() {
+    let port = closed_port();
+    let options = ForwardOptions {
+        backpressure: Backpressure::Drop,
+        queue_capacity: 100,
+        deadline: Duration::from_secs(60),
+        ..fast()
+    };
+    let forwarder = Forwarder::new(&format!("http://127.0.0.1:{port}"), options).unwrap();
+    for i in 0..10 {
+        assert!(forwarder.send(&counter("live-drain", 1, i)));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    forwarder
+        .drain_handle()
+        .begin(started + Duration::from_millis(300));
+    let stats = forwarder.finish();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1300), "{took:?}");
+    assert_eq!(stats.sent, 0);
+    assert!(stats.drain_dropped >= 1, "{stats:?}");
+    assert_eq!(
+        stats.sent + stats.failed + stats.dropped + stats.drain_dropped,
+        10,
+        "every request accounted for: {stats:?}"
+    );
+    assert!(stats.retries > 0, "{stats:?}");
+}
+
+#[test]
+fn a_drain_with_a_receiver_that_answers_delivers_everything_queued() {
+    let (url, received) = server(Vec::new());
+    let forwarder = Forwarder::new(&url, fast()).unwrap();
+    for i in 0..20 {
+        forwarder.send(&counter("ok", 1, i));
+    }
+    forwarder
+        .drain_handle()
+        .begin(Instant::now() + Duration::from_secs(10));
+    let stats = forwarder.finish();
+    assert_eq!(
+        (stats.sent, stats.failed, stats.drain_dropped),
+        (20, 0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(received.try_iter().count(), 20);
+}
+
+#[test]
+fn sigterm_drains_a_file_run_within_the_drain_timeout_and_counts_the_rest() {
+    // 300 requests, more than the queue holds (256): when SIGTERM comes the reader waits for
+    // room, the worker's attempt hangs on a receiver that never answers.
+    let requests: Vec<ExportMetricsServiceRequest> =
+        (0..300).map(|i| counter("sigterm", 1, i)).collect();
+    let buffers: Vec<Vec<u8>> = requests.iter().map(|r| r.encode_to_vec()).collect();
+    let path = perf_file("forward-sigterm.data", &buffers);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+        .args(["perf-data", path.to_str().unwrap(), "--forward", &url])
+        .args(["--forward-timeout", "120s", "--drain-timeout", "1s"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let signalled = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    let took = signalled.elapsed();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    // 1 s of drain, then at most the 1 s grace for the attempt under way.
+    assert!(took < Duration::from_millis(3500), "{took:?}\n{stderr}");
+    assert!(took >= Duration::from_millis(900), "{took:?}\n{stderr}");
+    // Requests were lost: the exit status says so.
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("forwarded 0 requests (0 failed, 0 dropped by the full queue"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("300 requests handed over")
+            && stderr.contains("300 not delivered by the drain deadline (1.0 s after the stop"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("300 records: 300 decoded"), "{stderr}");
+    drop(listener);
+}

@@ -302,19 +302,41 @@ impl LiveCli {
     /// [`start`](Self::start) through `runner` (a program and its arguments that run the CLI,
     /// such as `setpriv ... --`); empty: directly.
     fn start_with(runner: &[&str], args: &[&str]) -> LiveCli {
+        let mut cli = LiveCli::spawn_with(runner, args);
+        cli.wait_for("reading user_events");
+        cli
+    }
+
+    /// Starts `ue-metrics-decode live ARGS` without waiting for anything.
+    fn spawn(args: &[&str]) -> LiveCli {
+        LiveCli::spawn_with(&[], args)
+    }
+
+    /// [`spawn`](Self::spawn) through `runner` (see [`start_with`](Self::start_with)).
+    fn spawn_with(runner: &[&str], args: &[&str]) -> LiveCli {
         let cli = env!("CARGO_BIN_EXE_ue-metrics-decode");
         let (program, before) = match runner.split_first() {
             Some((program, rest)) => (*program, [rest, &[cli]].concat()),
             None => (cli, Vec::new()),
         };
-        let mut child = std::process::Command::new(program)
-            .args(before)
-            .arg("live")
-            .args(args)
+        LiveCli::spawn_command(
+            std::process::Command::new(program)
+                .args(before)
+                .arg("live")
+                .args(args),
+            |command| command.spawn(),
+        )
+    }
+
+    /// Spawns `command` (through `spawn`) with stdout and stderr piped.
+    fn spawn_command(
+        command: &mut std::process::Command,
+        spawn: impl FnOnce(&mut std::process::Command) -> std::io::Result<std::process::Child>,
+    ) -> LiveCli {
+        command
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(std::process::Stdio::piped());
+        let mut child = spawn(command).unwrap();
         let (line_tx, lines) = std::sync::mpsc::channel::<String>();
         let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
         std::thread::spawn(move || {
@@ -323,17 +345,24 @@ impl LiveCli {
                 let _ = line_tx.send(line);
             }
         });
-        let mut log = Vec::new();
-        while !log
-            .iter()
-            .any(|l: &String| l.contains("reading user_events/"))
-        {
-            match lines.recv_timeout(Duration::from_secs(10)) {
-                Ok(line) => log.push(line),
-                Err(e) => panic!("the CLI never attached ({e}): {log:?}"),
+        LiveCli {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    /// Waits (up to 10 s) until its stderr has a line containing `needle`; returns the line.
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            if let Some(line) = self.log.iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            match self.lines.recv_timeout(Duration::from_secs(10)) {
+                Ok(line) => self.log.push(line),
+                Err(e) => panic!("the CLI never said {needle:?} ({e}): {:?}", self.log),
             }
         }
-        LiveCli { child, lines, log }
     }
 
     /// SIGINT, then its exit status, stdout and whole stderr.
@@ -453,6 +482,14 @@ fn live_forwarding_rides_out_a_receiver_outage_and_sends_the_producers_bytes() {
     assert!(bodies == sent, "the producer's bytes, in order");
     assert!(
         stderr.contains("forwarded 5 requests (0 failed, 0 dropped by the full queue"),
+        "{stderr}"
+    );
+    // SIGINT started the drain; nothing was left for it.
+    assert!(
+        stderr.contains("forward queue: 5 requests handed over, high-water ")
+            && stderr.contains(
+                " 0 not delivered by the drain deadline (10.0 s after the stop; dropped)"
+            ),
         "{stderr}"
     );
 }
@@ -857,4 +894,260 @@ fn perf_record_of_the_cpp_layout_and_ours_decodes_from_the_file() {
     drop(ours);
     drop(data);
     delete_when_unused(&tracefs, "otlp_metrics");
+}
+
+/// Writes `requests` (our layout) through `event`.
+fn write_all(event: &Event, requests: &[ExportMetricsServiceRequest]) {
+    for r in requests {
+        event
+            .write(&[IoSlice::new(&encode_payload(&r.encode_to_vec()))])
+            .unwrap();
+    }
+}
+
+/// Waits up to 5 s for `condition`.
+fn within_5s(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+/// A producer comes, writes, and goes (its registration and its `user_events_data` fd are
+/// closed, as when it exits); a new one registers the same event and writes. `live` must get
+/// everything, from the same tracepoint: the kernel keeps the event while perf listens (the
+/// perf registration holds a reference), and deletes it once the agent is gone too.
+fn producers_come_and_go(
+    name: &str,
+    cli: &mut Option<LiveCli>,
+    start_cli: impl FnOnce() -> LiveCli,
+) {
+    let tracefs = tracefs();
+    let name_args = format!("{name} {EVENT_FIELDS}");
+    let services: Vec<String> = ["first-a", "first-b", "second-a", "second-b", "second-c"]
+        .iter()
+        .map(|s| format!("{name}-{s}"))
+        .collect();
+    let sent: Vec<_> = services
+        .iter()
+        .zip([2, 3, 4, 1, 6])
+        .map(|(service, points)| request(service, points))
+        .collect();
+    let (first, second) = sent.split_at(2);
+    let data = DataFile::open(&tracefs).unwrap();
+    let event = register(&data, &name_args);
+    *cli = Some(start_cli());
+    assert!(event.enabled(), "the agent listens");
+    let id = tracefs.event_id("user_events", name).unwrap();
+    write_all(&event, first);
+    // The producer exits.
+    drop(event);
+    drop(data);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        tracefs.event_exists("user_events", name),
+        "the event stays while the agent reads it"
+    );
+    // A new producer: the same tracepoint, enabled at once.
+    let data = DataFile::open(&tracefs).unwrap();
+    let event = register(&data, &name_args);
+    assert_eq!(tracefs.event_id("user_events", name).unwrap(), id);
+    assert!(event.enabled(), "the agent still listens");
+    write_all(&event, second);
+    drop(event);
+    drop(data);
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, stdout, stderr) = cli.take().unwrap().interrupt();
+    assert!(status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdout}\n{stderr}");
+    for (line, service) in lines.iter().zip(&services) {
+        assert!(line.contains(&format!("\"{service}\"")), "{line}");
+    }
+    assert!(
+        stderr.contains("5 records: 5 decoded, 0 failed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("lost=0"), "{stderr}");
+    // Nothing holds it any more: the kernel deletes the (non-persistent) event.
+    assert!(
+        within_5s(|| !tracefs.event_exists("user_events", name)),
+        "the event outlived its last user"
+    );
+}
+
+#[test]
+fn live_keeps_reading_when_the_last_producer_exits_and_a_new_one_comes() {
+    let mut cli = None;
+    producers_come_and_go("ue_decode_restart", &mut cli, || {
+        LiveCli::start(&["--event", "ue_decode_restart", "--pid", "off"])
+    });
+}
+
+#[test]
+fn live_started_before_any_producer_keeps_reading_across_producers() {
+    let name = "ue_decode_restart_wait";
+    // The agent first: it waits for the event.
+    let mut waiting = LiveCli::spawn(&["--event", name, "--wait", "--pid", "off"]);
+    waiting.wait_for("waiting for a producer");
+    let mut cli = None;
+    producers_come_and_go(name, &mut cli, move || {
+        waiting.wait_for("reading user_events");
+        waiting
+    });
+}
+
+#[test]
+fn live_attaches_multi_format_registrations_made_after_it_started() {
+    let tracefs = tracefs();
+    // The name our decoder knows both layouts under (ours and the C++ exporter's).
+    let name = "otlp_metrics";
+    let multi = RegisterOptions {
+        multi_format: true,
+        ..RegisterOptions::default()
+    };
+    let data = DataFile::open(&tracefs).unwrap();
+    let ours = register_when_free(&data, &format!("{name} {EVENT_FIELDS}"), multi);
+    assert!(ours.multi_format(), "6.9+ kernel");
+    let mut cli = LiveCli::start(&["--event", name, "--pid", "off"]);
+    let sent = [
+        request("rescan-ours-1", 2),
+        request("rescan-cpp-1", 3),
+        request("rescan-cpp-2", 4),
+        request("rescan-ours-again", 5),
+    ];
+    write_all(&ours, &sent[..1]);
+    // Another layout under the same name: a new tracepoint, unknown to the agent so far.
+    let cpp = register_when_free(&data, name, multi);
+    let line = cli.wait_for("now also reading user_events_multi/");
+    assert!(line.contains("(length-prefixed)"), "{line}");
+    assert!(cpp.enabled(), "attached: the kernel enabled it");
+    for r in &sent[1..3] {
+        cpp.write(&[IoSlice::new(&cpp_payload(r))]).unwrap();
+    }
+    // The first producer exits; one with its layout comes back: the same tracepoint (the
+    // agent's listener kept it), no new attach needed.
+    drop(ours);
+    let again_data = DataFile::open(&tracefs).unwrap();
+    let again = register_when_free(&again_data, &format!("{name} {EVENT_FIELDS}"), multi);
+    assert!(again.enabled());
+    write_all(&again, &sent[3..]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, stdout, stderr) = cli.interrupt();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout.lines().count(), 4, "{stdout}\n{stderr}");
+    for (line, service) in stdout.lines().zip([
+        "rescan-ours-1",
+        "rescan-cpp-1",
+        "rescan-cpp-2",
+        "rescan-ours-again",
+    ]) {
+        assert!(line.contains(&format!("\"{service}\"")), "{line}");
+    }
+    assert!(
+        stderr.contains("4 records: 4 decoded, 0 failed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("now also reading").count(),
+        1,
+        "one new tracepoint: {stderr}"
+    );
+    measure("decode_rescan_attached_tracepoints", 1);
+    drop(again);
+    drop(cpp);
+    drop(again_data);
+    drop(data);
+    wait_until_no_multi_format(&tracefs, name);
+}
+
+#[test]
+fn register_makes_a_persistent_event_when_allowed() {
+    let tracefs = tracefs();
+    let name = "ue_decode_persist";
+    assert!(!tracefs.event_exists("user_events", name));
+    let cli = LiveCli::start(&["--event", name, "--register", "--duration", "1s"]);
+    let (status, _, stderr) = cli.wait();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "registered user_events/{name} as a persistent event (USER_EVENT_REG_PERSIST)"
+        )),
+        "{stderr}"
+    );
+    // The agent is gone, the event stays (a non-persistent one goes within milliseconds).
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(tracefs.event_exists("user_events", name), "{stderr}");
+    // A producer uses it as its own.
+    let data = DataFile::open(&tracefs).unwrap();
+    drop(register(&data, &format!("{name} {EVENT_FIELDS}")));
+    drop(data);
+    delete_when_unused(&tracefs, name);
+    assert!(!tracefs.event_exists("user_events", name));
+}
+
+/// Sets `/proc/sys/kernel/perf_event_paranoid` while alive, restoring the old value on drop.
+struct Paranoid(String);
+
+impl Paranoid {
+    fn set(value: &str) -> Paranoid {
+        let path = "/proc/sys/kernel/perf_event_paranoid";
+        let old = std::fs::read_to_string(path).unwrap();
+        std::fs::write(path, value).unwrap();
+        Paranoid(old)
+    }
+}
+
+impl Drop for Paranoid {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/proc/sys/kernel/perf_event_paranoid", self.0.trim());
+    }
+}
+
+#[test]
+fn register_without_cap_perfmon_holds_the_event_while_the_agent_runs() {
+    use user_events_sys::testing::{spawn_without_capabilities, CAP_PERFMON, CAP_SYS_ADMIN};
+    let tracefs = tracefs();
+    let name = "ue_decode_held";
+    assert!(!tracefs.event_exists("user_events", name));
+    // Root without CAP_PERFMON and CAP_SYS_ADMIN: PERSIST is refused (EPERM); perf itself
+    // works through perf_event_paranoid=-1.
+    let _paranoid = Paranoid::set("-1");
+    let mut cli = LiveCli::spawn_command(
+        std::process::Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode")).args([
+            "live",
+            "--event",
+            name,
+            "--register",
+            "--pages",
+            "4",
+            "--pid",
+            "off",
+        ]),
+        |command| spawn_without_capabilities(command, &[CAP_PERFMON, CAP_SYS_ADMIN]),
+    );
+    let line = cli.wait_for(&format!("registered user_events/{name}"));
+    assert!(line.contains("without PERSIST"), "{line}");
+    cli.wait_for("reading user_events");
+    assert!(tracefs.event_exists("user_events", name));
+    // It is a real, readable event.
+    let data = DataFile::open(&tracefs).unwrap();
+    let event = register(&data, &format!("{name} {EVENT_FIELDS}"));
+    assert!(event.enabled());
+    write_all(&event, &[request("held", 3)]);
+    drop(event);
+    drop(data);
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, stdout, stderr) = cli.interrupt();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}\n{stderr}");
+    // The agent held the last reference: the kernel deletes the event after it.
+    assert!(
+        within_5s(|| !tracefs.event_exists("user_events", name)),
+        "{stderr}"
+    );
 }

@@ -570,3 +570,87 @@ fn several_outputs_at_once_with_the_writers_pid_added() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_forward_queue_depth_is_on_the_endpoint_and_in_the_final_summary() {
+    use common::perf_file::{self, Sample};
+    use common::requests::counter;
+    use prost::Message as _;
+    use ue_metrics_decode::format::EXAMPLE_FORMAT;
+    use ue_metrics_decode::sample::encode_raw_sample;
+    use ue_metrics_decode::RecordFormat;
+
+    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
+    let records: Vec<Vec<u8>> = (0..6)
+        .map(|i| {
+            let raw =
+                encode_raw_sample(&format, 1535, 7, &counter("q", 1, i).encode_to_vec()).unwrap();
+            let sample = Sample {
+                pid: 7,
+                tid: 7,
+                time: 1 + i as u64,
+                cpu: 0,
+                raw,
+            };
+            perf_file::sample_bytes(&sample, true)
+        })
+        .collect();
+    let dir = temp_dir("queue");
+    let path = dir.join("six.data");
+    perf_file::write_normal(&path, &[("user_events", EXAMPLE_FORMAT)], true, &records);
+    // A receiver that accepts but never answers: the worker holds one request, five wait.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let (mut agent, addr, stderr) = start_agent_with(&[
+        "perf-data",
+        path.to_str().unwrap(),
+        "--forward",
+        &url,
+        "--drain-timeout",
+        "200ms",
+    ]);
+    let value = |text: &str, name: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let (_, text) = http_get(&addr, "/metrics").unwrap();
+        if value(&text, "ue_metrics_decode_forward_queue_depth") == Some(5.0) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "queue depth never 5:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // 5, or 6 when the reader queued all six before the worker took the first.
+    let high_water = value(&text, "ue_metrics_decode_forward_queue_high_water");
+    assert!(matches!(high_water, Some(5.0 | 6.0)), "{text}");
+    assert_eq!(
+        value(&text, "ue_metrics_decode_forward_queue_capacity"),
+        Some(256.0),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE ue_metrics_decode_forward_queue_depth gauge"));
+    // SIGTERM: the drain gives up after 200 ms; the summary tells the queue's story and the
+    // exit status that requests were lost.
+    let pid = agent.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let exit = agent.0.wait().unwrap();
+    let rest: Vec<String> = stderr.iter().collect();
+    assert_eq!(exit.code(), Some(1), "{rest:?}");
+    assert!(
+        rest.iter().any(
+            |l| l.contains("forward queue: 6 requests handed over, high-water ")
+                && l.contains(
+                    " of 256, 6 not delivered by the drain deadline (0.2 s after the stop"
+                )
+        ),
+        "{rest:?}"
+    );
+    drop(silent);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -286,7 +286,9 @@ pub fn render_self_telemetry(state: &PrometheusState, source: &DecodeStats, out:
 }
 
 /// Appends the forwarder's counts (`ue_metrics_decode_forward_requests_total{outcome}` with
-/// `sent`, `failed`, `dropped`; `ue_metrics_decode_forward_retries_total`).
+/// `sent`, `failed`, `dropped` (full queue), `drain_dropped` (not delivered by the drain
+/// deadline); `ue_metrics_decode_forward_retries_total`) and its queue
+/// (`ue_metrics_decode_forward_queue_depth`, `_queue_high_water`, `_queue_capacity` gauges).
 #[cfg(feature = "cli")]
 pub fn render_forward_telemetry(stats: &ForwardStats, out: &mut String) {
     let name = "ue_metrics_decode_forward_requests_total";
@@ -298,8 +300,31 @@ pub fn render_forward_telemetry(stats: &ForwardStats, out: &mut String) {
         ("sent", stats.sent),
         ("failed", stats.failed),
         ("dropped", stats.dropped),
+        ("drain_dropped", stats.drain_dropped),
     ] {
         let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {value}");
+    }
+    for (name, help, value) in [
+        (
+            "queue_depth",
+            "Requests waiting in the forwarding queue",
+            stats.queue_depth,
+        ),
+        (
+            "queue_high_water",
+            "The most requests the forwarding queue has held at once",
+            stats.queue_high_water,
+        ),
+        (
+            "queue_capacity",
+            "Requests the forwarding queue can hold",
+            stats.queue_capacity,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP ue_metrics_decode_forward_{name} {help}\n# TYPE ue_metrics_decode_forward_{name} gauge\nue_metrics_decode_forward_{name} {value}"
+        );
     }
     let name = "ue_metrics_decode_forward_retries_total";
     let _ = writeln!(

@@ -78,7 +78,7 @@ pub const TRACE_ENTRY_SIZE: usize = 8;
 struct CpuRing {
     cpu: u32,
     /// The further tracepoints of the session, writing into `ring` (closed before it).
-    _redirected: Vec<RedirectedEvent>,
+    redirected: Vec<RedirectedEvent>,
     ring: PerfRing,
     tail: u64,
 }
@@ -86,6 +86,8 @@ struct CpuRing {
 /// Reads one tracepoint on every online CPU.
 pub struct PerfSession {
     rings: Vec<CpuRing>,
+    /// How the events were opened, for tracepoints added later.
+    wakeup_events: u32,
     poll: PollSet,
     scratch: Vec<u8>,
     lost: u64,
@@ -120,15 +122,7 @@ impl PerfSession {
             });
         }
         let cpus = online_cpus(Path::new(ONLINE_CPUS))?;
-        let attr = |tracepoint_id| perf_event_attr {
-            type_: PERF_TYPE_TRACEPOINT,
-            size: PERF_ATTR_SIZE_VER8,
-            config: tracepoint_id,
-            sample_period: 1,
-            sample_type: PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_RAW,
-            wakeup_events: options.wakeup_events,
-            ..perf_event_attr::default()
-        };
+        let attr = |tracepoint_id| tracepoint_attr(tracepoint_id, options.wakeup_events);
         let mut rings = Vec::with_capacity(cpus.len());
         for cpu in cpus {
             let ring = PerfRing::open(&attr(first_id), cpu, options.pages_per_cpu)
@@ -143,7 +137,7 @@ impl PerfSession {
             let tail = ring.load_head();
             rings.push(CpuRing {
                 cpu,
-                _redirected: redirected,
+                redirected,
                 ring,
                 tail,
             });
@@ -151,12 +145,40 @@ impl PerfSession {
         let poll = PollSet::new(rings.iter().map(|r| &r.ring));
         Ok(PerfSession {
             rings,
+            wakeup_events: options.wakeup_events,
             poll,
             scratch: Vec::new(),
             lost: 0,
             resyncs: 0,
             skipped_bytes: 0,
         })
+    }
+
+    /// Adds the tracepoint `tracepoint_id` to the running session: its samples go into the
+    /// existing per-CPU rings (`PERF_EVENT_IOC_SET_OUTPUT`) from now on, so the same
+    /// [`PerfSession::wait`] and [`PerfSession::drain`] cover it. For events registered after
+    /// the session opened, such as a new multi-format registration. On error nothing is added
+    /// (the CPUs already attached are detached again).
+    pub fn add_tracepoint(&mut self, tracepoint_id: u64) -> Result<()> {
+        let attr = tracepoint_attr(tracepoint_id, self.wakeup_events);
+        let added = self
+            .rings
+            .iter()
+            .map(|r| {
+                r.ring
+                    .redirect(&attr, r.cpu)
+                    .map_err(|err| Error::from_perf_open(tracepoint_id, r.cpu, err))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (cpu_ring, event) in self.rings.iter_mut().zip(added) {
+            cpu_ring.redirected.push(event);
+        }
+        Ok(())
+    }
+
+    /// How many tracepoints each ring gets samples from.
+    pub fn tracepoint_count(&self) -> usize {
+        self.rings.first().map_or(0, |r| 1 + r.redirected.len())
     }
 
     /// The CPUs this session reads.
@@ -217,6 +239,19 @@ impl PerfSession {
     /// Bytes of ring data skipped by resyncs.
     pub fn skipped_bytes(&self) -> u64 {
         self.skipped_bytes
+    }
+}
+
+/// A tracepoint sampled on every hit, with what [`PerfSample`] reports.
+fn tracepoint_attr(tracepoint_id: u64, wakeup_events: u32) -> perf_event_attr {
+    perf_event_attr {
+        type_: PERF_TYPE_TRACEPOINT,
+        size: PERF_ATTR_SIZE_VER8,
+        config: tracepoint_id,
+        sample_period: 1,
+        sample_type: PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_RAW,
+        wakeup_events,
+        ..perf_event_attr::default()
     }
 }
 

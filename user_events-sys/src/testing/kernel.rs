@@ -101,6 +101,34 @@ pub fn become_user(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
     Ok(())
 }
 
+/// `CAP_SYS_ADMIN`, as `<linux/capability.h>` numbers it.
+pub const CAP_SYS_ADMIN: u32 = 21;
+/// `CAP_PERFMON` (Linux 5.8+), as `<linux/capability.h>` numbers it.
+pub const CAP_PERFMON: u32 = 38;
+
+/// Spawns `command` with the capabilities `caps` removed from its bounding set (see
+/// [`CAP_PERFMON`]), so a root child runs without them (a root process's capabilities after
+/// `exec` are its bounding set). Needs `CAP_SETPCAP` (root has it).
+pub fn spawn_without_capabilities(
+    command: &mut std::process::Command,
+    caps: &[u32],
+) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt as _;
+    let caps = caps.to_vec();
+    // SAFETY: the hook runs in the child between fork and exec; it only calls prctl (async-
+    // signal-safe) over a vector moved in before the fork, and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            for &cap in &caps {
+                let cap = libc::c_ulong::from(cap);
+                check(libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0))?;
+            }
+            Ok(())
+        });
+    }
+    command.spawn()
+}
+
 fn check(rc: libc::c_int) -> io::Result<()> {
     if rc < 0 {
         Err(io::Error::last_os_error())
