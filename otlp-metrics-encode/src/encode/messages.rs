@@ -149,26 +149,26 @@ pub(crate) fn put_points<E>(
 #[inline(always)]
 fn each_point<P, E>(
     buf: &mut Buf,
-    mut points: impl Iterator<Item = P>,
+    points: impl Iterator<Item = P>,
     remembered: &mut Guesses,
     usual: usize,
     mut put: impl FnMut(&mut Buf, &mut Guesses, P),
     mut on_point: impl FnMut(&mut Buf) -> Result<(), E>,
 ) -> Result<usize, E> {
     let mut guess = remembered.or_usual(usual);
-    let Some(first) = points.next() else {
-        return Ok(0);
-    };
-    put(buf, &mut guess, first);
-    remembered.point = guess.point;
-    on_point(buf)?;
-    let mut count = 1;
+    let mut count = 0;
+    // One call site of `put`, so that it is inlined into the loop.
     for point in points {
         put(buf, &mut guess, point);
+        if count == 0 {
+            remembered.point = guess.point;
+        }
         on_point(buf)?;
         count += 1;
     }
-    remembered.exemplar = guess.exemplar;
+    if count > 0 {
+        remembered.exemplar = guess.exemplar;
+    }
     Ok(count)
 }
 
