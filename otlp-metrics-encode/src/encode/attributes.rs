@@ -4,8 +4,8 @@
 use opentelemetry::{Array, KeyValue, Value};
 
 use crate::wire::{
-    copy_short, len_field_size, put_fixed64_field, put_len_key, put_varint_field, str_field_size,
-    tag, varint_len, Buf, Tail, SHORT, WIRE_I64, WIRE_LEN, WIRE_VARINT,
+    copy_short, len_field_size, put_fixed64_field, put_len_key, put_varint_field, put_varint_into,
+    str_field_size, tag, varint_len, Buf, Tail, SHORT, WIRE_I64, WIRE_LEN, WIRE_VARINT,
 };
 
 // AnyValue fields.
@@ -190,20 +190,6 @@ fn put_short_key_value(
     room[3] = key.len() as u8;
     copy_short(&mut room[4..4 + SHORT], key);
     Some(2 + key_value_len)
-}
-
-/// Writes `value` as a varint at the start of `dst` (10 bytes of room); returns its length.
-#[inline(always)]
-fn put_varint_into(dst: &mut [u8], mut value: u64) -> usize {
-    let dst = &mut dst[..10];
-    let mut at = 0;
-    while value >= 0x80 {
-        dst[at] = (value as u8) | 0x80;
-        value >>= 7;
-        at += 1;
-    }
-    dst[at] = value as u8;
-    at + 1
 }
 
 /// Any KeyValue: empty or long keys, long strings, arrays.

@@ -13,8 +13,8 @@ use super::attributes::{
     put_attributes, put_key_value, put_short_attributes, SHORT_KEY_VALUE_ROOM,
 };
 use crate::wire::{
-    finish_len, put_fixed64_field, put_len_key, put_packed_fixed64, put_varint_field, reserve_len,
-    str_field_size, tag, varint_len, zigzag32, Buf, WIRE_I64, WIRE_LEN,
+    finish_len, patch_len, put_fixed64_field, put_len_key, put_packed_fixed64, put_varint_field,
+    reserve_len, str_field_size, tag, varint_len, zigzag32, Buf, Room, WIRE_I64, WIRE_LEN,
 };
 
 /// Nanoseconds since the Unix epoch; times before the epoch become 0 (as in the reference
@@ -187,10 +187,17 @@ impl Times {
         buf.advance(self.len);
     }
 
-    /// Writes the fields and then a fixed64 field at the start of `room`; returns the bytes
-    /// written.
+    /// Stores the fields into `room` (the same way).
     #[inline(always)]
-    fn write_then_fixed64(&self, room: &mut [u8; 18 + 9], (field, value): (u8, u64)) -> usize {
+    fn store(&self, room: &mut Room<'_>) {
+        *room.window() = self.bytes;
+        room.advance(self.len);
+    }
+
+    /// Stores the fields and then a fixed64 field at the start of `room`; returns the bytes
+    /// stored.
+    #[inline(always)]
+    fn store_then_fixed64(&self, room: &mut [u8; 18 + 9], (field, value): (u8, u64)) -> usize {
         room[..18].copy_from_slice(&self.bytes);
         let fixed = &mut room[self.len..][..9];
         fixed[0] = tag(field, WIRE_I64);
@@ -202,7 +209,7 @@ impl Times {
     #[inline(always)]
     fn put_then_fixed64(&self, buf: &mut Buf, field_value: (u8, u64)) {
         let room = buf.spare(18 + 9).first_chunk_mut().expect("room asked for");
-        let written = self.write_then_fixed64(room, field_value);
+        let written = self.store_then_fixed64(room, field_value);
         buf.advance(written);
     }
 }
@@ -254,12 +261,19 @@ pub(crate) fn put_number_point<'a, T: Number + 'a>(
     let key_values = attributes.size_hint().0.min(ROOM_KEY_VALUES);
     let at = buf.len();
     let room = buf.spare(HEAD_ROOM + key_values * SHORT_KEY_VALUE_ROOM);
-    room[0] = tag(DATA_POINTS, WIRE_LEN);
-    let head = room[1 + width..].first_chunk_mut().expect("head room");
-    let head_len = 1 + width + times.write_then_fixed64(head, value.oneof_value(4, 6));
+    let (head, body) = room.split_at_mut(1 + width);
+    head[0] = tag(DATA_POINTS, WIRE_LEN);
+    let fixed = body.first_chunk_mut().expect("room asked for");
+    let fixed_len = times.store_then_fixed64(fixed, value.oneof_value(4, 6));
     let (written, stopped) =
-        put_short_attributes(&mut room[head_len..], ATTRIBUTES, &mut attributes);
-    buf.advance(head_len + written);
+        put_short_attributes(&mut body[fixed_len..], ATTRIBUTES, &mut attributes);
+    let body_len = fixed_len + written;
+    if stopped.is_none() && patch_len(&mut head[1..], body_len) {
+        // The usual case: the whole point in the room, the guessed width right.
+        buf.advance(1 + width + body_len);
+        return;
+    }
+    buf.advance(1 + width + body_len);
     if let Some(kv) = stopped {
         put_key_value(buf, ATTRIBUTES, kv.key.as_str(), &kv.value);
         put_attributes(buf, ATTRIBUTES, attributes);
@@ -269,33 +283,97 @@ pub(crate) fn put_number_point<'a, T: Number + 'a>(
 }
 
 /// A `HistogramDataPoint`.
+///
+/// Fast path (no exemplars, a length prefix guess of 1 or 2 bytes): like
+/// [`put_number_point`], one room check for the whole point.
 pub(crate) fn put_histogram_point<T: Number>(
     buf: &mut Buf,
     guess: &mut Guesses,
     times: &Times,
     point: &HistogramDataPoint<T>,
 ) {
-    put_point(buf, &mut guess.point, |buf| {
-        times.put(buf);
-        if point.count() != 0 {
-            put_fixed64_field(buf, 4, point.count());
+    const DATA_POINTS: u8 = 1;
+    const ATTRIBUTES: u8 = 9;
+    let width = guess.point;
+    if !(width == 1 || width == 2) || point.exemplars().size_hint().1 != Some(0) {
+        return put_point(buf, &mut guess.point, |buf| {
+            times.put(buf);
+            if point.count() != 0 {
+                put_fixed64_field(buf, 4, point.count());
+            }
+            put_fixed64_field(buf, 5, point.sum().to_f64().to_bits());
+            let n = point.bucket_counts().count();
+            put_packed_fixed64(buf, 6, n, point.bucket_counts());
+            let n = point.bounds().count();
+            put_packed_fixed64(buf, 7, n, point.bounds().map(f64::to_bits));
+            for ex in point.exemplars() {
+                put_exemplar(buf, 8, &mut guess.exemplar, ex);
+            }
+            put_attributes(buf, ATTRIBUTES, point.attributes());
+            put_min_max(buf, point, 11);
+        });
+    }
+    let counts = point.bucket_counts().count();
+    let bounds = point.bounds().count();
+    let mut attributes = point.attributes();
+    let key_values = attributes.size_hint().0.min(ROOM_KEY_VALUES);
+    let at = buf.len();
+    // Times, count, sum, the two packed arrays, min and max, the attributes.
+    let room = 18 + 9 + 9 + (11 + 8 * counts) + (11 + 8 * bounds) + 2 * 9;
+    let room = buf.spare(1 + width + room + key_values * SHORT_KEY_VALUE_ROOM);
+    let (head, body) = room.split_at_mut(1 + width);
+    head[0] = tag(DATA_POINTS, WIRE_LEN);
+    let mut body = Room::new(body);
+    times.store(&mut body);
+    if point.count() != 0 {
+        body.fixed64_field(4, point.count());
+    }
+    body.fixed64_field(5, point.sum().to_f64().to_bits());
+    body.packed_fixed64(6, counts, point.bucket_counts());
+    body.packed_fixed64(7, bounds, point.bounds().map(f64::to_bits));
+    let (written, stopped) = put_short_attributes(body.rest(), ATTRIBUTES, &mut attributes);
+    body.advance(written);
+    if stopped.is_none() && body.rest().len() >= 2 * 9 {
+        store_min_max(&mut body, point, 11);
+        let body_len = body.written();
+        if patch_len(&mut head[1..], body_len) {
+            // The usual case: the whole point in the room, the guessed width right.
+            buf.advance(1 + width + body_len);
+            return;
         }
-        put_fixed64_field(buf, 5, point.sum().to_f64().to_bits());
-        let n = point.bucket_counts().count();
-        put_packed_fixed64(buf, 6, n, point.bucket_counts());
-        let n = point.bounds().count();
-        put_packed_fixed64(buf, 7, n, point.bounds().map(f64::to_bits));
-        for ex in point.exemplars() {
-            put_exemplar(buf, 8, &mut guess.exemplar, ex);
+        buf.advance(1 + width + body_len);
+    } else {
+        let body_len = body.written();
+        buf.advance(1 + width + body_len);
+        if let Some(kv) = stopped {
+            put_key_value(buf, ATTRIBUTES, kv.key.as_str(), &kv.value);
+            put_attributes(buf, ATTRIBUTES, attributes);
         }
-        put_attributes(buf, 9, point.attributes());
-        if let Some(min) = point.min() {
-            put_fixed64_field(buf, 11, min.to_f64().to_bits());
-        }
-        if let Some(max) = point.max() {
-            put_fixed64_field(buf, 12, max.to_f64().to_bits());
-        }
-    });
+        put_min_max(buf, point, 11);
+    }
+    let len = finish_len(buf, at + 1, width);
+    guess.point = varint_len(len as u64);
+}
+
+/// Stores a histogram point's `min` and `max` (fields `field` and `field + 1`), when
+/// recorded, into `room` (18 bytes).
+#[inline(always)]
+fn store_min_max<T: Number>(room: &mut Room<'_>, point: &HistogramDataPoint<T>, field: u8) {
+    if let Some(min) = point.min() {
+        room.fixed64_field(field, min.to_f64().to_bits());
+    }
+    if let Some(max) = point.max() {
+        room.fixed64_field(field + 1, max.to_f64().to_bits());
+    }
+}
+
+/// Appends a histogram point's `min` and `max` (see [`store_min_max`]).
+#[inline(always)]
+fn put_min_max<T: Number>(buf: &mut Buf, point: &HistogramDataPoint<T>, field: u8) {
+    let mut room = Room::new(buf.spare(2 * 9));
+    store_min_max(&mut room, point, field);
+    let written = room.written();
+    buf.advance(written);
 }
 
 /// An `ExponentialHistogramDataPoint`. `positive` and `negative` are always written (possibly
