@@ -457,7 +457,8 @@ pub(crate) fn put_len_key(buf: &mut Buf, field: u8, len: usize) {
 #[inline]
 pub(crate) fn put_bytes_field(buf: &mut Buf, field: u8, bytes: &[u8]) {
     put_len_key(buf, field, bytes.len());
-    buf.extend_from_slice(bytes);
+    // Names, units, descriptions and ids are mostly short: copied inline.
+    buf.extend_from_short(bytes);
 }
 
 /// Appends a string/bytes field unless it is empty (proto3 default, as prost does).
