@@ -18,7 +18,8 @@
 
 use crate::encode::{slot, Layout};
 use crate::wire::{
-    finish_len, len_field_size, put_varint_at, reserve_len, tag, varint_len, Buf, WIRE_LEN,
+    finish_len, len_field_size, patch_len, put_varint_at, reserve_len, tag, varint_len, Buf,
+    WIRE_LEN,
 };
 
 /// `Run::metric` of a scope with no metrics (the SDK never produces one, but the type allows it).
@@ -195,6 +196,15 @@ impl Layout {
 /// Room before a request for its outermost key and length: a key byte and the longest varint.
 const GAP: usize = 1 + 10;
 
+/// Appends `bytes` (a short identity part from the layout) unless there are none: the
+/// schema URLs are mostly unset.
+#[inline(always)]
+fn extend_unless_empty(out: &mut Buf, bytes: &[u8]) {
+    if !bytes.is_empty() {
+        out.extend_from_short(bytes);
+    }
+}
+
 /// A length prefix reserved in the output: where, and how many bytes.
 #[derive(Debug, Clone, Copy)]
 struct Reserved {
@@ -345,13 +355,17 @@ impl ChunkWriter {
         if let Some(open) = self.scope.take() {
             self.close_scope(out, layout, open);
         }
-        out.extend_from_short(&layout.meta[layout.resource_schema_url.clone()]);
+        extend_unless_empty(out, &layout.meta[layout.resource_schema_url.clone()]);
         self.started = false;
         // ExportMetricsServiceRequest.resource_metrics (1), right before the body.
         let body = out.len() - GAP;
-        let start = GAP - 1 - varint_len(body as u64);
-        out[start] = tag(1, WIRE_LEN);
-        put_varint_at(&mut out[start + 1..GAP], body as u64);
+        let width = varint_len(body as u64);
+        let start = GAP - 1 - width;
+        let prefix = &mut out[start..GAP];
+        prefix[0] = tag(1, WIRE_LEN);
+        if !patch_len(&mut prefix[1..], body) {
+            put_varint_at(&mut prefix[1..], body as u64);
+        }
         &out[start..]
     }
 
@@ -403,12 +417,15 @@ impl ChunkWriter {
         let key_at = out.len();
         let widths = self.metric_widths.get(self.metrics_closed).copied();
         let [metric_width, data_width] = widths.unwrap_or([self.usual.1; 2]).map(usize::from);
-        // ScopeMetrics.metrics (2)
+        // ScopeMetrics.metrics (2), the Metric fields before the data, the data field's key;
+        // both lengths reserved.
+        let metric_at = key_at + 1;
         out.push(tag(2, WIRE_LEN));
-        let metric_at = reserve_len(out, metric_width);
+        out.append(metric_width);
         out.extend_from_short(&layout.meta[m.head.clone()]);
-        out.push(tag(m.data_field, WIRE_LEN));
-        let data_at = reserve_len(out, data_width);
+        let data_key = out.append(1 + data_width);
+        data_key[0] = tag(m.data_field, WIRE_LEN);
+        let data_at = out.len() - data_width;
         self.metric = Some(OpenMetric {
             metric,
             key_at,
@@ -427,7 +444,7 @@ impl ChunkWriter {
     #[inline(always)]
     fn close_metric(&mut self, out: &mut Buf, layout: &Layout, open: OpenMetric) {
         let m = &layout.metrics[open.metric];
-        out.extend_from_short(&layout.meta[m.tail.clone()]);
+        extend_unless_empty(out, &layout.meta[m.tail.clone()]);
         let data_len = finish_len(out, open.data_len.at, open.data_len.width);
         let metric_len = finish_len(out, open.metric_len.at, open.metric_len.width);
         let widths = [metric_len, data_len].map(|len| varint_len(len as u64) as u8);
@@ -439,7 +456,7 @@ impl ChunkWriter {
     #[inline(always)]
     fn close_scope(&mut self, out: &mut Buf, layout: &Layout, open: OpenScope) {
         let s = &layout.scopes[open.scope];
-        out.extend_from_short(&layout.meta[s.schema_url.clone()]);
+        extend_unless_empty(out, &layout.meta[s.schema_url.clone()]);
         let len = finish_len(out, open.len.at, open.len.width);
         *slot(&mut self.scope_widths, self.scopes_closed) = varint_len(len as u64) as u8;
         self.scopes_closed += 1;

@@ -231,8 +231,8 @@ impl MetricsEncoder {
             chunk: OpenChunk::default(),
             size: 0,
             fast_metric: NO_METRIC,
-            fast_room: 0,
-            fast_budget: 0,
+            fast_start: 0,
+            fast_end: 0,
             summary: ChunkSummary::default(),
             oversized_items: 0,
             first_oversized: None,
@@ -247,20 +247,25 @@ impl MetricsEncoder {
                 empty_scope = false;
                 let index = layout.push_metric(metric);
                 let layout = &*layout;
+                packer.end_fast_path(out);
                 packer.writer.open(out, layout, scope, index);
-                let written = put_points(out, metric, widths.metric(index), |out| {
-                    packer.place_point(out, layout, scope, index, &mut sink)
+                let written = put_points(out, metric, widths.metric(index), |out, start| {
+                    packer.place_point(out, start, layout, scope, index, &mut sink)
                 })?;
                 if written == 0 {
-                    packer.place_slow(out, layout, scope, index, false, &mut sink)?;
+                    let start = packer.writer.mark;
+                    packer.place_slow(out, start, layout, scope, index, false, &mut sink)?;
                 }
                 points += written;
             }
             if empty_scope {
+                packer.end_fast_path(out);
                 packer.writer.open(out, layout, scope, NO_METRIC);
-                packer.place_slow(out, layout, scope, NO_METRIC, false, &mut sink)?;
+                let start = packer.writer.mark;
+                packer.place_slow(out, start, layout, scope, NO_METRIC, false, &mut sink)?;
             }
         }
+        packer.end_fast_path(out);
         if packer.chunk.used {
             packer.flush(out, layout, &mut sink)?;
         }
@@ -323,16 +328,18 @@ struct FirstOversized {
 struct Packer<'a> {
     writer: &'a mut ChunkWriter,
     limit: usize,
-    /// What the open request holds (points taken on the fast path since `fast_budget` was set
-    /// not included), and its exact size.
+    /// What the open request holds (points taken on the fast path since `fast_start` not
+    /// included), and its exact size.
     chunk: OpenChunk,
     size: usize,
-    /// The metric whose next points take the fast path ([`NO_METRIC`]: none), how many bytes
-    /// of them still fit with every length prefix unchanged and within the limit, and that
-    /// room when it was computed (the difference was added since).
+    /// The fast path: the metric whose next points take it ([`NO_METRIC`]: none), the output
+    /// position up to which its points are counted in `chunk` (they end there), and the
+    /// position up to which further points fit with every length prefix unchanged and within
+    /// the limit (0: no fast path). Positions, not sizes, so that a point on the fast path
+    /// costs one comparison and no bookkeeping.
     fast_metric: usize,
-    fast_room: usize,
-    fast_budget: usize,
+    fast_start: usize,
+    fast_end: usize,
     summary: ChunkSummary,
     /// Oversized items that are not points (a metric without points, a scope without metrics).
     oversized_items: usize,
@@ -341,66 +348,86 @@ struct Packer<'a> {
 
 #[cfg(feature = "sdk")]
 impl Packer<'_> {
-    /// Decides on the point written after the writer's mark: it stays in the open request, or
-    /// the request is sent and the next one starts with it, or it is dropped and reported
-    /// when it cannot fit even alone.
+    /// Decides on the point written from `start` to the end of `out`: it stays in the open
+    /// request, or the request is sent and the next one starts with it, or it is dropped and
+    /// reported when it cannot fit even alone.
     #[inline(always)]
     fn place_point<E>(
         &mut self,
         out: &mut Buf,
+        start: usize,
         layout: &Layout,
         scope: usize,
         metric: usize,
         sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
-        let len = out.len() - self.writer.mark;
         // Fast path, inlined: another point of the open metric that fits with no length prefix
         // growing: it stays where it was written, nothing else to do.
-        if metric == self.fast_metric && len <= self.fast_room {
-            self.fast_room -= len;
-            self.writer.mark = out.len();
+        if out.len() <= self.fast_end {
             Ok(())
         } else {
-            self.place_slow(out, layout, scope, metric, true, sink)
+            self.place_slow(out, start, layout, scope, metric, true, sink)
         }
     }
 
-    /// Adds the points taken on the fast path to `chunk` and `size`.
+    /// Counts the points taken on the fast path, which end at `end`, in `chunk` and `size`.
     #[inline(always)]
-    fn settle_fast_points(&mut self) {
-        let added = self.fast_budget - self.fast_room;
-        if added > 0 {
+    fn settle_fast_points(&mut self, end: usize) {
+        if self.fast_end != 0 && end > self.fast_start {
+            let added = end - self.fast_start;
             self.chunk.extend_open_metric(self.fast_metric, added);
             self.size += added;
-            self.fast_budget = self.fast_room;
+            self.fast_start = end;
         }
+    }
+
+    /// Settles the fast path's points (everything up to the end of `out` is placed) and ends
+    /// it: the next metric starts.
+    #[inline(always)]
+    fn end_fast_path(&mut self, out: &Buf) {
+        self.settle_fast_points(out.len());
+        if self.fast_end != 0 {
+            self.writer.mark = out.len();
+        }
+        self.fast_end = 0;
     }
 
     /// The chunk is now `chunk` of `size` bytes with `headroom` (see
-    /// `Layout::chunk_size_and_headroom`) after an item of `metric`.
+    /// `Layout::chunk_size_and_headroom`) after an item of `metric` that ends at `end`.
     #[inline(always)]
-    fn set_chunk(&mut self, chunk: OpenChunk, size: usize, headroom: usize, metric: usize) {
+    fn set_chunk(
+        &mut self,
+        chunk: OpenChunk,
+        size: usize,
+        headroom: usize,
+        metric: usize,
+        end: usize,
+    ) {
         self.chunk = chunk;
         self.size = size;
         self.fast_metric = metric;
-        self.fast_room = headroom.saturating_sub(1).min(self.limit - size);
-        self.fast_budget = self.fast_room;
+        self.fast_start = end;
+        self.fast_end = end + headroom.saturating_sub(1).min(self.limit - size);
     }
 
-    /// Places an item when the size must be computed: a new metric or scope, a length prefix
-    /// that grows, the limit reached, or an item that is not a point.
+    /// Places an item (written from `start` to the end of `out`) when the size must be
+    /// computed: a new metric or scope, a length prefix that grows, the limit reached, or an
+    /// item that is not a point.
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn place_slow<E>(
         &mut self,
         out: &mut Buf,
+        start: usize,
         layout: &Layout,
         scope: usize,
         metric: usize,
         is_point: bool,
         sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
-        self.settle_fast_points();
-        let len = out.len() - self.writer.mark;
+        self.settle_fast_points(start);
+        self.writer.mark = start;
+        let len = out.len() - start;
         // The request grows by at least the item's bytes: only compute its exact size when
         // that much is left.
         if self.size + len <= self.limit {
@@ -408,7 +435,7 @@ impl Packer<'_> {
             let (next_size, headroom) = layout.chunk_size_and_headroom(&next);
             if next_size <= self.limit {
                 self.writer.commit(out);
-                self.set_chunk(next, next_size, headroom, metric);
+                self.set_chunk(next, next_size, headroom, metric, out.len());
                 return Ok(());
             }
         }
@@ -430,7 +457,7 @@ impl Packer<'_> {
         self.writer.lift(out);
         self.flush(out, layout, sink)?;
         self.writer.start_with_lifted(out, layout, scope, metric);
-        self.set_chunk(alone, alone_size, headroom, metric);
+        self.set_chunk(alone, alone_size, headroom, metric, out.len());
         Ok(())
     }
 
@@ -441,7 +468,6 @@ impl Packer<'_> {
         layout: &Layout,
         sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
-        self.settle_fast_points();
         #[cfg(debug_assertions)]
         assert_eq!(layout.chunk_size(&self.chunk), self.size, "tracked size");
         let request = self.writer.finish(out, layout);
@@ -450,7 +476,8 @@ impl Packer<'_> {
         sink(request)?;
         self.summary.chunks += 1;
         self.summary.bytes += request.len();
-        self.set_chunk(OpenChunk::default(), 0, 0, NO_METRIC);
+        // Position 0: no fast path until an item is placed.
+        self.set_chunk(OpenChunk::default(), 0, 0, NO_METRIC, 0);
         Ok(())
     }
 }

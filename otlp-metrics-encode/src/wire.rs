@@ -318,6 +318,94 @@ impl<'a> Tail<'a> {
     }
 }
 
+/// The room after a buffer's written part (from [`Buf::spare`]), filled front to back by a
+/// writer that reserved all of it with one room check: each store takes its bytes off the
+/// front of what is left, with a length comparison instead of the buffer's bookkeeping;
+/// [`Room::written`] says how much to [`Buf::advance`] by at the end. The caller reserves
+/// at least what it stores (running out is a bug, and panics).
+pub(crate) struct Room<'a> {
+    rest: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> Room<'a> {
+    #[inline(always)]
+    pub(crate) fn new(room: &'a mut [u8]) -> Self {
+        let len = room.len();
+        Room { rest: room, len }
+    }
+
+    /// Bytes written so far.
+    #[inline(always)]
+    pub(crate) fn written(&self) -> usize {
+        self.len - self.rest.len()
+    }
+
+    /// What is left of the room.
+    #[inline(always)]
+    pub(crate) fn rest(&mut self) -> &mut [u8] {
+        self.rest
+    }
+
+    /// The next `N` bytes, to store into; [`Room::advance`] by what was used.
+    #[inline(always)]
+    pub(crate) fn window<const N: usize>(&mut self) -> &mut [u8; N] {
+        self.rest.first_chunk_mut().expect("room reserved")
+    }
+
+    /// Counts `n` bytes stored at the front as written.
+    #[inline(always)]
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.rest = &mut std::mem::take(&mut self.rest)[n..];
+    }
+
+    /// Stores a key and an 8-byte little-endian value (see [`put_fixed64_field`]).
+    #[inline(always)]
+    pub(crate) fn fixed64_field(&mut self, field: u8, value: u64) {
+        let window = self.window::<9>();
+        window[0] = tag(field, WIRE_I64);
+        window[1..].copy_from_slice(&value.to_le_bytes());
+        self.advance(9);
+    }
+
+    /// Stores a packed repeated fixed64/double field of `n` values (nothing when `n` is 0; see
+    /// [`put_packed_fixed64`]); needs `1 + 10 + 8 * n` bytes of room.
+    #[inline(always)]
+    pub(crate) fn packed_fixed64(
+        &mut self,
+        field: u8,
+        n: usize,
+        values: impl Iterator<Item = u64>,
+    ) {
+        if n == 0 {
+            return;
+        }
+        let head = self.window::<{ 1 + 10 }>();
+        head[0] = tag(field, WIRE_LEN);
+        let head_len = 1 + put_varint_into(&mut head[1..], (n * 8) as u64);
+        self.advance(head_len);
+        let (slots, _) = self.rest.split_at_mut(n * 8);
+        for (slot, value) in slots.chunks_exact_mut(8).zip(values) {
+            slot.copy_from_slice(&value.to_le_bytes());
+        }
+        self.advance(n * 8);
+    }
+}
+
+/// Writes `value` as a varint at the start of `dst` (10 bytes of room); returns its length.
+#[inline(always)]
+pub(crate) fn put_varint_into(dst: &mut [u8], mut value: u64) -> usize {
+    let dst = &mut dst[..10];
+    let mut at = 0;
+    while value >= 0x80 {
+        dst[at] = (value as u8) | 0x80;
+        value >>= 7;
+        at += 1;
+    }
+    dst[at] = value as u8;
+    at + 1
+}
+
 /// Appends a key and a varint value.
 #[inline(always)]
 pub(crate) fn put_varint_field(buf: &mut Buf, field: u8, value: u64) {
@@ -369,7 +457,8 @@ pub(crate) fn put_len_key(buf: &mut Buf, field: u8, len: usize) {
 #[inline]
 pub(crate) fn put_bytes_field(buf: &mut Buf, field: u8, bytes: &[u8]) {
     put_len_key(buf, field, bytes.len());
-    buf.extend_from_slice(bytes);
+    // Names, units, descriptions and ids are mostly short: copied inline.
+    buf.extend_from_short(bytes);
 }
 
 /// Appends a string/bytes field unless it is empty (proto3 default, as prost does).
@@ -401,20 +490,30 @@ pub(crate) fn reserve_len(buf: &mut Buf, reserved: usize) -> usize {
 #[inline(always)]
 pub(crate) fn finish_len(buf: &mut Buf, at: usize, reserved: usize) -> usize {
     let body_len = buf.len() - (at + reserved);
-    match (reserved, body_len) {
-        (1, 0..=0x7F) => buf[at] = body_len as u8,
-        (2, 0x80..=0x3FFF) => {
-            buf[at] = (body_len as u8) | 0x80;
-            buf[at + 1] = (body_len >> 7) as u8;
-        }
-        _ => fix_len(buf, at, reserved, body_len),
+    if !patch_len(&mut buf[at..at + reserved], body_len) {
+        fix_len(buf, at, reserved, body_len);
     }
     body_len
 }
 
+/// Writes `body_len` into the length prefix reserved as `prefix` when that is the width it
+/// needs and the usual one (1 or 2 bytes); false (nothing written) otherwise, for [`fix_len`].
+#[inline(always)]
+pub(crate) fn patch_len(prefix: &mut [u8], body_len: usize) -> bool {
+    match (prefix, body_len) {
+        ([only], 0..=0x7F) => *only = body_len as u8,
+        ([low, high], 0x80..=0x3FFF) => {
+            *low = (body_len as u8) | 0x80;
+            *high = (body_len >> 7) as u8;
+        }
+        _ => return false,
+    }
+    true
+}
+
 /// [`finish_len`] when the reserved prefix has the wrong size, or is longer than 2 bytes.
 #[inline(never)]
-fn fix_len(buf: &mut Buf, at: usize, reserved: usize, body_len: usize) {
+pub(crate) fn fix_len(buf: &mut Buf, at: usize, reserved: usize, body_len: usize) {
     let body_start = at + reserved;
     let needed = varint_len(body_len as u64);
     #[cfg(feature = "workloads")]

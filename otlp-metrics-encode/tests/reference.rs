@@ -323,3 +323,52 @@ fn large_bucket_counts_match_the_reference_transform() {
     assert!(!negative.bucket_counts.is_empty(), "{negative:?}");
     assert!(point.zero_count >= 128, "zero count {}", point.zero_count);
 }
+
+/// Points with more attributes than the encoder reserves room for at once (32), short and long
+/// ones mixed, of every kind: each attribute is written whichever way it takes.
+#[test]
+fn points_with_many_attributes_match_the_reference_transform() {
+    let many = |i: usize| -> Vec<KeyValue> {
+        let mut attributes: Vec<KeyValue> = (0..40)
+            .map(|k| KeyValue::new(format!("attribute.{k:02}"), format!("value-{i}-{k}")))
+            .collect();
+        attributes.push(KeyValue::new("attribute.long", "l".repeat(100 + i)));
+        attributes.push(KeyValue::new("attribute.number", i as i64));
+        attributes
+    };
+    let mut recipe = recipe(Temporality::Cumulative, &all_kinds());
+    for instrument in &mut recipe.scopes[0].instruments {
+        for (i, (_, attributes)) in instrument.measurements.iter_mut().enumerate() {
+            *attributes = many(i % 3);
+        }
+    }
+    let rm = collect(&recipe);
+    let mut encoder = MetricsEncoder::new();
+    let ours = roundtrip(&mut encoder, &rm);
+    assert_eq!(ours, decode(&reference(&rm)));
+    for _ in 0..2 {
+        assert_eq!(encoder.encode_request(&rm), reference(&rm));
+    }
+    // Every point but the bare scope's carries all 42 attributes, in every kind (the SDK
+    // orders scopes as it likes).
+    let metrics = ours.resource_metrics[0]
+        .scope_metrics
+        .iter()
+        .flat_map(|s| &s.metrics)
+        .filter(|m| !m.name.starts_with("bare"));
+    let mut checked = 0;
+    for metric in metrics {
+        checked += 1;
+        let counts: Vec<usize> = match &metric.data {
+            Some(Data::Gauge(g)) => g.data_points.iter().map(|p| p.attributes.len()).collect(),
+            Some(Data::Sum(s)) => s.data_points.iter().map(|p| p.attributes.len()).collect(),
+            Some(Data::Histogram(h)) => h.data_points.iter().map(|p| p.attributes.len()).collect(),
+            Some(Data::ExponentialHistogram(h)) => {
+                h.data_points.iter().map(|p| p.attributes.len()).collect()
+            }
+            other => panic!("unexpected data {other:?}"),
+        };
+        assert_eq!(counts, [42; 3], "{}", metric.name);
+    }
+    assert_eq!(checked, all_kinds().len());
+}

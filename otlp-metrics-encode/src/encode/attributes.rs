@@ -4,8 +4,8 @@
 use opentelemetry::{Array, KeyValue, Value};
 
 use crate::wire::{
-    copy_short, len_field_size, put_fixed64_field, put_len_key, put_varint_field, str_field_size,
-    tag, varint_len, Buf, Tail, SHORT, WIRE_I64, WIRE_LEN, WIRE_VARINT,
+    copy_short, len_field_size, put_fixed64_field, put_len_key, put_varint_field, put_varint_into,
+    str_field_size, tag, varint_len, Buf, Tail, SHORT, WIRE_I64, WIRE_LEN, WIRE_VARINT,
 };
 
 // AnyValue fields.
@@ -88,98 +88,108 @@ fn put_array_value_body(buf: &mut Buf, array: &Array) {
 /// present (as opentelemetry-proto's transform sets it), the key only when non-empty (proto3).
 ///
 /// The common case (a non-empty key and a string value of at most [`SHORT`] bytes each, or a
-/// scalar value) is written inline: one value match, every length one byte, headers at fixed
-/// offsets of one room check. Everything else takes [`put_long_key_value`].
+/// scalar value) is written by [`put_short_key_value`] into one room check; everything else
+/// takes [`put_long_key_value`].
 #[inline(always)]
 pub(crate) fn put_key_value(buf: &mut Buf, field: u8, key: &str, value: &Value) {
-    let key = key.as_bytes();
-    if !key.is_empty() && key.len() <= SHORT {
-        match value {
-            Value::String(s) => {
-                let s = s.as_str().as_bytes();
-                if s.len() <= SHORT {
-                    put_short_key_value(buf, field, key, 2 + s.len(), |any| {
-                        any[0] = tag(ANY_STRING, WIRE_LEN);
-                        any[1] = s.len() as u8;
-                        copy_short(&mut any[2..2 + SHORT], s);
-                    });
-                    return;
-                }
-            }
-            Value::I64(i) => {
-                let i = *i as u64;
-                put_short_key_value(buf, field, key, 1 + varint_len(i), |any| {
-                    any[0] = tag(ANY_INT, WIRE_VARINT);
-                    put_varint_into(&mut any[1..11], i);
-                });
-                return;
-            }
-            Value::Bool(b) => {
-                let b = u8::from(*b);
-                put_short_key_value(buf, field, key, 2, |any| {
-                    any[0] = tag(ANY_BOOL, WIRE_VARINT);
-                    any[1] = b;
-                });
-                return;
-            }
-            Value::F64(f) => {
-                let bits = f.to_bits().to_le_bytes();
-                put_short_key_value(buf, field, key, 9, |any| {
-                    any[0] = tag(ANY_DOUBLE, WIRE_I64);
-                    any[1..9].copy_from_slice(&bits);
-                });
-                return;
-            }
-            _ => {}
-        }
+    let room = buf.spare(SHORT_KEY_VALUE_ROOM);
+    let room = room
+        .first_chunk_mut()
+        .expect("spare returns the room asked for");
+    match put_short_key_value(room, field, key.as_bytes(), value) {
+        Some(written) => buf.advance(written),
+        None => put_long_key_value(buf, field, key.as_bytes(), value),
     }
-    put_long_key_value(buf, field, key, value);
+}
+
+/// Writes attributes as repeated `KeyValue` fields `field` straight into `room` (the spare
+/// room of the output buffer), as long as each is of the common short kind (see
+/// [`put_short_key_value`]) and [`SHORT_KEY_VALUE_ROOM`] bytes of room are left: one length
+/// comparison per attribute, no buffer bookkeeping. Returns the bytes written and the first
+/// attribute it did not write; the caller counts the bytes as written and writes that
+/// attribute and the rest of `attributes` with [`put_key_value`].
+#[inline(always)]
+pub(crate) fn put_short_attributes<'a>(
+    room: &mut [u8],
+    field: u8,
+    attributes: &mut impl Iterator<Item = &'a KeyValue>,
+) -> (usize, Option<&'a KeyValue>) {
+    let total = room.len();
+    let mut rest = room;
+    for kv in attributes {
+        let Some(window) = rest.first_chunk_mut() else {
+            return (total - rest.len(), Some(kv));
+        };
+        let Some(written) =
+            put_short_key_value(window, field, kv.key.as_str().as_bytes(), &kv.value)
+        else {
+            return (total - rest.len(), Some(kv));
+        };
+        rest = &mut std::mem::take(&mut rest)[written..];
+    }
+    (total - rest.len(), None)
 }
 
 /// Room of the AnyValue body in [`put_short_key_value`]: a string of [`SHORT`] bytes with its
 /// key and length (a varint or double needs less).
 const SHORT_ANY_ROOM: usize = 2 + SHORT;
 /// Room [`put_short_key_value`] writes into: KeyValue key and length, key field (key, length,
-/// [`SHORT`] bytes), value key and length, AnyValue body.
-const SHORT_KEY_VALUE_ROOM: usize = 2 + 2 + SHORT + 2 + SHORT_ANY_ROOM;
+/// [`SHORT`] bytes), value key and length, AnyValue body. Also the most it writes.
+pub(crate) const SHORT_KEY_VALUE_ROOM: usize = 2 + 2 + SHORT + 2 + SHORT_ANY_ROOM;
 
-/// Writes a KeyValue with a key of 1 to [`SHORT`] bytes and an AnyValue body of `any_len`
-/// bytes (at most [`SHORT_ANY_ROOM`]) that `put_any` writes into the room it is given. Every
-/// length is below 128, so one byte; the room is checked once.
+/// Writes a KeyValue at the start of `room` if it is of the common short kind: a key of 1 to
+/// [`SHORT`] bytes and a string value of at most [`SHORT`] bytes or a scalar value. Every
+/// length is then below 128, so one byte, and every header is at a fixed offset from the key's
+/// end; the strings are copied with [`copy_short`]. Returns the bytes written, or `None`
+/// (nothing meaningful written) for any other KeyValue.
 #[inline(always)]
 fn put_short_key_value(
-    buf: &mut Buf,
+    room: &mut [u8; SHORT_KEY_VALUE_ROOM],
     field: u8,
     key: &[u8],
-    any_len: usize,
-    put_any: impl FnOnce(&mut [u8]),
-) {
-    debug_assert!(!key.is_empty() && key.len() <= SHORT && any_len <= SHORT_ANY_ROOM);
+    value: &Value,
+) -> Option<usize> {
+    if key.is_empty() || key.len() > SHORT {
+        return None;
+    }
+    let value_room = &mut room[4 + key.len()..][..2 + SHORT_ANY_ROOM];
+    let (value_head, any) = value_room.split_at_mut(2);
+    let any_len = match value {
+        Value::String(s) => {
+            let s = s.as_str().as_bytes();
+            if s.len() > SHORT {
+                return None;
+            }
+            any[0] = tag(ANY_STRING, WIRE_LEN);
+            any[1] = s.len() as u8;
+            copy_short(&mut any[2..2 + SHORT], s);
+            2 + s.len()
+        }
+        Value::I64(i) => {
+            any[0] = tag(ANY_INT, WIRE_VARINT);
+            1 + put_varint_into(&mut any[1..11], *i as u64)
+        }
+        Value::Bool(b) => {
+            any[0] = tag(ANY_BOOL, WIRE_VARINT);
+            any[1] = u8::from(*b);
+            2
+        }
+        Value::F64(f) => {
+            any[0] = tag(ANY_DOUBLE, WIRE_I64);
+            any[1..9].copy_from_slice(&f.to_bits().to_le_bytes());
+            9
+        }
+        _ => return None,
+    };
+    value_head[0] = tag(KV_VALUE, WIRE_LEN);
+    value_head[1] = any_len as u8;
     let key_value_len = 2 + key.len() + 2 + any_len;
-    let room = buf.spare(SHORT_KEY_VALUE_ROOM);
     room[0] = tag(field, WIRE_LEN);
     room[1] = key_value_len as u8;
     room[2] = tag(KV_KEY, WIRE_LEN);
     room[3] = key.len() as u8;
     copy_short(&mut room[4..4 + SHORT], key);
-    let value = &mut room[4 + key.len()..][..2 + SHORT_ANY_ROOM];
-    value[0] = tag(KV_VALUE, WIRE_LEN);
-    value[1] = any_len as u8;
-    put_any(&mut value[2..]);
-    buf.advance(2 + key_value_len);
-}
-
-/// Writes `value` as a varint at the start of `dst` (10 bytes of room).
-#[inline(always)]
-fn put_varint_into(dst: &mut [u8], mut value: u64) {
-    let dst = &mut dst[..10];
-    let mut at = 0;
-    while value >= 0x80 {
-        dst[at] = (value as u8) | 0x80;
-        value >>= 7;
-        at += 1;
-    }
-    dst[at] = value as u8;
+    Some(2 + key_value_len)
 }
 
 /// Any KeyValue: empty or long keys, long strings, arrays.

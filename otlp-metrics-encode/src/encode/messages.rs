@@ -126,15 +126,16 @@ pub(crate) fn data_field(metric: &Metric) -> u8 {
 }
 
 /// Writes every data point of `metric` (each as a complete `data_points` field at the end of
-/// `buf`) and calls `on_point` after each, which may rearrange `buf` as long as it leaves room
-/// to append the next point; an error from it stops the writing and is returned. Returns the
+/// `buf`) and calls `on_point` after each with the position where the point starts; it may
+/// rearrange `buf` as long as it leaves room to append the next point; an error from it stops
+/// the writing and is returned. Returns the
 /// number of points. `remembered` holds the widths of the metric at this position in the
 /// previous export, and is updated.
 pub(crate) fn put_points<E>(
     buf: &mut Buf,
     metric: &Metric,
     remembered: &mut Guesses,
-    on_point: impl FnMut(&mut Buf) -> Result<(), E>,
+    on_point: impl FnMut(&mut Buf, usize) -> Result<(), E>,
 ) -> Result<usize, E> {
     match metric.data() {
         AggregatedMetrics::F64(data) => put_data_points(buf, data, remembered, on_point),
@@ -149,26 +150,27 @@ pub(crate) fn put_points<E>(
 #[inline(always)]
 fn each_point<P, E>(
     buf: &mut Buf,
-    mut points: impl Iterator<Item = P>,
+    points: impl Iterator<Item = P>,
     remembered: &mut Guesses,
     usual: usize,
     mut put: impl FnMut(&mut Buf, &mut Guesses, P),
-    mut on_point: impl FnMut(&mut Buf) -> Result<(), E>,
+    mut on_point: impl FnMut(&mut Buf, usize) -> Result<(), E>,
 ) -> Result<usize, E> {
     let mut guess = remembered.or_usual(usual);
-    let Some(first) = points.next() else {
-        return Ok(0);
-    };
-    put(buf, &mut guess, first);
-    remembered.point = guess.point;
-    on_point(buf)?;
-    let mut count = 1;
+    let mut count = 0;
+    // One call site of `put`, so that it is inlined into the loop.
     for point in points {
+        let start = buf.len();
         put(buf, &mut guess, point);
-        on_point(buf)?;
+        if count == 0 {
+            remembered.point = guess.point;
+        }
+        on_point(buf, start)?;
         count += 1;
     }
-    remembered.exemplar = guess.exemplar;
+    if count > 0 {
+        remembered.exemplar = guess.exemplar;
+    }
     Ok(count)
 }
 
@@ -176,7 +178,7 @@ fn put_data_points<T: Number, E>(
     buf: &mut Buf,
     data: &MetricData<T>,
     remembered: &mut Guesses,
-    on_point: impl FnMut(&mut Buf) -> Result<(), E>,
+    on_point: impl FnMut(&mut Buf, usize) -> Result<(), E>,
 ) -> Result<usize, E> {
     match data {
         MetricData::Gauge(gauge) => {

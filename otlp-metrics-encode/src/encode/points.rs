@@ -9,10 +9,12 @@ use opentelemetry_sdk::metrics::data::{
     Exemplar, ExponentialBucket, ExponentialHistogramDataPoint, HistogramDataPoint,
 };
 
-use super::attributes::put_attributes;
+use super::attributes::{
+    put_attributes, put_key_value, put_short_attributes, SHORT_KEY_VALUE_ROOM,
+};
 use crate::wire::{
-    finish_len, put_fixed64_field, put_len_key, put_packed_fixed64, put_varint_field, reserve_len,
-    str_field_size, tag, varint_len, zigzag32, Buf, WIRE_I64,
+    finish_len, patch_len, put_fixed64_field, put_len_key, put_packed_fixed64, put_varint_field,
+    reserve_len, str_field_size, tag, varint_len, zigzag32, Buf, Room, WIRE_I64, WIRE_LEN,
 };
 
 /// Nanoseconds since the Unix epoch; times before the epoch become 0 (as in the reference
@@ -185,15 +187,30 @@ impl Times {
         buf.advance(self.len);
     }
 
-    /// Appends the fields and then a fixed64 field, with one room check.
+    /// Stores the fields into `room` (the same way).
     #[inline(always)]
-    fn put_then_fixed64(&self, buf: &mut Buf, (field, value): (u8, u64)) {
-        let room = buf.spare(18 + 9);
+    fn store(&self, room: &mut Room<'_>) {
+        *room.window() = self.bytes;
+        room.advance(self.len);
+    }
+
+    /// Stores the fields and then a fixed64 field at the start of `room`; returns the bytes
+    /// stored.
+    #[inline(always)]
+    fn store_then_fixed64(&self, room: &mut [u8; 18 + 9], (field, value): (u8, u64)) -> usize {
         room[..18].copy_from_slice(&self.bytes);
         let fixed = &mut room[self.len..][..9];
         fixed[0] = tag(field, WIRE_I64);
         fixed[1..].copy_from_slice(&value.to_le_bytes());
-        buf.advance(self.len + 9);
+        self.len + 9
+    }
+
+    /// Appends the fields and then a fixed64 field, with one room check.
+    #[inline(always)]
+    fn put_then_fixed64(&self, buf: &mut Buf, field_value: (u8, u64)) {
+        let room = buf.spare(18 + 9).first_chunk_mut().expect("room asked for");
+        let written = self.store_then_fixed64(room, field_value);
+        buf.advance(written);
     }
 }
 
@@ -209,7 +226,14 @@ fn put_point(buf: &mut Buf, guess: &mut usize, body: impl FnOnce(&mut Buf)) {
     *guess = varint_len(len as u64);
 }
 
+/// Most attributes a point's room is reserved for at once (more take a room check each).
+const ROOM_KEY_VALUES: usize = 32;
+
 /// A `NumberDataPoint` (Gauge and Sum).
+///
+/// Fast path (no exemplars, a length prefix guess of 1 or 2 bytes): one room check for the
+/// key, length prefix, times, value and the short attributes; the point's fields are stored
+/// into that room at offsets, and only counted as written at the end.
 #[inline(always)]
 pub(crate) fn put_number_point<'a, T: Number + 'a>(
     buf: &mut Buf,
@@ -219,43 +243,137 @@ pub(crate) fn put_number_point<'a, T: Number + 'a>(
     attributes: impl Iterator<Item = &'a KeyValue>,
     exemplars: impl Iterator<Item = &'a Exemplar<T>>,
 ) {
-    put_point(buf, &mut guess.point, |buf| {
-        times.put_then_fixed64(buf, value.oneof_value(4, 6));
-        for ex in exemplars {
-            put_exemplar(buf, 5, &mut guess.exemplar, ex);
-        }
-        put_attributes(buf, 7, attributes);
-    });
+    const DATA_POINTS: u8 = 1;
+    const ATTRIBUTES: u8 = 7;
+    /// Key, a length prefix of at most 2 bytes, times and value.
+    const HEAD_ROOM: usize = 1 + 2 + 18 + 9;
+    let width = guess.point;
+    if !(width == 1 || width == 2) || exemplars.size_hint().1 != Some(0) {
+        return put_point(buf, &mut guess.point, |buf| {
+            times.put_then_fixed64(buf, value.oneof_value(4, 6));
+            for ex in exemplars {
+                put_exemplar(buf, 5, &mut guess.exemplar, ex);
+            }
+            put_attributes(buf, ATTRIBUTES, attributes);
+        });
+    }
+    let mut attributes = attributes;
+    let key_values = attributes.size_hint().0.min(ROOM_KEY_VALUES);
+    let at = buf.len();
+    let room = buf.spare(HEAD_ROOM + key_values * SHORT_KEY_VALUE_ROOM);
+    let (head, body) = room.split_at_mut(1 + width);
+    head[0] = tag(DATA_POINTS, WIRE_LEN);
+    let fixed = body.first_chunk_mut().expect("room asked for");
+    let fixed_len = times.store_then_fixed64(fixed, value.oneof_value(4, 6));
+    let (written, stopped) =
+        put_short_attributes(&mut body[fixed_len..], ATTRIBUTES, &mut attributes);
+    let body_len = fixed_len + written;
+    if stopped.is_none() && patch_len(&mut head[1..], body_len) {
+        // The usual case: the whole point in the room, the guessed width right.
+        buf.advance(1 + width + body_len);
+        return;
+    }
+    buf.advance(1 + width + body_len);
+    if let Some(kv) = stopped {
+        put_key_value(buf, ATTRIBUTES, kv.key.as_str(), &kv.value);
+        put_attributes(buf, ATTRIBUTES, attributes);
+    }
+    let len = finish_len(buf, at + 1, width);
+    guess.point = varint_len(len as u64);
 }
 
 /// A `HistogramDataPoint`.
+///
+/// Fast path (no exemplars, a length prefix guess of 1 or 2 bytes): like
+/// [`put_number_point`], one room check for the whole point.
 pub(crate) fn put_histogram_point<T: Number>(
     buf: &mut Buf,
     guess: &mut Guesses,
     times: &Times,
     point: &HistogramDataPoint<T>,
 ) {
-    put_point(buf, &mut guess.point, |buf| {
-        times.put(buf);
-        if point.count() != 0 {
-            put_fixed64_field(buf, 4, point.count());
+    const DATA_POINTS: u8 = 1;
+    const ATTRIBUTES: u8 = 9;
+    let width = guess.point;
+    if !(width == 1 || width == 2) || point.exemplars().size_hint().1 != Some(0) {
+        return put_point(buf, &mut guess.point, |buf| {
+            times.put(buf);
+            if point.count() != 0 {
+                put_fixed64_field(buf, 4, point.count());
+            }
+            put_fixed64_field(buf, 5, point.sum().to_f64().to_bits());
+            let n = point.bucket_counts().count();
+            put_packed_fixed64(buf, 6, n, point.bucket_counts());
+            let n = point.bounds().count();
+            put_packed_fixed64(buf, 7, n, point.bounds().map(f64::to_bits));
+            for ex in point.exemplars() {
+                put_exemplar(buf, 8, &mut guess.exemplar, ex);
+            }
+            put_attributes(buf, ATTRIBUTES, point.attributes());
+            put_min_max(buf, point, 11);
+        });
+    }
+    let counts = point.bucket_counts().count();
+    let bounds = point.bounds().count();
+    let mut attributes = point.attributes();
+    let key_values = attributes.size_hint().0.min(ROOM_KEY_VALUES);
+    let at = buf.len();
+    // Times, count, sum, the two packed arrays, min and max, the attributes.
+    let room = 18 + 9 + 9 + (11 + 8 * counts) + (11 + 8 * bounds) + 2 * 9;
+    let room = buf.spare(1 + width + room + key_values * SHORT_KEY_VALUE_ROOM);
+    let (head, body) = room.split_at_mut(1 + width);
+    head[0] = tag(DATA_POINTS, WIRE_LEN);
+    let mut body = Room::new(body);
+    times.store(&mut body);
+    if point.count() != 0 {
+        body.fixed64_field(4, point.count());
+    }
+    body.fixed64_field(5, point.sum().to_f64().to_bits());
+    body.packed_fixed64(6, counts, point.bucket_counts());
+    body.packed_fixed64(7, bounds, point.bounds().map(f64::to_bits));
+    let (written, stopped) = put_short_attributes(body.rest(), ATTRIBUTES, &mut attributes);
+    body.advance(written);
+    if stopped.is_none() && body.rest().len() >= 2 * 9 {
+        store_min_max(&mut body, point, 11);
+        let body_len = body.written();
+        if patch_len(&mut head[1..], body_len) {
+            // The usual case: the whole point in the room, the guessed width right.
+            buf.advance(1 + width + body_len);
+            return;
         }
-        put_fixed64_field(buf, 5, point.sum().to_f64().to_bits());
-        let n = point.bucket_counts().count();
-        put_packed_fixed64(buf, 6, n, point.bucket_counts());
-        let n = point.bounds().count();
-        put_packed_fixed64(buf, 7, n, point.bounds().map(f64::to_bits));
-        for ex in point.exemplars() {
-            put_exemplar(buf, 8, &mut guess.exemplar, ex);
+        buf.advance(1 + width + body_len);
+    } else {
+        let body_len = body.written();
+        buf.advance(1 + width + body_len);
+        if let Some(kv) = stopped {
+            put_key_value(buf, ATTRIBUTES, kv.key.as_str(), &kv.value);
+            put_attributes(buf, ATTRIBUTES, attributes);
         }
-        put_attributes(buf, 9, point.attributes());
-        if let Some(min) = point.min() {
-            put_fixed64_field(buf, 11, min.to_f64().to_bits());
-        }
-        if let Some(max) = point.max() {
-            put_fixed64_field(buf, 12, max.to_f64().to_bits());
-        }
-    });
+        put_min_max(buf, point, 11);
+    }
+    let len = finish_len(buf, at + 1, width);
+    guess.point = varint_len(len as u64);
+}
+
+/// Stores a histogram point's `min` and `max` (fields `field` and `field + 1`), when
+/// recorded, into `room` (18 bytes).
+#[inline(always)]
+fn store_min_max<T: Number>(room: &mut Room<'_>, point: &HistogramDataPoint<T>, field: u8) {
+    if let Some(min) = point.min() {
+        room.fixed64_field(field, min.to_f64().to_bits());
+    }
+    if let Some(max) = point.max() {
+        room.fixed64_field(field + 1, max.to_f64().to_bits());
+    }
+}
+
+/// Appends a histogram point's `min` and `max` (see [`store_min_max`]).
+#[inline(always)]
+fn put_min_max<T: Number>(buf: &mut Buf, point: &HistogramDataPoint<T>, field: u8) {
+    let mut room = Room::new(buf.spare(2 * 9));
+    store_min_max(&mut room, point, field);
+    let written = room.written();
+    buf.advance(written);
 }
 
 /// An `ExponentialHistogramDataPoint`. `positive` and `negative` are always written (possibly
@@ -350,6 +468,7 @@ mod tests {
     use super::*;
     use crate::proto::common::v1::{any_value, AnyValue, KeyValue as PbKeyValue};
     use crate::proto::metrics::v1::{exemplar, Exemplar as PbExemplar, NumberDataPoint};
+    use crate::wire::SHORT;
 
     /// An exemplar built by hand: the SDK 0.33 cannot produce or construct one.
     struct TestExemplar<T> {
@@ -495,6 +614,96 @@ mod tests {
         let point = NumberDataPoint::decode(buf.as_slice()).expect("valid NumberDataPoint");
         assert_eq!(point.exemplars.len(), 3);
         assert_eq!(point.encode_to_vec(), buf.as_slice(), "canonical encoding");
+    }
+
+    /// The attribute `kv` as prost decodes it (arrays by length only).
+    fn decoded_value(kv: &KeyValue) -> (String, Option<any_value::Value>) {
+        use opentelemetry::Array;
+        let value = match &kv.value {
+            Value::Bool(b) => any_value::Value::BoolValue(*b),
+            Value::I64(i) => any_value::Value::IntValue(*i),
+            Value::F64(f) => any_value::Value::DoubleValue(*f),
+            Value::String(s) => any_value::Value::StringValue(s.as_str().to_owned()),
+            Value::Array(Array::I64(values)) => {
+                any_value::Value::ArrayValue(crate::proto::common::v1::ArrayValue {
+                    values: values
+                        .iter()
+                        .map(|i| AnyValue {
+                            value: Some(any_value::Value::IntValue(*i)),
+                        })
+                        .collect(),
+                })
+            }
+            other => panic!("test attribute {other:?}"),
+        };
+        (kv.key.as_str().to_owned(), Some(value))
+    }
+
+    #[test]
+    fn number_points_write_every_attribute_whatever_the_path() {
+        use crate::proto::metrics::v1::{number_data_point, Gauge};
+        let short = |i: usize| KeyValue::new(format!("key{i}"), format!("value{i}"));
+        let cases: Vec<Vec<KeyValue>> = vec![
+            vec![],
+            (0..3).map(short).collect(),
+            // More than the room reserved at once: the last ones take a room check each.
+            (0..ROOM_KEY_VALUES + 8).map(short).collect(),
+            // A long value, an empty key, an array and a 32-byte key between short ones.
+            vec![
+                short(0),
+                KeyValue::new("long", "v".repeat(SHORT + 1)),
+                short(1),
+                KeyValue::new("", 3),
+                KeyValue::new("ints", Value::Array(vec![1i64, -1, 300].into())),
+                KeyValue::new("k".repeat(SHORT), "x".repeat(SHORT)),
+                KeyValue::new("k".repeat(SHORT + 1), false),
+                KeyValue::new("i", i64::MIN),
+                KeyValue::new("f", -0.5),
+            ],
+        ];
+        let times = Times::new(7, 9);
+        for attributes in &cases {
+            // Every length prefix guess: the fast path (1, 2) and the general one.
+            for width in [1, 2, 3] {
+                let mut buf = Buf::default();
+                let mut guess = Guesses {
+                    point: width,
+                    exemplar: 1,
+                };
+                for value in [5u64, 6] {
+                    let no_exemplars = std::iter::empty::<&Exemplar<u64>>();
+                    put_number_point(
+                        &mut buf,
+                        &mut guess,
+                        &times,
+                        value,
+                        attributes.iter(),
+                        no_exemplars,
+                    );
+                }
+                let gauge = Gauge::decode(buf.as_slice()).expect("valid Gauge");
+                assert_eq!(gauge.encode_to_vec(), buf.as_slice(), "canonical encoding");
+                assert_eq!(gauge.data_points.len(), 2);
+                for (point, value) in gauge.data_points.iter().zip([5, 6]) {
+                    assert_eq!(point.value, Some(number_data_point::Value::AsInt(value)));
+                    assert_eq!((point.start_time_unix_nano, point.time_unix_nano), (7, 9));
+                    let decoded: Vec<_> = point
+                        .attributes
+                        .iter()
+                        .map(|kv| {
+                            let value = kv.value.clone().and_then(|v| v.value);
+                            (kv.key.clone(), value)
+                        })
+                        .collect();
+                    let expected: Vec<_> = attributes.iter().map(decoded_value).collect();
+                    assert_eq!(decoded, expected, "width {width}");
+                }
+                assert_eq!(
+                    guess.point,
+                    varint_len(gauge.data_points[1].encoded_len() as u64)
+                );
+            }
+        }
     }
 
     #[test]
