@@ -791,13 +791,17 @@ impl AgentView {
     }
 }
 
-/// A sample value: whole numbers with separators, others with three decimals.
+/// A sample value: whole numbers with separators, others with three decimals too.
 fn number(value: f64) -> String {
-    if value.fract() == 0.0 && (0.0..1e15).contains(&value) {
-        thousands(value as u64)
-    } else {
-        format!("{value:.3}")
+    if !(0.0..1e15).contains(&value) {
+        return format!("{value}");
     }
+    if value.fract() == 0.0 {
+        return thousands(value as u64);
+    }
+    let text = format!("{value:.3}");
+    let (whole, decimals) = text.split_once('.').unwrap_or((&text, "000"));
+    format!("{}.{decimals}", thousands(whole.parse().unwrap_or(0)))
 }
 
 /// `1234567` as `1,234,567`.
@@ -1033,6 +1037,16 @@ ue_metrics_decode_series 187
             Some(45)
         );
         assert_eq!(app_stat(b"no stats here\n", "events"), None);
+    }
+
+    #[test]
+    fn sample_values_get_separators_and_decimals() {
+        assert_eq!(number(4100.0), "4,100");
+        assert_eq!(number(4112.456), "4,112.456");
+        assert_eq!(number(0.25), "0.250");
+        assert_eq!(number(1999.9996), "2,000.000");
+        assert_eq!(number(f64::INFINITY), "inf");
+        assert_eq!(number(-2.5), "-2.5");
     }
 
     #[test]
