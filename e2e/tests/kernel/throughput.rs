@@ -2,8 +2,7 @@
 //! run it, its default ring size, serving Prometheus on loopback as an agent does) reads three
 //! producers writing at once (release builds too: ours `ue-e2e-app --load`, the upstream exporter's `ue-peer-upstream --load`, and an EventHeader
 //! writer `ue-e2e-app --load --eventheader`) at the demo's rate (one export a second of a
-//! demo-shaped load), at 20 times that rate (also with the agent scheduled first), and as fast
-//! as each can. Every record written is decoded or counted lost (exactly: see `phase`); at the
+//! demo-shaped load), at 20 times that rate, and as fast as each can. Every record written is decoded or counted lost (exactly: see `phase`); at the
 //! demo's rate none may be lost, nor at 20 times it where the guest sustains that rate.
 
 use std::collections::BTreeMap;
@@ -209,23 +208,14 @@ fn online_cpus() -> Vec<u32> {
     cpus
 }
 
-/// One phase: the three producers at `interval_ms` (0: back to back) while the agent reads
-/// (with `agent_first`, at a higher scheduling priority than the producers: nice -10).
+/// One phase: the three producers at `interval_ms` (0: back to back) while the agent reads.
 /// Returns (records read, lost, the producers' exports per second: ours, peer, EventHeader).
-fn phase(name: &str, interval_ms: u64, agent_first: bool) -> (u64, u64, [f64; 3]) {
+fn phase(name: &str, interval_ms: u64) -> (u64, u64, [f64; 3]) {
     let peer = packed_program(PEER_UPSTREAM).unwrap_or_else(|e| panic!("{e}"));
     let app = packed_program(E2E_APP).unwrap_or_else(|e| panic!("{e}"));
     let interval = interval_ms.to_string();
     let load = ["--load", PHASE_SECONDS, "--interval-ms", &interval];
     let agent = Agent::start();
-    if agent_first {
-        // The reading thread is the main thread (renice changes the thread whose id is given).
-        let renice = Command::new("/bin/busybox")
-            .args(["renice", "-n", "-10", "-p", &agent.child.id().to_string()])
-            .output()
-            .expect("busybox renice");
-        assert!(renice.status.success(), "{}", output_text(&renice));
-    }
 
     let ours = spawn(&app, &load);
     let upstream = spawn(&peer, &load);
@@ -312,15 +302,15 @@ fn three_producers_at_the_demo_rate_20_times_it_and_flat_out_lose_nothing_unacco
         .build()
         .expect("register the EventHeader event");
 
-    let (demo_read, demo_lost, _) = phase("demo", 1000, false);
+    let (demo_read, demo_lost, _) = phase("demo", 1000);
     assert_eq!(demo_lost, 0, "nothing lost at the demo's rate");
     assert!(demo_read > 0);
 
     // 20 times the demo's rate. The claim (the default ring loses nothing) needs producers that
-    // make 20 exports a second each; where the guest's CPUs cannot run them that fast (qemu
-    // TCG: each export costs tens of ms), the phase is measured and the claim reported as not
-    // checked, with the rates reached.
-    let (x20_read, x20_lost, x20_rates) = phase("x20", 50, false);
+    // make 20 exports a second each; where the guest's CPUs cannot run them that fast (debug
+    // builds under qemu TCG could not: 7-12 exports/s), the phase is measured and the claim
+    // reported as not checked, with the rates reached.
+    let (x20_read, x20_lost, x20_rates) = phase("x20", 50);
     assert!(x20_read > demo_read);
     let sustained = x20_rates.iter().all(|&rate| rate >= 18.0);
     if sustained {
@@ -338,10 +328,6 @@ fn three_producers_at_the_demo_rate_20_times_it_and_flat_out_lose_nothing_unacco
             ),
         );
     }
-    // The same with the agent scheduled ahead of the producers (as a host agent may be run):
-    // how much of the loss is the agent's share of the CPUs. Measured, not asserted: under TCG
-    // it still loses some (see e2e/README.md).
-    phase("x20_agent_first", 50, true);
     // Flat out: losses are allowed, and counted exactly (checked in `phase`).
-    phase("max", 0, false);
+    phase("max", 0);
 }

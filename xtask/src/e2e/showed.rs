@@ -345,7 +345,6 @@ impl View<'_> {
                 for (phase, title) in [
                     ("demo", "demo rate"),
                     ("x20", "x20"),
-                    ("x20_agent_first", "x20, agent nice"),
                     ("max", "flat out"),
                 ] {
                     let m = |key: &str| self.m(&format!("tput_{phase}_{key}"));
