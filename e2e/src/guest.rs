@@ -5,8 +5,8 @@
 //! - host programs (`/usr/bin/perf`) at their host paths, with their libraries;
 //! - the bins of this package at their host paths, so `env!("CARGO_BIN_EXE_<name>")` is valid
 //!   in the guest as on the host;
-//! - the bins of the packages in `guest-bins` (`ue-metrics-decode`) and of the own workspaces
-//!   in `guest-workspaces` (`peer-upstream`) as `/opt/ue/bin/<bin>`.
+//! - release builds of the bins in `guest-bins` (`ue-metrics-decode`, `ue-e2e-app`) and of the
+//!   own workspaces in `guest-workspaces` (`peer-upstream`) as `/opt/ue/bin/<bin>`.
 //!
 //! [`packed_program`] finds the latter: `$UE_E2E_BIN_DIR/<name>` (default `/opt/ue/bin`), so a
 //! native run on a user_events host can point it elsewhere.
@@ -21,6 +21,10 @@ pub const BIN_DIR_VAR: &str = "UE_E2E_BIN_DIR";
 
 /// The upstream exporter's peer app (`e2e/peer-upstream`).
 pub const PEER_UPSTREAM: &str = "ue-peer-upstream";
+
+/// This package's app, release-built (`guest-bins`) for the throughput test (the debug build
+/// is at its host path, `env!("CARGO_BIN_EXE_ue-e2e-app")`).
+pub const E2E_APP: &str = "ue-e2e-app";
 
 /// The decoder's command-line tool.
 pub const DECODE_CLI: &str = "ue-metrics-decode";

@@ -11,6 +11,7 @@
 //!   how points were split over events ([`reference::single_point_requests`]);
 //! - [`tee`]: an exporter that remembers that reference for every export our exporter wrote;
 //! - [`known`]: an app that records known values in every instrument kind;
+//! - [`load`]: a load shaped like the demo app's, for the throughput test;
 //! - [`collector`]: a perf listener (the decoder's live source) that keeps what it received;
 //! - [`guest`]: where the guest finds packed programs, and the `UE-MEASURE` lines.
 #![forbid(unsafe_code)]
@@ -18,6 +19,7 @@
 pub mod collector;
 pub mod guest;
 pub mod known;
+pub mod load;
 pub mod reference;
 pub mod tee;
 

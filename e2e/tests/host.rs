@@ -219,3 +219,40 @@ fn the_app_rejects_bad_arguments() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("sideways"));
 }
+
+#[test]
+fn one_tick_of_the_load_is_about_the_demo_apps_export() {
+    let sink = CaptureSink::new();
+    let exporter = MetricsExporter::builder()
+        .build_with_sink(sink.clone())
+        .expect("exporter");
+    let tee = TeeExporter::new(exporter.clone());
+    let log = tee.log();
+    let reader = PeriodicReader::builder(tee)
+        .with_interval(Duration::from_secs(3600))
+        .build();
+    let provider = known::provider_builder().with_reader(reader).build();
+    let load = ue_metrics_e2e::load::DemoShapedLoad::register(&provider.meter("load"));
+    for tick in 1..=2 {
+        load.record_tick(tick);
+        provider.force_flush().expect("flush");
+    }
+    sink.set_enabled(false);
+    provider.shutdown().expect("shutdown");
+    let exports = log.take();
+    assert_eq!(exports.len(), 2);
+    for export in &exports {
+        // Every tick touches every series: 3 request instruments x 40 sets, and the known
+        // instruments (the demo app exports some 150 points a second).
+        let points = point_count(std::slice::from_ref(&export.reference));
+        assert!((3 * 40 + 18..=3 * 40 + 40).contains(&points), "{points}");
+        assert!(
+            export.events >= 2,
+            "several events per export, as the demo's"
+        );
+    }
+    assert_eq!(
+        exporter.stats().events_written,
+        exports.iter().map(|e| e.events).sum::<u64>()
+    );
+}

@@ -11,7 +11,9 @@
 //! - `peer`: the upstream `opentelemetry-user-events-metrics` exporter next to ours;
 //! - `perf_data_file`: a perf.data file written by the suite's own recorder (no `perf` needed),
 //!   read back by the decoder and sent to the host (the big-endian fixture comes from s390x);
-//! - `compat32`: a 32-bit (i686) build of the app on the 64-bit kernel: told why, runs on.
+//! - `compat32`: a 32-bit (i686) build of the app on the 64-bit kernel: told why, runs on;
+//! - `throughput`: the agent (`ue-metrics-decode live`) reading three producers at the demo's
+//!   rate, 20 times it and flat out: records/s, every record decoded or counted lost.
 //!
 //! Each test prints `UE-MEASURE` lines that `cargo xtask e2e` turns into its summary.
 
@@ -33,3 +35,5 @@ mod permissions;
 mod roundtrip;
 #[path = "kernel/sizes.rs"]
 mod sizes;
+#[path = "kernel/throughput.rs"]
+mod throughput;

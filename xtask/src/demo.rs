@@ -1,5 +1,7 @@
 //! `cargo xtask demo`: the example app exports every second through `user_events`, and the
-//! `ue-metrics-decode live` collector shows what arrives, then both are compared.
+//! `ue-metrics-decode live` collector shows what arrives, then both are compared. The collector
+//! is also the host agent: it serves `--prometheus` on loopback, and at the end the demo scrapes
+//! that endpoint as Prometheus would and shows what a backend gets ([`AgentView`]).
 //!
 //! Where it runs: natively when this kernel has `user_events` and this user may both write
 //! events and read raw tracepoint samples (the same rules as `check-kernel`), else in the VM
@@ -10,12 +12,14 @@
 use crate::check_kernel::{self, Status};
 use crate::e2e;
 use crate::error::{Error, Result};
+use crate::scrape::{self, Sample};
 use crate::util::cargo;
 use crate::vm::{guest, initramfs::Initramfs, kernel, qemu};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,8 +27,12 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_SECONDS: u64 = 10;
 
 /// How long the collector keeps reading after the app's run: the app's last export happens at
-/// its shutdown, right after its run ends.
-const COLLECTOR_GRACE: Duration = Duration::from_secs(2);
+/// its shutdown, right after its run ends; then the demo scrapes the collector's Prometheus
+/// endpoint while it still runs.
+const COLLECTOR_GRACE: Duration = Duration::from_secs(3);
+
+/// Where the collector serves Prometheus: loopback, a free port (it prints the address).
+const PROMETHEUS_ADDR: &str = "127.0.0.1:0";
 
 /// Where the demo runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -307,6 +315,7 @@ fn collector_args(options: &SessionOptions) -> Vec<String> {
     let duration = Duration::from_secs(options.seconds) + COLLECTOR_GRACE;
     let mut args: Vec<String> = ["live", "--wait", "--duration"].map(String::from).to_vec();
     args.push(format!("{}s", duration.as_secs()));
+    args.extend(["--prometheus", PROMETHEUS_ADDR].map(String::from));
     if options.json {
         args.extend(["--format", "json"].map(String::from));
     } else {
@@ -361,7 +370,8 @@ pub fn session(options: &SessionOptions) -> Result<bool> {
             }
         })
     });
-    let collector_stderr = forward_stderr(&mut collector);
+    let (endpoint_tx, endpoint_rx) = mpsc::channel();
+    let collector_stderr = forward_stderr(&mut collector, endpoint_tx);
 
     let mut app = Command::new(&options.app);
     app.args(["--seconds", &options.seconds.to_string()])
@@ -377,6 +387,8 @@ pub fn session(options: &SessionOptions) -> Result<bool> {
         }
     }
     .map_err(|e| Error::io("wait for", &options.app, e))?;
+    let app_events = app_stat(&app_output.stdout, "events");
+    let agent = AgentView::scrape(&endpoint_rx, &mut collector, app_events);
     let collector_status = collector
         .wait()
         .map_err(|e| Error::io("wait for", &options.decoder, e))?;
@@ -405,7 +417,9 @@ pub fn session(options: &SessionOptions) -> Result<bool> {
     if !report.collector.is_empty() {
         print!("\n{}", report.render());
     }
-    let problems = report.problems(app_output.status.success(), collector_status.success());
+    print!("\n{}", agent.render(report.app("events")));
+    let mut problems = report.problems(app_output.status.success(), collector_status.success());
+    problems.extend(agent.problems(report.app("events")));
     if problems.is_empty() {
         println!("\n==> OK: every event the app wrote arrived and decoded; nothing lost");
         Ok(true)
@@ -416,8 +430,12 @@ pub fn session(options: &SessionOptions) -> Result<bool> {
 }
 
 /// Passes the collector's stderr lines through as they come (`collector: ...`), except its
-/// `totals` line, which is parsed and returned when the collector ends.
-fn forward_stderr(child: &mut Child) -> JoinHandle<BTreeMap<String, String>> {
+/// `totals` line, which is parsed and returned when the collector ends. The address of its
+/// Prometheus endpoint goes to `endpoint`.
+fn forward_stderr(
+    child: &mut Child,
+    endpoint: mpsc::Sender<String>,
+) -> JoinHandle<BTreeMap<String, String>> {
     let stderr = child.stderr.take();
     std::thread::spawn(move || {
         let mut totals = BTreeMap::new();
@@ -427,6 +445,9 @@ fn forward_stderr(child: &mut Child) -> JoinHandle<BTreeMap<String, String>> {
         let mut text = String::new();
         for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
             let line = line.strip_prefix("ue-metrics-decode: ").unwrap_or(&line);
+            if let Some(addr) = endpoint_address(line) {
+                let _ = endpoint.send(addr);
+            }
             match line.strip_prefix("totals ") {
                 Some(values) => totals = key_values(values),
                 None => text.push_str(&format!("    collector: {line}\n")),
@@ -437,6 +458,24 @@ fn forward_stderr(child: &mut Child) -> JoinHandle<BTreeMap<String, String>> {
         }
         totals
     })
+}
+
+/// The address in the collector's `serving Prometheus metrics at http://ADDR/metrics` line.
+fn endpoint_address(line: &str) -> Option<String> {
+    let url = line.strip_prefix("serving Prometheus metrics at http://")?;
+    Some(
+        url.trim()
+            .strip_suffix("/metrics")
+            .unwrap_or(url.trim())
+            .to_string(),
+    )
+}
+
+/// The value of `key` in the app's `stats:` line.
+fn app_stat(stdout: &[u8], key: &str) -> Option<u64> {
+    let text = String::from_utf8_lossy(stdout);
+    let stats = text.lines().find_map(|line| line.strip_prefix("stats: "))?;
+    key_values(stats).get(key)?.parse().ok()
 }
 
 /// The text of `reader` in blocks that end with a blank line (the collector separates its tables
@@ -600,6 +639,171 @@ impl Comparison {
     }
 }
 
+/// The families the demo shows from the endpoint: one request of the app is counted, timed
+/// and marked done once each, so the first three must agree at the end.
+const REQUESTS: &str = "http_server_requests_total";
+const DURATION_COUNT: &str = "http_server_request_duration_seconds_count";
+const DURATION_SUM: &str = "http_server_request_duration_seconds_sum";
+const JOBS_DONE: &str = "app_jobs_completed_total";
+/// The agent's own metrics (self-telemetry).
+const RECORDS_READ: &str = "ue_metrics_decode_records_read_total";
+const RECORDS_DECODED: &str = "ue_metrics_decode_records_decoded_total";
+const RECORDS_LOST: &str = "ue_metrics_decode_records_lost_total";
+const SERIES: &str = "ue_metrics_decode_series";
+
+/// What the collector's Prometheus endpoint served after the app ended.
+#[derive(Debug)]
+struct AgentView {
+    /// The endpoint's address, when the collector announced one.
+    addr: Option<String>,
+    /// The samples of the last successful scrape, or why there is none.
+    scraped: std::result::Result<Vec<Sample>, String>,
+}
+
+impl AgentView {
+    /// Scrapes the endpoint the collector announced on `endpoint` until it has read the app's
+    /// `app_events` events (the last export is written at the app's shutdown), while the
+    /// collector runs, for up to [`COLLECTOR_GRACE`].
+    fn scrape(
+        endpoint: &mpsc::Receiver<String>,
+        collector: &mut Child,
+        app_events: Option<u64>,
+    ) -> AgentView {
+        let Ok(addr) = endpoint.recv_timeout(Duration::from_secs(5)) else {
+            return AgentView {
+                addr: None,
+                scraped: Err("the collector announced no Prometheus endpoint".into()),
+            };
+        };
+        let deadline = Instant::now() + COLLECTOR_GRACE;
+        let mut scraped = Err("not scraped".to_string());
+        loop {
+            match scrape::http_get(&addr, "/metrics", Duration::from_secs(2))
+                .and_then(|text| scrape::parse(&text))
+            {
+                Ok(samples) => {
+                    let read = scrape::sum(&samples, RECORDS_READ).map(|(n, _)| n as u64);
+                    let complete = app_events.is_none_or(|n| read.is_some_and(|r| r >= n));
+                    scraped = Ok(samples);
+                    if complete {
+                        break;
+                    }
+                }
+                Err(e) if scraped.is_err() => scraped = Err(e),
+                Err(_) => {}
+            }
+            let collector_ended = collector.try_wait().ok().flatten().is_some();
+            if collector_ended || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        AgentView {
+            addr: Some(addr),
+            scraped,
+        }
+    }
+
+    fn sum(&self, name: &str) -> Option<(f64, usize)> {
+        scrape::sum(self.scraped.as_ref().ok()?, name)
+    }
+
+    fn count(&self, name: &str) -> Option<u64> {
+        self.sum(name).map(|(value, _)| value as u64)
+    }
+
+    fn render(&self, app_events: Option<u64>) -> String {
+        let mut text = match &self.addr {
+            Some(addr) => format!(
+                "==> the agent path: the collector's Prometheus endpoint, scraped after the app\n    \
+                 ended as a Prometheus server would: http://{addr}/metrics\n"
+            ),
+            None => "==> the agent path: no Prometheus endpoint\n".to_string(),
+        };
+        if let Err(why) = &self.scraped {
+            text.push_str(&format!("    (not scraped: {why})\n"));
+            return text;
+        }
+        let series = |n: usize| format!("({n} series)");
+        let rows = [
+            (REQUESTS, self.sum(REQUESTS), None),
+            (DURATION_COUNT, self.sum(DURATION_COUNT), None),
+            (DURATION_SUM, self.sum(DURATION_SUM), None),
+            (JOBS_DONE, self.sum(JOBS_DONE), None),
+            (
+                RECORDS_DECODED,
+                self.sum(RECORDS_DECODED),
+                app_events.map(|n| format!("(app: {} events)", thousands(n))),
+            ),
+            (RECORDS_LOST, self.sum(RECORDS_LOST), None),
+            (SERIES, self.sum(SERIES), None),
+        ];
+        for (name, value, note) in rows {
+            let (value, note) = match value {
+                Some((value, n)) => (
+                    number(value),
+                    note.unwrap_or(if n > 1 { series(n) } else { String::new() }),
+                ),
+                None => ("-".to_string(), "(absent)".to_string()),
+            };
+            text.push_str(format!("    {name:<44}{value:>12}  {note}").trim_end());
+            text.push('\n');
+        }
+        text.push_str(
+            "    (each request is counted, timed and marked done once: the three agree)\n",
+        );
+        text
+    }
+
+    /// Why the endpoint does not show what the app wrote (empty when it does).
+    fn problems(&self, app_events: Option<u64>) -> Vec<String> {
+        if let Err(why) = &self.scraped {
+            return vec![format!("the Prometheus endpoint was not scraped: {why}")];
+        }
+        let mut problems = Vec::new();
+        let requests = self.count(REQUESTS);
+        for (name, value) in [
+            (REQUESTS, requests),
+            (DURATION_COUNT, self.count(DURATION_COUNT)),
+            (JOBS_DONE, self.count(JOBS_DONE)),
+        ] {
+            match value {
+                None => problems.push(format!("no {name} on the endpoint")),
+                Some(n) if Some(n) != requests => problems.push(format!(
+                    "{name} is {}, {REQUESTS} {}",
+                    thousands(n),
+                    requests.map_or("?".into(), thousands)
+                )),
+                Some(_) => {}
+            }
+        }
+        if let Some(events) = app_events.filter(|&n| n > 0) {
+            let decoded = self.count(RECORDS_DECODED);
+            if decoded != Some(events) {
+                problems.push(format!(
+                    "the agent decoded {} records, the app wrote {} events",
+                    decoded.map_or("?".into(), thousands),
+                    thousands(events)
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// A sample value: whole numbers with separators, others with three decimals too.
+fn number(value: f64) -> String {
+    if !(0.0..1e15).contains(&value) {
+        return format!("{value}");
+    }
+    if value.fract() == 0.0 {
+        return thousands(value as u64);
+    }
+    let text = format!("{value:.3}");
+    let (whole, decimals) = text.split_once('.').unwrap_or((&text, "000"));
+    format!("{}.{decimals}", thousands(whole.parse().unwrap_or(0)))
+}
+
 /// `1234567` as `1,234,567`.
 fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -685,13 +889,13 @@ mod tests {
         let mut options = parse_session_args(&strings(&["--decoder", "d", "--app", "a"])).unwrap();
         assert_eq!(
             collector_args(&options).join(" "),
-            "live --wait --duration 12s --format summary --refresh 1s"
+            "live --wait --duration 13s --prometheus 127.0.0.1:0 --format summary --refresh 1s"
         );
         options.json = true;
         options.seconds = 3;
         assert_eq!(
             collector_args(&options).join(" "),
-            "live --wait --duration 5s --format json"
+            "live --wait --duration 6s --prometheus 127.0.0.1:0 --format json"
         );
     }
 
@@ -740,6 +944,109 @@ mod tests {
         assert!(problems.contains("events: the app wrote 20, the collector read 19"));
         assert!(problems.contains("1 records lost"));
         assert!(!comparison("", "").problems(true, false).is_empty());
+    }
+
+    fn agent(text: &str) -> AgentView {
+        AgentView {
+            addr: Some("127.0.0.1:9464".into()),
+            scraped: scrape::parse(text),
+        }
+    }
+
+    const SCRAPED: &str = "\
+# TYPE http_server_requests_total counter
+http_server_requests_total{job=\"basic-example\",http_route=\"/\"} 1200
+http_server_requests_total{job=\"basic-example\",http_route=\"/login\"} 800
+http_server_request_duration_seconds_count{job=\"basic-example\",http_route=\"/\"} 1200
+http_server_request_duration_seconds_count{job=\"basic-example\",http_route=\"/login\"} 800
+http_server_request_duration_seconds_sum{job=\"basic-example\",http_route=\"/\"} 601.5
+http_server_request_duration_seconds_sum{job=\"basic-example\",http_route=\"/login\"} 398.25
+app_jobs_completed_total{job=\"basic-example\"} 2000
+ue_metrics_decode_records_read_total 45
+ue_metrics_decode_records_decoded_total 45
+ue_metrics_decode_records_lost_total 0
+ue_metrics_decode_series 187
+";
+
+    #[test]
+    fn the_scraped_endpoint_is_shown_and_agrees_with_the_app() {
+        let view = agent(SCRAPED);
+        assert_eq!(view.problems(Some(45)), Vec::<String>::new());
+        let text = view.render(Some(45));
+        assert!(text.contains("http://127.0.0.1:9464/metrics"), "{text}");
+        let row = |name: &str| -> Vec<&str> {
+            text.lines()
+                .find_map(|l| l.trim_start().strip_prefix(name))
+                .map(|rest| rest.split_whitespace().collect())
+                .unwrap_or_else(|| panic!("no {name} row in {text}"))
+        };
+        assert_eq!(row(REQUESTS), ["2,000", "(2", "series)"]);
+        assert_eq!(row(DURATION_COUNT), ["2,000", "(2", "series)"]);
+        assert_eq!(row(DURATION_SUM), ["999.750", "(2", "series)"]);
+        assert_eq!(row(JOBS_DONE), ["2,000"]);
+        assert_eq!(row(RECORDS_DECODED), ["45", "(app:", "45", "events)"]);
+        assert_eq!(row(RECORDS_LOST), ["0"]);
+        assert_eq!(row(SERIES), ["187"]);
+        assert!(text.lines().all(|l| l.len() <= 80), "{text}");
+    }
+
+    #[test]
+    fn disagreeing_or_missing_values_are_problems() {
+        let fewer_done = SCRAPED.replace(
+            "app_jobs_completed_total{job=\"basic-example\"} 2000",
+            "app_jobs_completed_total 1999",
+        );
+        let problems = agent(&fewer_done).problems(Some(46)).join("\n");
+        assert!(
+            problems
+                .contains("app_jobs_completed_total is 1,999, http_server_requests_total 2,000"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("the agent decoded 45 records, the app wrote 46 events"),
+            "{problems}"
+        );
+        let problems = agent("ue_metrics_decode_series 1\n")
+            .problems(None)
+            .join("\n");
+        assert!(
+            problems.contains("no http_server_requests_total"),
+            "{problems}"
+        );
+        assert!(agent("ue_metrics_decode_series 1\n")
+            .render(None)
+            .contains("(absent)"));
+        let unscraped = AgentView {
+            addr: None,
+            scraped: Err("refused".into()),
+        };
+        assert!(unscraped.problems(Some(1))[0].contains("refused"));
+        assert!(unscraped.render(Some(1)).contains("not scraped: refused"));
+    }
+
+    #[test]
+    fn the_endpoint_address_and_the_apps_events_are_found() {
+        assert_eq!(
+            endpoint_address("serving Prometheus metrics at http://127.0.0.1:41234/metrics")
+                .as_deref(),
+            Some("127.0.0.1:41234")
+        );
+        assert_eq!(endpoint_address("reading user_events/otlp_metrics"), None);
+        assert_eq!(
+            app_stat(b"note: x\nstats: exports=10 events=45 bytes=9\n", "events"),
+            Some(45)
+        );
+        assert_eq!(app_stat(b"no stats here\n", "events"), None);
+    }
+
+    #[test]
+    fn sample_values_get_separators_and_decimals() {
+        assert_eq!(number(4100.0), "4,100");
+        assert_eq!(number(4112.456), "4,112.456");
+        assert_eq!(number(0.25), "0.250");
+        assert_eq!(number(1999.9996), "2,000.000");
+        assert_eq!(number(f64::INFINITY), "inf");
+        assert_eq!(number(-2.5), "-2.5");
     }
 
     #[test]

@@ -15,9 +15,9 @@
 //!
 //! A crate's manifest can ask for more guest content (`[package.metadata.ue-vm]`):
 //! `host-programs` (host programs at their host paths, with their libraries), `guest-bins` (bin
-//! targets of the workspace, as `/opt/ue/bin/<bin>`) and `guest-workspaces` (directories of own
-//! cargo workspaces with their own `Cargo.lock`, relative to the crate; their bins built
-//! statically and packed as `/opt/ue/bin/<bin>`), `guest-examples-compat32` (`<package>/<example>`
+//! targets of the workspace, release builds, as `/opt/ue/bin/<bin>`) and `guest-workspaces`
+//! (directories of own cargo workspaces with their own `Cargo.lock`, relative to the crate; their
+//! bins release-built statically and packed as `/opt/ue/bin/<bin>`), `guest-examples-compat32` (`<package>/<example>`
 //! built for the architecture's 32-bit compat target, i686 on x86_64, packed as
 //! `/opt/ue/bin/<example>-i686`; left out where the guest kernel has no 32-bit compat layer). The bins a crate's test build
 //! produces are packed at their host paths, so `env!("CARGO_BIN_EXE_<name>")` holds in the guest.
@@ -378,22 +378,24 @@ pub fn build_programs(arch: Arch) -> Result<GuestBuild> {
             is_test: true,
         });
     }
+    // Release builds: these are the programs the suites run as a user would (the decoder's
+    // CLI, apps), and the throughput test measures them: a debug build would measure the
+    // compiler's unoptimised code, not the agent.
     for bin in wanted_bins {
-        let file_name = |p: &PathBuf| p.file_name().and_then(|n| n.to_str()).map(str::to_string);
-        let path = match build
-            .bins_at_host_paths
-            .iter()
-            .find(|p| file_name(p).as_deref() == Some(bin.as_str()))
-        {
-            Some(path) => path.clone(),
-            None => find_bin(&build_static(&["build", "--bin", &bin])?, &bin)?,
-        };
+        let path = find_bin(&build_static(&["build", "--release", "--bin", &bin])?, &bin)?;
         build.bins_in_bin_dir.push((bin, path));
     }
     for workspace in workspaces {
         let manifest = workspace.join("Cargo.toml");
         let manifest = manifest.to_string_lossy();
-        let built = build_static(&["build", "--locked", "--bins", "--manifest-path", &manifest])?;
+        let built = build_static(&[
+            "build",
+            "--release",
+            "--locked",
+            "--bins",
+            "--manifest-path",
+            &manifest,
+        ])?;
         for (name, kinds, path) in built {
             if kinds.iter().any(|k| k == "bin") {
                 build.bins_in_bin_dir.push((name, path));

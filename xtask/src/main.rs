@@ -10,6 +10,7 @@ mod demo;
 mod e2e;
 mod error;
 mod json;
+mod scrape;
 mod util;
 mod vm;
 

@@ -31,6 +31,7 @@ pub fn render(report: &ProgramReport) -> Option<String> {
         view.own_recorder(),
         view.compat32(),
         view.peer(),
+        view.throughput(),
     ] {
         out.push_str(&line);
     }
@@ -327,6 +328,45 @@ impl View<'_> {
             },
         )
     }
+
+    fn throughput(&self) -> String {
+        self.check(
+            "the agent under load (ue-metrics-decode live, default ring, Prometheus on)",
+            &["three_producers_at_the_demo_rate_20_times_it_and_flat_out_lose_nothing_unaccounted"],
+            || {
+                let mut text = String::from(
+                    "three producers at once: ours, the upstream peer, an EventHeader writer\n",
+                );
+                text.push_str(&format!(
+                    "      {:<16} {:>9} {:>20} {:>8} {:>8} {:>6} {:>10}\n",
+                    "phase", "interval", "exports/s o/p/EH", "written", "decoded", "lost",
+                    "records/s"
+                ));
+                for (phase, title) in [
+                    ("demo", "demo rate"),
+                    ("x20", "x20"),
+                    ("max", "flat out"),
+                ] {
+                    let m = |key: &str| self.m(&format!("tput_{phase}_{key}"));
+                    text.push_str(&format!(
+                        "      {:<16} {:>7}ms {:>20} {:>8} {:>8} {:>6} {:>10}\n",
+                        title,
+                        m("interval_ms"),
+                        m("exports_per_s"),
+                        m("written"),
+                        m("decoded"),
+                        m("lost"),
+                        m("records_per_s"),
+                    ));
+                }
+                text.push_str(&format!(
+                    "      every record written was decoded or counted lost; x20 claim: {}",
+                    self.m("tput_x20_claim")
+                ));
+                text
+            },
+        )
+    }
 }
 
 #[cfg(test)]
@@ -409,5 +449,36 @@ mod tests {
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(&cells[..5], ["W3", "10000", "297", "146", "10000"]);
         assert_eq!(cells[5], "?", "missing values show as ?");
+    }
+
+    #[test]
+    fn throughput_phases_become_rows() {
+        let text = render(&report(
+            &["throughput::three_producers_at_the_demo_rate_20_times_it_and_flat_out_lose_nothing_unaccounted"],
+            &[
+                ("tput_demo_interval_ms", "1000"),
+                ("tput_demo_exports_per_s", "1.0/1.0/0.9"),
+                ("tput_demo_written", "126"),
+                ("tput_demo_decoded", "126"),
+                ("tput_demo_lost", "0"),
+                ("tput_demo_records_per_s", "20"),
+                ("tput_x20_claim", "checked: 0 lost"),
+            ],
+        ))
+        .unwrap();
+        let row = |title: &str| -> Vec<String> {
+            text.lines()
+                .find_map(|l| l.trim_start().strip_prefix(title))
+                .unwrap_or_else(|| panic!("no {title} row: {text}"))
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(
+            row("demo rate"),
+            ["1000ms", "1.0/1.0/0.9", "126", "126", "0", "20"]
+        );
+        assert_eq!(row("flat out"), ["?ms", "?", "?", "?", "?", "?"]);
+        assert!(text.contains("x20 claim: checked: 0 lost"), "{text}");
     }
 }

@@ -1,7 +1,7 @@
-//! The guest's `/init`: a busybox shell script that sets the machine up, runs the programs it was
-//! given one after another, reports each exit code on the results port (ttyS1 on x86_64, hvc0
-//! elsewhere), sends the kernel log there too, and ends the VM (a reboot under qemu's
-//! `-no-reboot` on x86_64, a power-off elsewhere).
+//! The guest's `/init`: a busybox shell script that sets the machine up (mounts, loopback), runs
+//! the programs it was given one after another, reports each exit code on the results port
+//! (ttyS1 on x86_64, hvc0 elsewhere), sends the kernel log there too, and ends the VM (a reboot
+//! under qemu's `-no-reboot` on x86_64, a power-off elsewhere).
 
 use super::arch::Arch;
 use super::qemu::{DMESG_BEGIN, DMESG_END, DONE_MARKER};
@@ -25,6 +25,8 @@ mount -t tracefs nodev /sys/kernel/tracing
 chown 1000:1000 /home/app
 chown 1001:1001 /home/tracer
 hostname ue-vm
+# Loopback (127.0.0.1) for the decoder's Prometheus endpoint and OTLP/HTTP forwarding.
+ip link set lo up
 exec 3>@RESULTS@
 echo "UE-BOOTED $(cut -d' ' -f1 /proc/uptime)"
 echo "UE-BOOTED $(cut -d' ' -f1 /proc/uptime)" >&3
@@ -142,6 +144,7 @@ mod tests {
         let b = text.find("/opt/ue/bin/b </dev/null").unwrap();
         assert!(a < b);
         assert!(text.contains("mount -t tracefs nodev /sys/kernel/tracing"));
+        assert!(text.contains("\nip link set lo up\n"));
         assert!(text.contains("echo UE-EXIT first $rc >&3"));
         assert!(text.trim_end().ends_with(Arch::host().shutdown_command()));
     }
