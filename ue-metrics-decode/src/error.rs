@@ -11,7 +11,9 @@ pub enum DecodeError {
     /// The input ends before a field that must be there.
     #[error("truncated at byte {offset}: need {needed} bytes, the input has {available}")]
     Truncated {
-        /// Where the missing field starts.
+        /// Where decoding stopped: where the missing field starts, or the end of the input when
+        /// the field would start past it (never past the input). Built by
+        /// [`DecodeError::truncated`].
         offset: usize,
         /// Bytes needed up to the end of that field.
         needed: usize,
@@ -98,6 +100,17 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// [`DecodeError::Truncated`] for a field of `size` bytes at `field_offset` in an input of
+    /// `available` bytes. Formats can place a field past the end of a short record; the offset
+    /// then says where the input ended, so every error's offset lies within its input.
+    pub fn truncated(field_offset: usize, size: usize, available: usize) -> DecodeError {
+        DecodeError::Truncated {
+            offset: field_offset.min(available),
+            needed: field_offset.saturating_add(size),
+            available,
+        }
+    }
+
     /// The byte offset where decoding stopped.
     pub fn offset(&self) -> usize {
         match self {

@@ -94,11 +94,11 @@ impl EventDecoder {
                 tracepoint_name,
                 data_offset,
             } => {
-                let data = raw.get(*data_offset..).ok_or(DecodeError::Truncated {
-                    offset: *data_offset,
-                    needed: *data_offset + 8,
-                    available: raw.len(),
-                })?;
+                let data = raw.get(*data_offset..).ok_or(DecodeError::truncated(
+                    *data_offset,
+                    8,
+                    raw.len(),
+                ))?;
                 let found = eventheader::find_buffer(context, tracepoint_name, data)
                     .map_err(|e| e.shifted(*data_offset))?;
                 Ok(found.map(|(buffer, offset)| Payload {

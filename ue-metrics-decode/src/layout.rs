@@ -190,11 +190,7 @@ impl LengthPrefixedLayout {
         let len = self
             .byte_order
             .u32_at(record, at)
-            .ok_or(DecodeError::Truncated {
-                offset: at,
-                needed: at + 4,
-                available: record.len(),
-            })?;
+            .ok_or(DecodeError::truncated(at, 4, record.len()))?;
         let start = at + 4;
         let end = start.saturating_add(len as usize);
         let buffer = record.get(start..end).ok_or(DecodeError::LocOutOfBounds {

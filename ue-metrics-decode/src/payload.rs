@@ -141,11 +141,7 @@ impl FieldLayout {
                 .into_iter()
                 .find(|&(offset, size)| offset + size > record.len())
                 .unwrap_or((self.end, 0));
-            return Err(DecodeError::Truncated {
-                offset,
-                needed: offset + size,
-                available: record.len(),
-            });
+            return Err(DecodeError::truncated(offset, size, record.len()));
         }
         let protocol = read_u32(record, self.protocol, self.byte_order);
         if protocol != PROTOCOL_PROTOBUF {

@@ -258,11 +258,7 @@ fn decode_sample(
     };
     // The trace_entry starts with common_type, the tracepoint id: it selects the format.
     let Some(common_type) = byte_order.u16_at(raw, 0) else {
-        let error = DecodeError::Truncated {
-            offset: 0,
-            needed: 2,
-            available: raw.len(),
-        };
+        let error = DecodeError::truncated(0, 2, raw.len());
         return Some(Record::failed(meta, error));
     };
     let common_type = u32::from(common_type);
@@ -378,11 +374,7 @@ pub fn parse_sample_in(
             ),
         });
     }
-    let truncated = |offset: usize, size: usize| DecodeError::Truncated {
-        offset,
-        needed: offset.saturating_add(size),
-        available: data.len(),
-    };
+    let truncated = |offset: usize, size: usize| DecodeError::truncated(offset, size, data.len());
     let mut pos = 8; // perf_event_header
     let u64_at = |pos: &mut usize| -> Result<u64, DecodeError> {
         let v = byte_order.u64_at(data, *pos).ok_or(truncated(*pos, 8))?;

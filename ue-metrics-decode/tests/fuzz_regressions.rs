@@ -16,6 +16,12 @@
 //! - `perf_data/crash-format-reserved-feature-bit` (normal mode, found by the fuzz target): the
 //!   reserved feature bit 0 set, so the reader takes its tracing data from the second section
 //!   entry, whose format text is not ASCII; the check now counts the sections as the reader does.
+//! - `perf_data/crash-format-unnamed-header-event` (pipe mode, found by the fuzz target in CI):
+//!   the `header_event` section's name erased, so the reader reads on from there and meets an
+//!   array length past `u32::MAX` that the check, which stopped at the unexpected name, missed.
+//! - `perf_data/crash-field-past-the-record` (found by the fuzz target as a release build): a
+//!   format whose length field lies at byte 4096 of a 180-byte sample; the error said
+//!   "truncated at byte 4096", an offset past its input (now: at byte 180, the input's end).
 //! - `perf_data/seed-normal`, `perf_data/seed-pipe`: valid files of two records and a lost count.
 
 use std::path::Path;
@@ -57,7 +63,7 @@ fn trace_line_inputs() {
 
 #[test]
 fn perf_data_inputs() {
-    assert!(run_all("perf_data", fuzzing::perf_data) >= 4);
+    assert!(run_all("perf_data", fuzzing::perf_data) >= 6);
 }
 
 #[test]
@@ -68,6 +74,7 @@ fn damaged_formats_in_perf_data_are_refused_with_the_reason() {
         ("crash-format-number-overflow", "9735928559"),
         ("crash-format-two-sections", "second `format:`"),
         ("crash-format-reserved-feature-bit", "not ASCII"),
+        ("crash-format-unnamed-header-event", "9735928559"),
     ] {
         let err = ue_metrics_decode::PerfDataSource::open(dir.join(name)).unwrap_err();
         assert!(
