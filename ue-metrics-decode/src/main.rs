@@ -596,7 +596,13 @@ impl Output {
             );
         }
         if let Some(forwarder) = self.forwarder.take() {
-            let draining = forwarder.drain_handle().begun();
+            // A signal ended the run: its drain has begun, or begins now when the watcher (which
+            // looks every 50 ms) has not seen the signal yet.
+            let drain = forwarder.drain_handle();
+            if self.stop.load(Ordering::Relaxed) && !drain.begun() {
+                drain.begin(Instant::now() + self.drain_timeout);
+            }
+            let draining = drain.begun();
             let f = forwarder.finish();
             eprintln!(
                 "ue-metrics-decode: forwarded {} requests ({} failed, {} dropped by the full queue, \
