@@ -3,47 +3,18 @@
 //! needed). The real kernel's side of both outcomes is in `tests/kernel.rs`.
 #![cfg(target_os = "linux")]
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use ue_metrics_decode::live::{register_event_on, LiveError, Registration};
-use user_events_sys::testing::ScriptedIoctls;
-use user_events_sys::{DataFile, Tracefs};
+use user_events_sys::testing::{FakeTracefs, ScriptedIoctls};
 
 /// What the kernel answers, as Linux numbers them.
 const EPERM: i32 = 1;
 const EACCES: i32 = 13;
 const EINVAL: i32 = 22;
 
-/// A directory with a plain `user_events_data` file (every ioctl on it is scripted).
-struct FakeTracefs(PathBuf);
-
-impl FakeTracefs {
-    fn new(label: &str) -> FakeTracefs {
-        let dir = std::env::temp_dir().join(format!(
-            "ue-metrics-decode-register-{label}-{}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("user_events_data"), b"").unwrap();
-        FakeTracefs(dir)
-    }
-
-    fn data_file(&self) -> Arc<DataFile> {
-        DataFile::open(&Tracefs::at(&self.0)).unwrap()
-    }
-}
-
-impl Drop for FakeTracefs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn persist_is_used_when_the_kernel_allows_it() {
-    let tracefs = FakeTracefs::new("persist");
-    let data = tracefs.data_file();
+    let tracefs = FakeTracefs::new("persist").unwrap();
+    let data = tracefs.data_file().unwrap();
     let script = ScriptedIoctls::start();
     script.register_ok(0).unregister_ok();
     let registration = register_event_on(&data, "otlp_metrics").unwrap();
@@ -58,8 +29,8 @@ fn persist_is_used_when_the_kernel_allows_it() {
 
 #[test]
 fn without_cap_perfmon_the_agent_holds_a_plain_registration() {
-    let tracefs = FakeTracefs::new("eperm");
-    let data = tracefs.data_file();
+    let tracefs = FakeTracefs::new("eperm").unwrap();
+    let data = tracefs.data_file().unwrap();
     let script = ScriptedIoctls::start();
     // PERSIST refused (no CAP_PERFMON), then the plain registration works.
     script.register_fails(EPERM).register_ok(3).unregister_ok();
@@ -80,8 +51,8 @@ fn without_cap_perfmon_the_agent_holds_a_plain_registration() {
 #[test]
 fn a_kernel_without_persist_gives_a_held_registration_too() {
     // Before 6.7 the flag is unknown (EINVAL): registered without it, so held.
-    let tracefs = FakeTracefs::new("einval");
-    let data = tracefs.data_file();
+    let tracefs = FakeTracefs::new("einval").unwrap();
+    let data = tracefs.data_file().unwrap();
     let script = ScriptedIoctls::start();
     script.register_fails(EINVAL).register_ok(1).unregister_ok();
     let registration = register_event_on(&data, "otlp_metrics").unwrap();
@@ -94,8 +65,8 @@ fn a_kernel_without_persist_gives_a_held_registration_too() {
 
 #[test]
 fn other_refusals_are_errors_not_fallbacks() {
-    let tracefs = FakeTracefs::new("eacces");
-    let data = tracefs.data_file();
+    let tracefs = FakeTracefs::new("eacces").unwrap();
+    let data = tracefs.data_file().unwrap();
     let script = ScriptedIoctls::start();
     script.register_fails(EACCES);
     let err = register_event_on(&data, "otlp_metrics").unwrap_err();

@@ -2,41 +2,13 @@
 //! kernel's answers scripted (`testing::ScriptedIoctls`): no user_events, no privileges.
 #![cfg(target_os = "linux")]
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use user_events_sys::testing::{IoctlCalls, ScriptedIoctls};
-use user_events_sys::{DataFile, Error, RegisterOptions, Tracefs};
-
-/// A directory with a plain file named `user_events_data`, removed on drop.
-struct FakeTracefs(PathBuf);
-
-impl FakeTracefs {
-    fn new(label: &str) -> FakeTracefs {
-        let dir = std::env::temp_dir().join(format!(
-            "user_events-sys-scripted-{label}-{}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("user_events_data"), b"").unwrap();
-        FakeTracefs(dir)
-    }
-
-    fn data_file(&self) -> Arc<DataFile> {
-        DataFile::open(&Tracefs::at(&self.0)).unwrap()
-    }
-}
-
-impl Drop for FakeTracefs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use user_events_sys::testing::{FakeTracefs, IoctlCalls, ScriptedIoctls};
+use user_events_sys::{Error, RegisterOptions};
 
 #[test]
 fn enotty_from_register_names_what_it_means_for_this_process() {
-    let tracefs = FakeTracefs::new("enotty");
-    let data = tracefs.data_file();
+    let tracefs = FakeTracefs::new("enotty").unwrap();
+    let data = tracefs.data_file().unwrap();
     let script = ScriptedIoctls::start();
     script.register_fails(libc::ENOTTY);
     let err = data
@@ -69,8 +41,8 @@ fn enotty_from_register_names_what_it_means_for_this_process() {
 
 #[test]
 fn unregister_after_the_kernel_dropped_the_enabler_leaves_the_event_unregistered() {
-    let tracefs = FakeTracefs::new("enoent");
-    let data = tracefs.data_file();
+    let tracefs = FakeTracefs::new("enoent").unwrap();
+    let data = tracefs.data_file().unwrap();
     let script = ScriptedIoctls::start();
     script.register_ok(3);
     let event = data
@@ -98,8 +70,8 @@ fn unregister_after_the_kernel_dropped_the_enabler_leaves_the_event_unregistered
 
 #[test]
 fn unregister_that_faulted_after_removing_the_enabler_is_final_too() {
-    let tracefs = FakeTracefs::new("efault");
-    let data = tracefs.data_file();
+    let tracefs = FakeTracefs::new("efault").unwrap();
+    let data = tracefs.data_file().unwrap();
     let script = ScriptedIoctls::start();
     script.register_ok(0).unregister_fails(libc::EFAULT);
     let event = data
@@ -111,8 +83,8 @@ fn unregister_that_faulted_after_removing_the_enabler_is_final_too() {
 
 #[test]
 fn other_unregister_errors_keep_the_event_registered_for_a_retry() {
-    let tracefs = FakeTracefs::new("retry");
-    let data = tracefs.data_file();
+    let tracefs = FakeTracefs::new("retry").unwrap();
+    let data = tracefs.data_file().unwrap();
     let script = ScriptedIoctls::start();
     script
         .register_ok(1)
