@@ -285,7 +285,9 @@ fn eventheader_buffer_field_reads_back_live() {
 
 /// The `live` CLI, running.
 struct LiveCli {
-    child: std::process::Child,
+    /// `None` once waited for; killed on drop if still running, so a failing test leaves no
+    /// agent holding events for the tests after it.
+    child: Option<std::process::Child>,
     lines: std::sync::mpsc::Receiver<String>,
     /// Its stderr so far.
     log: Vec<String>,
@@ -346,7 +348,7 @@ impl LiveCli {
             }
         });
         LiveCli {
-            child,
+            child: Some(child),
             lines,
             log: Vec::new(),
         }
@@ -365,6 +367,23 @@ impl LiveCli {
         }
     }
 
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("not waited for yet").id()
+    }
+
+    /// Its exit status if it has ended, and its stderr so far: for failure messages.
+    fn state(&mut self) -> String {
+        self.log.extend(self.lines.try_iter());
+        let status = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten());
+        format!(
+            "exit status {status:?} (None: running); stderr: {:?}",
+            self.log
+        )
+    }
+
     /// SIGINT, then its exit status, stdout and whole stderr.
     fn interrupt(self) -> (std::process::ExitStatus, String, String) {
         self.signal("-INT")
@@ -377,7 +396,7 @@ impl LiveCli {
 
     fn signal(self, signal: &str) -> (std::process::ExitStatus, String, String) {
         let kill = std::process::Command::new("/bin/busybox")
-            .args(["kill", signal, &self.child.id().to_string()])
+            .args(["kill", signal, &self.pid().to_string()])
             .status()
             .unwrap();
         assert!(kill.success());
@@ -387,7 +406,8 @@ impl LiveCli {
     /// Waits for it to end by itself (`--count`, `--duration`): its exit status, stdout and
     /// whole stderr.
     fn wait(mut self) -> (std::process::ExitStatus, String, String) {
-        let out = self.child.wait_with_output().unwrap();
+        let child = self.child.take().expect("not waited for yet");
+        let out = child.wait_with_output().unwrap();
         self.log.extend(self.lines.iter());
         (
             out.status,
@@ -701,15 +721,20 @@ fn several_events_in_one_source_and_on_the_command_line() {
 
 /// A plain HTTP/1.0 GET of `path` on `addr`: the body.
 fn http_get(addr: &str, path: &str) -> String {
+    try_http_get(addr, path).unwrap()
+}
+
+/// [`http_get`], with the error when the request fails.
+fn try_http_get(addr: &str, path: &str) -> std::io::Result<String> {
     use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
+    stream.read_to_string(&mut response)?;
+    Ok(response
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
+        .unwrap_or_default())
 }
 
 #[test]
@@ -1150,4 +1175,13 @@ fn register_without_cap_perfmon_holds_the_event_while_the_agent_runs() {
         within_5s(|| !tracefs.event_exists("user_events", name)),
         "{stderr}"
     );
+}
+
+impl Drop for LiveCli {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
