@@ -849,6 +849,12 @@ fn run_live(args: &Args) -> ExitCode {
         .iter()
         .map(|t| format!("{}/{} ({})", t.group, t.name, t.decoder.layout_name()))
         .collect();
+    // The outputs (endpoint bound, forwarder started) before "reading": once that line is out,
+    // everything the agent offers is up.
+    let mut output = match Output::new(args, true) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
     eprintln!(
         "ue-metrics-decode: reading {} on CPUs {:?}{}",
         tracepoints.join(", "),
@@ -859,10 +865,6 @@ fn run_live(args: &Args) -> ExitCode {
             (None, None) => " until interrupted (Ctrl-C)".into(),
         }
     );
-    let mut output = match Output::new(args, true) {
-        Ok(o) => o,
-        Err(e) => return fail(e),
-    };
     // Ctrl-C (or SIGTERM) ends the loop like `--duration` does, so the final summary and
     // counts still print.
     let interrupted = output.stop_on_signals();

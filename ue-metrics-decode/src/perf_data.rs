@@ -5,6 +5,9 @@
 //! file carries. Samples of other events are counted and skipped; `PERF_RECORD_LOST` counts
 //! are added up.
 //!
+//! Records come in time order ([`RECORD_ORDER`]): perf writes each CPU's buffer into the file
+//! in turn, so one writer that moved between CPUs has its samples out of order in the file.
+//!
 //! A file recorded on a machine of the other byte order (its `PERFILE2` magic reads swapped)
 //! is read too: `tracepoint_perf` swaps the container's fields, and the records' own fields
 //! (`common_type`, `protocol`, `__rel_loc`, the C++ exporter's length) are read in the
@@ -13,6 +16,11 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+
+/// Sorted by sample time within each round perf marks (`PERF_RECORD_FINISHED_ROUND`: every
+/// CPU's buffer was written up to there), ties in file order; records without a time (lost
+/// counts in files without sample ids) sort first in their round.
+const RECORD_ORDER: PerfDataFileEventOrder = PerfDataFileEventOrder::Time;
 
 use tracepoint_decode::{
     EventHeaderEnumeratorContext, PerfEventAttrSampleType as SampleType, PerfEventBytes,
@@ -102,7 +110,7 @@ impl PerfDataSource {
             Ok(Some(order)) => isolated(|| open_reframed(&mut reader, &path, order))
                 .and_then(|opened| opened)
                 .map_err(open_error)?,
-            _ => isolated(|| reader.open_file(path_str, PerfDataFileEventOrder::File))
+            _ => isolated(|| reader.open_file(path_str, RECORD_ORDER))
                 .and_then(|opened| opened)
                 .map_err(open_error)?,
         }
@@ -216,7 +224,7 @@ fn isolated<T>(call: impl FnOnce() -> io::Result<T>) -> Result<io::Result<T>, io
 fn open_reframed(reader: &mut PerfDataFileReader, path: &Path, order: ByteOrder) -> io::Result<()> {
     let temp = crate::perf_reframe::reframe_as_pipe(path, order)?;
     let opened = match temp.to_str() {
-        Some(temp_str) => reader.open_file(temp_str, PerfDataFileEventOrder::File),
+        Some(temp_str) => reader.open_file(temp_str, RECORD_ORDER),
         None => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "temporary path is not UTF-8",

@@ -471,9 +471,12 @@ fn live_forwarding_rides_out_a_receiver_outage_and_sends_the_producers_bytes() {
         "--pid",
         "off",
     ]);
-    // The receiver is down: the requests wait in the queue.
+    // The receiver is down: the requests wait in the queue. Written from each CPU in turn (a
+    // ring per CPU): they still go out in the order written.
+    let cpus = online_cpus();
     let mut sent = Vec::new();
     for i in 0..5 {
+        user_events_sys::testing::pin_current_thread_to_cpu(cpus[i % cpus.len()]).unwrap();
         let mut bytes = request(&format!("forward-{i}"), 2).encode_to_vec();
         // Field 99 (varint 7), unknown to the decoder: it must reach the receiver.
         bytes.extend_from_slice(&[0x98, 0x06, 0x07]);
@@ -512,6 +515,12 @@ fn live_forwarding_rides_out_a_receiver_outage_and_sends_the_producers_bytes() {
             ),
         "{stderr}"
     );
+}
+
+/// The CPUs the kernel has online.
+fn online_cpus() -> Vec<u32> {
+    let list = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    user_events_sys::perf::parse_cpu_list(&list).unwrap()
 }
 
 /// Registers `name_args`, retrying while an earlier registration of the same name with other
@@ -767,10 +776,15 @@ fn live_serves_prometheus_with_the_writers_pid() {
     let mut addr = None;
     let mut seen = String::new();
     let mut line = String::new();
-    // The endpoint's address, and "reading": every CPU's ring is open (see `LiveCli`).
+    // The endpoint's address, and "reading": every CPU's ring is open (see `LiveCli`), and the
+    // endpoint is up: it is bound before "reading" is said.
     let mut reading = false;
     while (addr.is_none() || !reading) && stderr.read_line(&mut line).unwrap() > 0 {
         reading |= line.contains("reading user_events/");
+        assert!(
+            addr.is_some() || !reading,
+            "\"reading\" before the endpoint's address: {seen}{line}"
+        );
         if let Some(rest) = line.split("serving Prometheus metrics at http://").nth(1) {
             addr = Some(rest.trim().trim_end_matches("/metrics").to_owned());
         }

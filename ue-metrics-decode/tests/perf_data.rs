@@ -128,6 +128,44 @@ fn pipe_mode_stream() {
     check(&path);
 }
 
+/// perf writes each CPU's buffer into the file in turn: one writer that moved between CPUs
+/// has its samples out of order in the file (CPU 0's first, then CPU 1's).
+fn samples_of_two_cpus() -> Vec<Vec<u8>> {
+    [(100, 0), (300, 0), (200, 1), (400, 1)]
+        .into_iter()
+        .map(|(time, cpu)| {
+            let buffer = counter("ordered", 1, time as i64).encode_to_vec();
+            let sample = Sample {
+                cpu,
+                ..otlp_sample(10, time, &buffer)
+            };
+            perf_file::sample_bytes(&sample, true)
+        })
+        .collect()
+}
+
+#[test]
+fn samples_of_several_cpus_come_out_in_time_order() {
+    let formats = [("user_events", EXAMPLE_FORMAT)];
+    let normal = perf_file::temp_path("two-cpus.data");
+    perf_file::write_normal(&normal, &formats, true, &samples_of_two_cpus());
+    let pipe = perf_file::temp_path("two-cpus-pipe.data");
+    perf_file::write_pipe(&pipe, &formats, &samples_of_two_cpus());
+    for path in [normal, pipe] {
+        let mut source = PerfDataSource::open(&path).unwrap();
+        let mut seen = Vec::new();
+        source
+            .for_each(|r| seen.push((r.meta.time, r.meta.cpu)))
+            .unwrap();
+        assert_eq!(
+            seen,
+            [(100, 0), (200, 1), (300, 0), (400, 1)].map(|(t, c)| (Some(t), Some(c))),
+            "{}",
+            path.display()
+        );
+    }
+}
+
 #[test]
 fn unusable_files_are_reported_with_the_path() {
     let path = perf_file::temp_path("garbage.data");

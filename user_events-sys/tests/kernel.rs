@@ -18,7 +18,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use user_events_sys::abi::{dyn_loc, USER_EVENT_REG_MAX};
-use user_events_sys::perf::{PerfOptions, PerfRecord, PerfSession, TRACE_ENTRY_SIZE};
+use user_events_sys::perf::{self, PerfOptions, PerfRecord, PerfSession, TRACE_ENTRY_SIZE};
 use user_events_sys::testing::{self, ForeignTracepoint};
 use user_events_sys::{
     DataFile, Error, Event, RegisterOptions, Tracefs, FTRACE_MAX_PAYLOAD,
@@ -480,6 +480,55 @@ fn written_event_reads_back_through_perf() {
     assert_eq!(&raw[loc_offset..loc_offset + 4], &loc_bytes);
     let blob_start = loc_offset + 4;
     assert_eq!(&raw[blob_start..blob_start + blob.len()], blob.as_slice());
+    assert_eq!(session.lost(), 0);
+}
+
+// One thread writing from each CPU in turn: every CPU has its own perf ring, and a drain after
+// all the writes still hands the records over in the order they were written (before, it read
+// the rings one after the other: CPU 0's records first). Sample times are CLOCK_MONOTONIC.
+#[test]
+fn one_writer_moving_between_cpus_reads_back_in_write_order() {
+    const WRITES: u32 = 64;
+    let data = open();
+    let event = register(&data, "ue_t_perf_order u32 seq");
+    let mut session = perf_session("ue_t_perf_order");
+    let cpus: Vec<u32> = session.cpus().collect();
+    assert!(cpus.len() >= 2, "the VM boots with 2 CPUs: {cpus:?}");
+    let before = perf::clock_now();
+    let writer = std::thread::spawn(move || {
+        for seq in 0..WRITES {
+            let cpu = cpus[seq as usize % cpus.len()];
+            testing::pin_current_thread_to_cpu(cpu).expect("sched_setaffinity");
+            event.write(&[IoSlice::new(&seq.to_ne_bytes())]).unwrap();
+        }
+    });
+    writer.join().unwrap();
+    let after = perf::clock_now();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while seen.len() < WRITES as usize && Instant::now() < deadline {
+        session.wait(Duration::from_millis(100)).expect("poll");
+        session
+            .drain(|record| {
+                if let PerfRecord::Sample(sample) = record {
+                    let seq = u32::from_ne_bytes(sample.raw[8..12].try_into().unwrap());
+                    seen.push((seq, sample.cpu, sample.time));
+                }
+            })
+            .expect("drain");
+    }
+    let seqs: Vec<u32> = seen.iter().map(|&(seq, _, _)| seq).collect();
+    assert_eq!(seqs, (0..WRITES).collect::<Vec<_>>(), "write order");
+    let cpus_used: BTreeSet<u32> = seen.iter().map(|&(_, cpu, _)| cpu).collect();
+    assert!(
+        cpus_used.len() >= 2,
+        "written from several CPUs: {cpus_used:?}"
+    );
+    assert!(
+        seen.iter()
+            .all(|&(_, _, time)| (before..=after).contains(&time)),
+        "sample times on clock_now's clock: {before}..={after}, {seen:?}"
+    );
     assert_eq!(session.lost(), 0);
 }
 

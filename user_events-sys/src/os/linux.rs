@@ -92,6 +92,24 @@ pub(crate) fn page_size() -> usize {
     usize::try_from(size).unwrap_or(4096)
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds (the clock the perf sessions time samples with).
+pub(crate) fn monotonic_nanos() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for the kernel (or vDSO) to fill.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    if rc != 0 {
+        // CLOCK_MONOTONIC always exists on Linux. Were it missing, "the end of time" makes
+        // `PerfSession::drain` hold no sample back.
+        return u64::MAX;
+    }
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(now.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
 /// One `perf_event_open` fd and its mapped ring buffer.
 pub(crate) struct PerfRing {
     fd: OwnedFd,

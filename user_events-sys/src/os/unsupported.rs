@@ -41,6 +41,11 @@ pub(crate) fn page_size() -> usize {
     4096
 }
 
+/// No sample clock here (no perf session can be opened): 0.
+pub(crate) fn monotonic_nanos() -> u64 {
+    0
+}
+
 /// Uninhabited: no perf ring can be opened here.
 pub(crate) enum PerfRing {}
 
@@ -123,5 +128,6 @@ mod tests {
         )));
         assert!(is_unsupported(PollSet::new([]).wait(Duration::ZERO)));
         assert!(page_size().is_power_of_two());
+        assert_eq!(monotonic_nanos(), 0);
     }
 }

@@ -37,6 +37,10 @@ pub const ATTR_FLAG_DISABLED: u64 = 1 << 0;
 pub const ATTR_FLAG_WATERMARK: u64 = 1 << 14;
 /// Bit of [`perf_event_attr::flags`]: non-sample records carry the sample id fields too.
 pub const ATTR_FLAG_SAMPLE_ID_ALL: u64 = 1 << 18;
+/// Bit of [`perf_event_attr::flags`]: time samples with [`perf_event_attr::clockid`].
+pub const ATTR_FLAG_USE_CLOCKID: u64 = 1 << 25;
+/// `CLOCK_MONOTONIC` (`<linux/time.h>`), for [`perf_event_attr::clockid`].
+pub const CLOCK_MONOTONIC: i32 = 1;
 
 /// `struct perf_event_attr` (the bit-field word is [`perf_event_attr::flags`]).
 #[allow(non_camel_case_types)]

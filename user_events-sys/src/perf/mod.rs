@@ -15,10 +15,10 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::os::{PerfRing, PollSet, RedirectedEvent};
 use abi::{
-    perf_event_attr, PERF_ATTR_SIZE_VER8, PERF_SAMPLE_CPU, PERF_SAMPLE_RAW, PERF_SAMPLE_TID,
-    PERF_SAMPLE_TIME, PERF_TYPE_TRACEPOINT,
+    perf_event_attr, ATTR_FLAG_USE_CLOCKID, CLOCK_MONOTONIC, PERF_ATTR_SIZE_VER8, PERF_SAMPLE_CPU,
+    PERF_SAMPLE_RAW, PERF_SAMPLE_TID, PERF_SAMPLE_TIME, PERF_TYPE_TRACEPOINT,
 };
-use ring::RingBytes;
+use ring::{Cursor, Draining, RingBytes};
 
 /// Where the kernel lists the online CPUs (`0-3,6`).
 const ONLINE_CPUS: &str = "/sys/devices/system/cpu/online";
@@ -63,7 +63,8 @@ pub struct PerfSample<'a> {
     pub pid: u32,
     /// Thread id of the writer.
     pub tid: u32,
-    /// Timestamp (perf clock, nanoseconds).
+    /// When the record was written: `CLOCK_MONOTONIC` nanoseconds (the session asks the
+    /// kernel for that clock), comparable across CPUs and with [`clock_now`].
     pub time: u64,
     /// CPU the write ran on.
     pub cpu: u32,
@@ -80,7 +81,7 @@ struct CpuRing {
     /// The further tracepoints of the session, writing into `ring` (closed before it).
     redirected: Vec<RedirectedEvent>,
     ring: PerfRing,
-    tail: u64,
+    cursor: Cursor,
 }
 
 /// Reads one tracepoint on every online CPU.
@@ -90,6 +91,8 @@ pub struct PerfSession {
     wakeup_events: u32,
     poll: PollSet,
     scratch: Vec<u8>,
+    /// The last drain left samples in the rings (written while it loaded the heads).
+    held_back: bool,
     lost: u64,
     resyncs: u64,
     skipped_bytes: u64,
@@ -134,12 +137,12 @@ impl PerfSession {
                         .map_err(|err| Error::from_perf_open(id, cpu, err))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let tail = ring.load_head();
+            let cursor = Cursor::at(ring.load_head());
             rings.push(CpuRing {
                 cpu,
                 redirected,
                 ring,
-                tail,
+                cursor,
             });
         }
         let poll = PollSet::new(rings.iter().map(|r| &r.ring));
@@ -148,6 +151,7 @@ impl PerfSession {
             wakeup_events: options.wakeup_events,
             poll,
             scratch: Vec::new(),
+            held_back: false,
             lost: 0,
             resyncs: 0,
             skipped_bytes: 0,
@@ -188,38 +192,58 @@ impl PerfSession {
 
     /// Waits with `poll(2)` until a ring has data (`true`), or `timeout` passes or a signal
     /// handler runs (`false`), so a caller's Ctrl-C flag is seen at once.
+    /// Returns `true` at once when the last drain left records for the next one.
     pub fn wait(&mut self, timeout: Duration) -> Result<bool> {
+        if self.held_back {
+            return Ok(true);
+        }
         self.poll
             .wait(timeout)
             .map_err(|err| Error::io("poll(2) on the perf rings", err))
     }
 
-    /// Hands every record in every ring to `f` and frees the space; returns how many records
-    /// were handed over. Samples are borrowed from the ring (or from a scratch buffer when a
-    /// record wraps the ring's end) for the duration of the call to `f`.
+    /// Hands the records in the rings to `f` in time order and frees their space; returns how
+    /// many records were handed over. Samples are borrowed from the ring (or from a scratch
+    /// buffer when a record wraps the ring's end) for the duration of the call to `f`.
+    ///
+    /// Each CPU has its own ring, and a thread that moves between CPUs writes into several:
+    /// the records are merged by sample time, so one writer's records come out in the order
+    /// it wrote them. A sample written while the drain starts may be left for the next drain
+    /// (then [`Self::wait`] returns at once), so that an earlier one still being committed on
+    /// another CPU is not overtaken.
     ///
     /// A ring holding a malformed record is resynchronised: what the kernel published from
     /// that record on is skipped ([`Self::skipped_bytes`]) and reported to `f` as
     /// `PerfRecord::Lost { lost: 1 }` (at least one record was lost: how many the skipped
     /// bytes held is unknown), and the other rings are read as usual.
     pub fn drain(&mut self, mut f: impl FnMut(PerfRecord<'_>)) -> Result<usize> {
+        // Before any head is loaded: every sample timed up to now is in the heads loaded next.
+        let now = clock_now();
+        let mut draining: Vec<Draining<'_, Published<'_>>> = self
+            .rings
+            .iter_mut()
+            .map(|CpuRing { ring, cursor, .. }| {
+                let head = head_after(cursor.tail, ring.load_head());
+                let published = Published {
+                    ring,
+                    tail: cursor.tail,
+                    head,
+                };
+                Draining::new(published, head, cursor)
+            })
+            .collect();
+        ring::drain_in_time_order(&mut draining, now, &mut self.scratch, &mut f);
         let mut total = 0;
-        for cpu_ring in &mut self.rings {
-            let head = head_after(cpu_ring.tail, cpu_ring.ring.load_head());
-            let published = Published {
-                ring: &cpu_ring.ring,
-                tail: cpu_ring.tail,
-                head,
-            };
-            let walked =
-                ring::walk_resyncing(&published, cpu_ring.tail, head, &mut self.scratch, &mut f);
-            cpu_ring.ring.store_tail(walked.tail);
-            cpu_ring.tail = walked.tail;
+        self.held_back = false;
+        for ring in &draining {
+            ring.bytes.ring.store_tail(ring.cursor.tail);
+            let walked = &ring.walked;
             self.lost += walked.lost;
-            if let Some(resync) = walked.resync {
+            if let Some(resync) = &walked.resync {
                 self.resyncs += 1;
                 self.skipped_bytes += resync.skipped_bytes;
             }
+            self.held_back |= walked.held_back;
             total += walked.records;
         }
         Ok(total)
@@ -242,6 +266,12 @@ impl PerfSession {
     }
 }
 
+/// Now on the clock of [`PerfSample::time`] (`CLOCK_MONOTONIC`, nanoseconds): how long ago a
+/// sample was written is `clock_now() - sample.time`.
+pub fn clock_now() -> u64 {
+    crate::os::monotonic_nanos()
+}
+
 /// A tracepoint sampled on every hit, with what [`PerfSample`] reports.
 fn tracepoint_attr(tracepoint_id: u64, wakeup_events: u32) -> perf_event_attr {
     perf_event_attr {
@@ -250,6 +280,10 @@ fn tracepoint_attr(tracepoint_id: u64, wakeup_events: u32) -> perf_event_attr {
         config: tracepoint_id,
         sample_period: 1,
         sample_type: PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_RAW,
+        // Sample times on one clock for all CPUs, the one `clock_now` reads: `drain` merges
+        // the rings by it.
+        flags: ATTR_FLAG_USE_CLOCKID,
+        clockid: CLOCK_MONOTONIC,
         wakeup_events,
         ..perf_event_attr::default()
     }

@@ -101,6 +101,21 @@ pub fn become_user(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
     Ok(())
 }
 
+/// Moves the calling thread onto `cpu` (and keeps it there): `sched_setaffinity` with that
+/// one CPU. For tests that make one thread write from several CPUs in turn.
+pub fn pin_current_thread_to_cpu(cpu: u32) -> io::Result<()> {
+    let cpu = usize::try_from(cpu).map_err(|_| io::ErrorKind::InvalidInput)?;
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    // SAFETY: `cpu_set_t` is a plain bit array, valid when zeroed.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is below CPU_SETSIZE (checked above), inside `set`.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
+    check(unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) })
+}
+
 /// `CAP_SYS_ADMIN`, as `<linux/capability.h>` numbers it.
 pub const CAP_SYS_ADMIN: u32 = 21;
 /// `CAP_PERFMON` (Linux 5.8+), as `<linux/capability.h>` numbers it.
