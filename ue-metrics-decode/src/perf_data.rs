@@ -5,7 +5,7 @@
 //! file carries. Samples of other events are counted and skipped; `PERF_RECORD_LOST` counts
 //! are added up.
 //!
-//! Records come in time order ([`RECORD_ORDER`]): perf writes each CPU's buffer into the file
+//! Records come in time order (`RECORD_ORDER`): perf writes each CPU's buffer into the file
 //! in turn, so one writer that moved between CPUs has its samples out of order in the file.
 //!
 //! A file recorded on a machine of the other byte order (its `PERFILE2` magic reads swapped)
