@@ -75,58 +75,39 @@ fn split_metric(metric: &Metric) -> Vec<Metric> {
         metadata: metric.metadata.clone(),
         data: Some(data),
     };
-    match &metric.data {
-        None => Vec::new(),
-        Some(Data::Sum(s)) => s
-            .data_points
-            .iter()
-            .map(|p| {
-                with(Data::Sum(metrics::Sum {
-                    data_points: vec![p.clone()],
-                    aggregation_temporality: s.aggregation_temporality,
-                    is_monotonic: s.is_monotonic,
-                }))
-            })
-            .collect(),
-        Some(Data::Gauge(g)) => g
-            .data_points
-            .iter()
-            .map(|p| {
-                with(Data::Gauge(metrics::Gauge {
-                    data_points: vec![p.clone()],
-                }))
-            })
-            .collect(),
-        Some(Data::Histogram(h)) => h
-            .data_points
-            .iter()
-            .map(|p| {
-                with(Data::Histogram(metrics::Histogram {
-                    data_points: vec![p.clone()],
-                    aggregation_temporality: h.aggregation_temporality,
-                }))
-            })
-            .collect(),
-        Some(Data::ExponentialHistogram(h)) => h
-            .data_points
-            .iter()
-            .map(|p| {
-                with(Data::ExponentialHistogram(metrics::ExponentialHistogram {
-                    data_points: vec![p.clone()],
-                    aggregation_temporality: h.aggregation_temporality,
-                }))
-            })
-            .collect(),
-        Some(Data::Summary(s)) => s
-            .data_points
-            .iter()
-            .map(|p| {
-                with(Data::Summary(metrics::Summary {
-                    data_points: vec![p.clone()],
-                }))
-            })
-            .collect(),
+    // One metric per point, its data built around that point alone by `data`.
+    fn each<P: Clone>(points: &[P], data: impl Fn(Vec<P>) -> Data) -> Vec<Data> {
+        points.iter().map(|p| data(vec![p.clone()])).collect()
     }
+    let data: Vec<Data> = match &metric.data {
+        None => Vec::new(),
+        Some(Data::Sum(s)) => each(&s.data_points, |data_points| {
+            Data::Sum(metrics::Sum {
+                data_points,
+                aggregation_temporality: s.aggregation_temporality,
+                is_monotonic: s.is_monotonic,
+            })
+        }),
+        Some(Data::Gauge(g)) => each(&g.data_points, |data_points| {
+            Data::Gauge(metrics::Gauge { data_points })
+        }),
+        Some(Data::Histogram(h)) => each(&h.data_points, |data_points| {
+            Data::Histogram(metrics::Histogram {
+                data_points,
+                aggregation_temporality: h.aggregation_temporality,
+            })
+        }),
+        Some(Data::ExponentialHistogram(h)) => each(&h.data_points, |data_points| {
+            Data::ExponentialHistogram(metrics::ExponentialHistogram {
+                data_points,
+                aggregation_temporality: h.aggregation_temporality,
+            })
+        }),
+        Some(Data::Summary(s)) => each(&s.data_points, |data_points| {
+            Data::Summary(metrics::Summary { data_points })
+        }),
+    };
+    data.into_iter().map(with).collect()
 }
 
 /// The number of data points in `requests`.
