@@ -654,3 +654,95 @@ fn the_forward_queue_depth_is_on_the_endpoint_and_in_the_final_summary() {
     drop(silent);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The SDK's delta start time is per instrument (the previous collection), not per attribute
+/// set: a set that was not recorded in one interval comes back with a start after the end of
+/// its last point. Those deltas are still increments of the same series: its counter must
+/// keep its total (a reset there made the counter drop to the new delta, and Prometheus'
+/// `increase()` undercounts whenever the new delta is above the old total).
+#[test]
+fn sdk_delta_series_that_skip_a_collection_keep_their_total() {
+    use prost::Message as _;
+    use ue_metrics_decode::prometheus::{render, PrometheusOptions, PrometheusState};
+    use ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+
+    let reader = SharedReader(Arc::new(
+        ManualReader::builder()
+            .with_temporality(Temporality::Delta)
+            .build(),
+    ));
+    let resource = Resource::builder_empty()
+        .with_attributes([
+            KeyValue::new("service.name", "shop"),
+            KeyValue::new("service.instance.id", "i-1"),
+        ])
+        .build();
+    let provider = SdkMeterProvider::builder()
+        .with_resource(resource)
+        .with_reader(reader.clone())
+        .build();
+    let meter = provider.meter("shop.lib");
+    let requests = meter.u64_counter("http.requests").build();
+    let queue = meter.i64_up_down_counter("queue.size").build();
+    let duration = meter
+        .f64_histogram("http.server.duration")
+        .with_boundaries(vec![1.0])
+        .build();
+    let mut state = PrometheusState::new(PrometheusOptions::default());
+    let mut encoder = MetricsEncoder::new();
+    let mut collect = || {
+        let mut rm = ResourceMetrics::default();
+        reader.collect(&mut rm).unwrap();
+        let request = ExportMetricsServiceRequest::decode(encoder.encode_request(&rm)).unwrap();
+        state.add_request(&request, Instant::now());
+    };
+    let (a, b) = (
+        [KeyValue::new("http.route", "/a")],
+        [KeyValue::new("http.route", "/b")],
+    );
+    // Interval 1: both routes. Interval 2: /a only. Interval 3: both again.
+    for (a_value, b_value) in [(1, Some(2)), (1, None), (1, Some(5))] {
+        requests.add(a_value, &a);
+        queue.add(a_value as i64, &a);
+        duration.record(0.5, &a);
+        if let Some(v) = b_value {
+            requests.add(v, &b);
+            queue.add(v as i64, &b);
+            duration.record(0.5, &b);
+        }
+        collect();
+        // Distinct collection times.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut text = String::new();
+    render(&state, &mut text);
+    let value = |prefix: &str| -> f64 {
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(prefix)).collect();
+        assert_eq!(lines.len(), 1, "one line starting with {prefix} in\n{text}");
+        lines[0].rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let labels = r#"job="shop",instance="i-1",otel_scope_name="shop.lib",otel_scope_version="""#;
+    assert_eq!(
+        value(&format!(
+            r#"http_requests_total{{{labels},http_route="/b"}}"#
+        )),
+        7.0
+    );
+    assert_eq!(
+        value(&format!(r#"queue_size{{{labels},http_route="/b"}}"#)),
+        7.0
+    );
+    assert_eq!(
+        value(&format!(
+            r#"http_server_duration_count{{{labels},http_route="/b"}}"#
+        )),
+        2.0
+    );
+    assert_eq!(
+        value(&format!(
+            r#"http_requests_total{{{labels},http_route="/a"}}"#
+        )),
+        3.0
+    );
+    assert_eq!(state.counts().resets, 0, "nothing restarted");
+}

@@ -280,7 +280,7 @@ pub fn render_self_telemetry(state: &PrometheusState, source: &DecodeStats, out:
     family(
         "series_resets_total",
         "counter",
-        "Series started again (producer restart, delta gap, new bounds)",
+        "Series started again (cumulative producer restart, new histogram bounds)",
         &[("", counts.resets)],
     );
 }

@@ -5,9 +5,10 @@
 //! `otel_scope_name` and `otel_scope_version` from the scope, then the point's attributes.
 //!
 //! - Delta sums and histograms are accumulated into cumulative ones. A delta whose start time
-//!   equals the end of the last one continues the series; a later start (a gap: the producer
-//!   restarted, or was quiet) starts it again from this delta; an earlier one (a duplicate or an
-//!   older point) is dropped and counted.
+//!   is at or after the end of the last one continues the series, gap or not (the SDKs start
+//!   every delta of an instrument at its previous collection, so a series not recorded in one
+//!   interval comes back after a gap; and a restarted producer's deltas are increments all the
+//!   same); an earlier one (a duplicate or an overlapping point) is dropped and counted.
 //! - Cumulative points replace the series' value; a new start time is a restart (the new value
 //!   is taken, Prometheus sees a counter reset); a point older than the series' is dropped.
 //! - Gauges keep the last value (by point time).
@@ -87,7 +88,7 @@ pub struct PrometheusCounts {
     pub series_created: u64,
     /// Series removed by expiry.
     pub series_expired: u64,
-    /// Series started again (a producer restart, a gap in deltas, changed bounds).
+    /// Series started again (a cumulative producer restart, changed histogram bounds).
     pub resets: u64,
 }
 
@@ -355,10 +356,11 @@ fn decide(s: &Series, start: u64, time: u64, delta: bool) -> Merge {
                 Merge::Drop
             };
         }
-        if start == s.time {
+        // A gap (`start > s.time`) is time in which nothing was recorded: still increments
+        // of the same total. Restarting the cumulative value there made it drop to this delta,
+        // and Prometheus undercounts `increase()` whenever the delta is above the old total.
+        if start >= s.time {
             Merge::Accumulate
-        } else if start > s.time {
-            Merge::Reset
         } else {
             Merge::Drop
         }

@@ -97,7 +97,7 @@ fn sample(text: &str, prefix: &str) -> f64 {
 const SERIES: &str = r#"http_requests_total{job="demo/shop",instance="i-1",otel_scope_name="lib",otel_scope_version="1.0",http_route="/a"}"#;
 
 #[test]
-fn deltas_accumulate_into_a_counter_and_a_gap_restarts_it() {
+fn deltas_accumulate_into_a_counter_across_gaps() {
     let mut state = PrometheusState::new(PrometheusOptions::default());
     let now = Instant::now();
     let add = |state: &mut PrometheusState, start, time, value| {
@@ -121,10 +121,15 @@ fn deltas_accumulate_into_a_counter_and_a_gap_restarts_it() {
     add(&mut state, T0 + SEC, T0 + 2 * SEC, 7);
     assert_eq!(sample(&rendered(&state), SERIES), 12.0);
     assert_eq!(state.counts().dropped(DropReason::OutOfOrder), 1);
-    // A start after the end of the last delta: the producer restarted; count again from 3.
+    // A start after the end of the last delta (quiet for a while, or a restarted producer):
+    // still an increment of the same total.
     add(&mut state, T0 + 10 * SEC, T0 + 11 * SEC, 3);
-    assert_eq!(sample(&rendered(&state), SERIES), 3.0);
-    assert_eq!(state.counts().resets, 1);
+    assert_eq!(sample(&rendered(&state), SERIES), 15.0);
+    // Overlapping the last delta: dropped, counted.
+    add(&mut state, T0 + 10 * SEC + 1, T0 + 12 * SEC, 4);
+    assert_eq!(sample(&rendered(&state), SERIES), 15.0);
+    assert_eq!(state.counts().dropped(DropReason::OutOfOrder), 2);
+    assert_eq!(state.counts().resets, 0);
     assert_eq!(state.counts().points, 3);
     assert_eq!(state.series(), 1);
 }
