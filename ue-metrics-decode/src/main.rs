@@ -347,7 +347,13 @@ impl Output {
             format: args.format.unwrap_or(default),
             stdout: BufWriter::new(io::stdout()),
             flush_each,
-            summary: Summary::new(),
+            // A live agent without a table needs the totals only: a full summary would keep
+            // every attribute set seen for as long as it runs.
+            summary: if args.command == "live" && args.format != Some(Format::Summary) {
+                Summary::totals_only()
+            } else {
+                Summary::new()
+            },
             forwarder,
             prometheus,
             add_pid: args.add_pid.unwrap_or(args.command == "live"),
@@ -1002,6 +1008,62 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A live agent that shows no table counts points for its totals line but keeps no
+    /// attribute sets: it runs for weeks, and attribute sets come and go, so what it holds
+    /// must follow the live series (the Prometheus state's expiry), not the time it ran.
+    #[test]
+    fn a_live_agent_without_a_table_holds_no_attribute_sets() {
+        use ue_metrics_decode::proto::common::v1::{any_value, AnyValue, KeyValue};
+        use ue_metrics_decode::proto::metrics::v1::{
+            metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+        };
+        let args = args(&["live", "--format", "none"]).unwrap();
+        let mut output = Output::new(&args, false).unwrap();
+        for i in 0..1000 {
+            let point = NumberDataPoint {
+                attributes: vec![KeyValue {
+                    key: "request.id".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::IntValue(i)),
+                    }),
+                    ..Default::default()
+                }],
+                time_unix_nano: 1,
+                value: Some(
+                    ue_metrics_decode::proto::metrics::v1::number_data_point::Value::AsInt(i),
+                ),
+                ..Default::default()
+            };
+            let request =
+                ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest {
+                    resource_metrics: vec![ResourceMetrics {
+                        scope_metrics: vec![ScopeMetrics {
+                            metrics: vec![Metric {
+                                name: "in.flight".into(),
+                                data: Some(metric::Data::Gauge(Gauge {
+                                    data_points: vec![point],
+                                })),
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                };
+            output.record(Record {
+                meta: Default::default(),
+                buffer_len: 10,
+                result: Ok(request),
+                original: None,
+            });
+        }
+        assert_eq!(
+            (output.summary.points(), output.summary.metrics()),
+            (1000, 1)
+        );
+        assert_eq!(output.summary.attribute_sets(), 0);
+    }
 
     fn args(list: &[&str]) -> Result<Args, String> {
         parse_args(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
