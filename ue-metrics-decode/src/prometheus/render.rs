@@ -54,7 +54,12 @@ pub(crate) fn exponential_buckets(h: &ExponentialHistogram) -> Vec<(f64, u64)> {
     for (k, c) in h.positive.counts.iter().enumerate() {
         cumulative += c;
         let index = i64::from(h.positive.offset) + k as i64 + 1;
-        push(&mut out, exponential_bound(index, h.scale), cumulative);
+        let le = exponential_bound(index, h.scale);
+        // A bound past the f64 range is the `+Inf` bucket the caller writes (a second
+        // `le="+Inf"` line would be a duplicate series).
+        if le.is_finite() {
+            push(&mut out, le, cumulative);
+        }
     }
     out
 }
@@ -150,9 +155,14 @@ pub fn render(state: &PrometheusState, out: &mut String) {
                 SeriesValue::Number(v) => push_sample(out, name, "", labels, *v),
                 SeriesValue::Histogram(h) => {
                     let mut cumulative = 0u64;
-                    for (le, c) in les.texts(&h.bounds).iter().zip(&h.counts) {
+                    for ((le, bound), c) in
+                        les.texts(&h.bounds).iter().zip(&h.bounds).zip(&h.counts)
+                    {
                         cumulative += c;
-                        push_bucket(out, name, labels, le, cumulative);
+                        // An explicit `+Inf` bound is the `+Inf` bucket written below.
+                        if *bound != f64::INFINITY {
+                            push_bucket(out, name, labels, le, cumulative);
+                        }
                     }
                     push_bucket(out, name, labels, "+Inf", h.count);
                     if !h.negative {

@@ -55,7 +55,7 @@ pub enum DropReason {
     /// Its family name is already used by a metric of another type.
     TypeConflict,
     /// A summary, a point with no value or flagged "no recorded value", or a histogram whose
-    /// bucket counts do not match its bounds.
+    /// bucket counts do not match its bounds or whose bounds are not strictly increasing.
     Unsupported,
 }
 
@@ -725,8 +725,12 @@ fn add_histogram(
     delta: bool,
     now: Instant,
 ) {
+    // Bounds must be strictly increasing (OTLP says so; NaN is not): others would render as
+    // repeated or unordered `le` buckets.
     if p.flags & NO_RECORDED_VALUE != 0
         || (!p.bucket_counts.is_empty() && p.bucket_counts.len() != p.explicit_bounds.len() + 1)
+        || !p.explicit_bounds.windows(2).all(|w| w[0] < w[1])
+        || p.explicit_bounds.iter().any(|b| b.is_nan())
     {
         counts.dropped[DropReason::Unsupported as usize] += 1;
         return;

@@ -642,3 +642,125 @@ fn target_info_follows_changed_resource_attributes() {
     assert_eq!(text.matches("target_info{").count(), 1, "{text}");
     assert!(text.contains(r#"host_name="web-8""#), "{text}");
 }
+
+/// Checks what a Prometheus scrape rejects: a label name outside `[a-zA-Z_][a-zA-Z0-9_]*`
+/// (the text parser fails the whole scrape on it) and two samples of one series (one of them
+/// is dropped as a duplicate).
+fn assert_valid_exposition(text: &str) {
+    let mut seen = std::collections::HashSet::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let series = line.rsplit_once(' ').unwrap().0;
+        assert!(seen.insert(series), "duplicate series {series} in\n{text}");
+        let labels = series.split_once('{').unwrap().1;
+        let mut rest = labels.strip_suffix('}').unwrap();
+        while !rest.is_empty() {
+            let (name, after) = rest.split_once("=\"").unwrap();
+            assert!(
+                name.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "invalid label name {name:?} in {line}"
+            );
+            // Past the value: up to the first unescaped quote.
+            let mut escaped = false;
+            let end = after
+                .char_indices()
+                .find(|&(_, c)| {
+                    let quote = c == '"' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    quote
+                })
+                .unwrap()
+                .0;
+            rest = after[end + 1..].trim_start_matches(',');
+        }
+    }
+}
+
+/// Points a producer may well send must not make the exposition one a scrape rejects: an
+/// attribute with an empty key (the SDK does not refuse one), an explicit `+Inf` bound, an
+/// exponential bucket whose upper bound is past the `f64` range.
+#[test]
+fn odd_but_legal_points_keep_the_exposition_valid() {
+    let mut state = PrometheusState::new(PrometheusOptions::default());
+    let now = Instant::now();
+    let mut resource = shop();
+    resource.push(kv("", "resource"));
+    let mut g = point(0, T0, 1, "/x");
+    g.attributes.push(kv("", "empty"));
+    let gauge = Metric {
+        name: "in.flight".into(),
+        data: Some(metric::Data::Gauge(Gauge {
+            data_points: vec![g],
+        })),
+        ..Default::default()
+    };
+    let mut h = histogram_point(T0, T0 + SEC, vec![1, 2, 0], 1.0);
+    h.explicit_bounds = vec![1.0, f64::INFINITY];
+    let histogram = Metric {
+        name: "latency".into(),
+        data: Some(metric::Data::Histogram(Histogram {
+            data_points: vec![h],
+            aggregation_temporality: CUMULATIVE,
+        })),
+        ..Default::default()
+    };
+    // Scale 0: bucket 1023 holds (2^1023, 2^1024], and 2^1024 is past f64::MAX.
+    let huge = exponential(0, 1022, vec![1, 1], None, 0);
+    state.add_request(
+        &request(
+            resource,
+            vec![gauge, histogram, exponential_metric(CUMULATIVE, vec![huge])],
+        ),
+        now,
+    );
+    let text = rendered(&state);
+    assert_valid_exposition(&text);
+    let labels = r#"job="demo/shop",instance="i-1",otel_scope_name="lib",otel_scope_version="1.0""#;
+    assert_eq!(
+        sample(
+            &text,
+            &format!(r#"in_flight{{{labels},_="empty",http_route="/x"}}"#)
+        ),
+        1.0
+    );
+    assert_eq!(
+        buckets_of(&text)
+            .into_iter()
+            .filter(|(le, _)| le == "+Inf")
+            .map(|(_, v)| v)
+            .collect::<Vec<_>>(),
+        [3.0, 2.0],
+        "one +Inf bucket per histogram, holding the count:\n{text}"
+    );
+    assert!(
+        text.contains(
+            r#"target_info{job="demo/shop",instance="i-1",_="resource",host_name="web-7"} 1"#
+        ),
+        "{text}"
+    );
+}
+
+/// Bounds that are not strictly increasing (as OTLP requires) cannot be rendered as buckets:
+/// dropped and counted.
+#[test]
+fn histograms_with_unordered_bounds_are_dropped_and_counted() {
+    let mut state = PrometheusState::new(PrometheusOptions::default());
+    for bounds in [vec![1.0, 1.0], vec![2.0, 1.0], vec![f64::NAN, 1.0]] {
+        let mut h = histogram_point(T0, T0 + SEC, vec![1, 2, 0], 1.0);
+        h.explicit_bounds = bounds;
+        let histogram = Metric {
+            name: "latency".into(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: vec![h],
+                aggregation_temporality: CUMULATIVE,
+            })),
+            ..Default::default()
+        };
+        state.add_request(&request(shop(), vec![histogram]), Instant::now());
+    }
+    assert_eq!(state.counts().dropped(DropReason::Unsupported), 3);
+    assert_eq!(state.series(), 0);
+    assert_valid_exposition(&rendered(&state));
+}
