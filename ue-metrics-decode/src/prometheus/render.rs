@@ -297,7 +297,9 @@ pub fn render_self_telemetry(state: &PrometheusState, source: &DecodeStats, out:
 
 /// Appends the forwarder's counts (`ue_metrics_decode_forward_requests_total{outcome}` with
 /// `sent`, `failed`, `dropped` (full queue), `drain_dropped` (not delivered by the drain
-/// deadline); `ue_metrics_decode_forward_retries_total`) and its queue
+/// deadline); `ue_metrics_decode_forward_retries_total`;
+/// `ue_metrics_decode_forward_rejected_points_total`, points rejected in accepted requests) and
+/// its queue
 /// (`ue_metrics_decode_forward_queue_depth`, `_queue_high_water`, `_queue_capacity` gauges).
 #[cfg(feature = "cli")]
 pub fn render_forward_telemetry(stats: &ForwardStats, out: &mut String) {
@@ -336,10 +338,21 @@ pub fn render_forward_telemetry(stats: &ForwardStats, out: &mut String) {
             "# HELP ue_metrics_decode_forward_{name} {help}\n# TYPE ue_metrics_decode_forward_{name} gauge\nue_metrics_decode_forward_{name} {value}"
         );
     }
-    let name = "ue_metrics_decode_forward_retries_total";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Forwarding attempts retried\n# TYPE {name} counter\n{name} {}",
-        stats.retries
-    );
+    for (name, help, value) in [
+        (
+            "retries_total",
+            "Forwarding attempts retried",
+            stats.retries,
+        ),
+        (
+            "rejected_points_total",
+            "Data points the receiver rejected in requests it accepted (OTLP partial success)",
+            stats.rejected_points,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP ue_metrics_decode_forward_{name} {help}\n# TYPE ue_metrics_decode_forward_{name} counter\nue_metrics_decode_forward_{name} {value}"
+        );
+    }
 }

@@ -764,3 +764,25 @@ fn histograms_with_unordered_bounds_are_dropped_and_counted() {
     assert_eq!(state.series(), 0);
     assert_valid_exposition(&rendered(&state));
 }
+
+/// Points a receiver rejected in accepted requests (OTLP partial success) are data lost
+/// downstream: the endpoint shows them next to the request outcomes, as the final summary does.
+#[cfg(feature = "cli")]
+#[test]
+fn the_endpoint_shows_the_points_the_receiver_rejected() {
+    let stats = crate::forward::ForwardStats {
+        sent: 3,
+        rejected_points: 5,
+        ..Default::default()
+    };
+    let mut text = String::new();
+    render_forward_telemetry(&stats, &mut text);
+    assert_eq!(
+        sample(&text, "ue_metrics_decode_forward_rejected_points_total"),
+        5.0
+    );
+    assert!(
+        text.contains("# TYPE ue_metrics_decode_forward_rejected_points_total counter\n"),
+        "{text}"
+    );
+}
