@@ -42,7 +42,8 @@ OPTIONS:
                               of one per event; one-point-per-event producers batched (up to 1 MiB)
   --prometheus ADDR           serve the metrics at http://ADDR/metrics (Prometheus text format), e.g.
                               127.0.0.1:9464 or :9464; from a file, keeps serving until Ctrl-C/SIGTERM
-  --prometheus-expire D       drop a series not updated for D (default 5m)
+  --prometheus-expire D       drop a series not updated for D (default 5m; once a file is read,
+                              its series stay until the end)
   --pid on|off                add process.pid (the writer's pid) to resources that lack it
                               (default: on for live, off for files)
   --event NAME                event to read (default otlp_metrics); repeat it for several events,
@@ -532,6 +533,9 @@ impl Output {
         }
         // The counts first: the line below tells scripts that everything read is served.
         self.source_stats(stats);
+        if let Some(p) = &self.prometheus {
+            p.input_ended();
+        }
         let stop = self.stop_on_signals();
         eprintln!("ue-metrics-decode: input read; serving until interrupted (Ctrl-C or SIGTERM)");
         while !stop.load(Ordering::Relaxed) {

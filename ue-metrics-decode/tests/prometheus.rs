@@ -746,3 +746,34 @@ fn sdk_delta_series_that_skip_a_collection_keep_their_total() {
     );
     assert_eq!(state.counts().resets, 0, "nothing restarted");
 }
+
+/// A file's series are served until the agent is stopped, as `--prometheus` says: once the
+/// input has ended nothing updates them, and expiry (which makes memory follow the live series
+/// of a running source) must not empty the endpoint.
+#[test]
+fn a_file_is_served_until_stopped_however_long_past_the_expiry_time() {
+    let dir = temp_dir("expiry");
+    let trace = dir.join("trace.txt");
+    write_trace(&trace);
+    let (agent, addr, stderr) = start_agent_with(&[
+        "trace",
+        trace.to_str().unwrap(),
+        "--prometheus-expire",
+        "200ms",
+    ]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let (status, body) = http_get(&addr, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("http_requests_total{") && l.ends_with(" 12")),
+        "the counter is still served:\n{body}"
+    );
+    assert!(
+        body.lines()
+            .any(|l| l == "ue_metrics_decode_series_expired_total 0"),
+        "{body}"
+    );
+    stop_agent(agent, stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -18,6 +18,8 @@ struct Shared {
     source: DecodeStats,
     forward: Option<ForwardStats>,
     next_expiry: Instant,
+    /// The input has ended ([`PrometheusEndpoint::input_ended`]): no expiry any more.
+    input_ended: bool,
 }
 
 /// Serves the series of a [`PrometheusState`] at `http://ADDR/metrics` while requests are
@@ -65,6 +67,7 @@ impl PrometheusEndpoint {
             source: DecodeStats::default(),
             forward: None,
             next_expiry: Instant::now() + expiry_every,
+            input_ended: false,
         }));
         let server = Arc::new(server);
         let thread = {
@@ -93,10 +96,18 @@ impl PrometheusEndpoint {
         let now = Instant::now();
         let mut shared = lock(&self.shared);
         shared.state.add_request(request, now);
-        if now >= shared.next_expiry {
+        if now >= shared.next_expiry && !shared.input_ended {
             shared.state.expire(now);
             shared.next_expiry = now + self.expiry_every;
         }
+    }
+
+    /// The input has ended (a file read to its end): from now on every series is served
+    /// until the endpoint stops. Expiry is there so that memory follows the live series of a
+    /// running source; after the end of the input nothing is added, and an expiry would only
+    /// empty the endpoint.
+    pub fn input_ended(&self) {
+        lock(&self.shared).input_ended = true;
     }
 
     /// The source's counts, shown as `ue_metrics_decode_records_*`.
@@ -147,8 +158,9 @@ fn serve(server: &tiny_http::Server, shared: &Mutex<Shared>) {
                 body.clear();
                 {
                     let mut shared = lock(shared);
-                    let now = Instant::now();
-                    shared.state.expire(now);
+                    if !shared.input_ended {
+                        shared.state.expire(Instant::now());
+                    }
                     render(&shared.state, &mut body);
                     render_self_telemetry(&shared.state, &shared.source, &mut body);
                     if let Some(forward) = &shared.forward {
