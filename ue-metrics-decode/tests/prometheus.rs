@@ -150,7 +150,21 @@ fn start_agent(trace: &Path) -> (Guard, String, mpsc::Receiver<String>) {
 /// Starts `ue-metrics-decode ARGS --prometheus 127.0.0.1:0` (stdout piped) and waits until it
 /// has read its input.
 fn start_agent_with(args: &[&str]) -> (Guard, String, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+    start_agent_via(&[], args)
+}
+
+/// [`start_agent_with`], run through `wrapper` (a program and its arguments, e.g. `prlimit`).
+fn start_agent_via(wrapper: &[&str], args: &[&str]) -> (Guard, String, mpsc::Receiver<String>) {
+    let agent = env!("CARGO_BIN_EXE_ue-metrics-decode");
+    let mut command = match wrapper.split_first() {
+        Some((program, wrapper_args)) => {
+            let mut command = Command::new(program);
+            command.args(wrapper_args).arg(agent);
+            command
+        }
+        None => Command::new(agent),
+    };
+    let mut child = command
         .args(args)
         .args(["--prometheus", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -776,4 +790,66 @@ fn a_file_is_served_until_stopped_however_long_past_the_expiry_time() {
     );
     stop_agent(agent, stderr);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The endpoint outlives an accept error. tiny_http's accept loop ends at the first one (here
+/// EMFILE: scrapers held every file descriptor the agent may open; Linux also hands a
+/// connection's own network errors to accept), which closed the port for good while the agent
+/// went on reading: every later scrape was refused.
+#[test]
+fn the_endpoint_listens_again_after_running_out_of_file_descriptors() {
+    let Ok(prlimit) = which("prlimit") else {
+        println!("SKIPPED: prlimit (util-linux) is not installed");
+        return;
+    };
+    let dir = temp_dir("emfile");
+    let trace = dir.join("trace.txt");
+    write_trace(&trace);
+    let (agent, addr, stderr) = start_agent_via(
+        &[prlimit.to_str().unwrap(), "--nofile=32:32"],
+        &["trace", trace.to_str().unwrap()],
+    );
+    // Hold connections until the agent runs out of descriptors (it then refuses them).
+    let mut held = Vec::new();
+    while held.len() < 100 {
+        match TcpStream::connect(&addr) {
+            Ok(stream) => held.push(stream),
+            Err(_) => break,
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    drop(held);
+    let mut body = String::new();
+    eventually("the endpoint serves again", || {
+        match http_get(&addr, "/metrics") {
+            Ok((200, text)) => {
+                body = text;
+                true
+            }
+            _ => false,
+        }
+    });
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("http_requests_total{") && l.ends_with(" 12")),
+        "{body}"
+    );
+    let restarts = body
+        .lines()
+        .find_map(|l| l.strip_prefix("ue_metrics_decode_endpoint_restarts_total "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(restarts.is_some_and(|n| n >= 1), "restarts counted: {body}");
+    stop_agent(agent, stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
