@@ -8,7 +8,7 @@
 //! threshold 0); negative bucket `i` holds `[-base^(i+1), -base^i)` and is rendered, most
 //! negative first, as `le="-base^i"` (a value exactly `-base^i` lands in the next bucket up, as
 //! the exponential layout puts it there). `_sum` is left out when negative values may have been
-//! recorded (the specification reports it only when it is monotonic).
+//! recorded (the specification reports it only when it is monotonic) or a point had no sum.
 
 use std::fmt::Write as _;
 
@@ -165,7 +165,7 @@ pub fn render(state: &PrometheusState, out: &mut String) {
                         }
                     }
                     push_bucket(out, name, labels, "+Inf", h.count);
-                    if !h.negative {
+                    if !h.no_sum {
                         push_sample(out, name, "_sum", labels, h.sum);
                     }
                     push_u64_sample(out, name, "_count", labels, h.count);
@@ -178,7 +178,7 @@ pub fn render(state: &PrometheusState, out: &mut String) {
                         push_bucket(out, name, labels, &le, cumulative);
                     }
                     push_bucket(out, name, labels, "+Inf", h.count);
-                    if !h.negative_values {
+                    if !h.no_sum {
                         push_sample(out, name, "_sum", labels, h.sum);
                     }
                     push_u64_sample(out, name, "_count", labels, h.count);

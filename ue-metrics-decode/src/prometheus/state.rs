@@ -147,9 +147,9 @@ pub(crate) struct ExplicitHistogram {
     pub counts: Vec<u64>,
     pub count: u64,
     pub sum: f64,
-    /// Whether a negative value may have been recorded (then `_sum` is not monotonic and is
-    /// left out, as the specification says).
-    pub negative: bool,
+    /// `_sum` is left out: a negative value may have been recorded (the sum is then not
+    /// monotonic, as the specification says) or a point came without a sum.
+    pub no_sum: bool,
 }
 
 /// Dense run of exponential buckets: `counts[k]` is bucket `offset + k`.
@@ -169,7 +169,8 @@ pub(crate) struct ExponentialHistogram {
     pub negative: Dense,
     pub count: u64,
     pub sum: f64,
-    pub negative_values: bool,
+    /// As [`ExplicitHistogram::no_sum`].
+    pub no_sum: bool,
 }
 
 /// One series.
@@ -735,8 +736,8 @@ fn add_histogram(
         counts.dropped[DropReason::Unsupported as usize] += 1;
         return;
     }
-    let negative = p.min.is_some_and(|m| m < 0.0)
-        || p.sum.is_some_and(|s| s < 0.0)
+    let no_sum = p.sum.is_none_or(|s| s < 0.0)
+        || p.min.is_some_and(|m| m < 0.0)
         || (p.min.is_none()
             && p.explicit_bounds.first().is_some_and(|b| *b <= 0.0)
             && p.bucket_counts.first().is_some_and(|c| *c > 0));
@@ -750,7 +751,7 @@ fn add_histogram(
             },
             count: p.count,
             sum: p.sum.unwrap_or(0.0),
-            negative,
+            no_sum,
         })
     };
     series_key(scratch, scoped, &p.attributes);
@@ -776,7 +777,7 @@ fn add_histogram(
                     }
                     h.count += p.count;
                     h.sum += p.sum.unwrap_or(0.0);
-                    h.negative |= negative;
+                    h.no_sum |= no_sum;
                 }
                 SeriesValue::Histogram(h) if h.bounds == p.explicit_bounds => {
                     // A cumulative update or restart: copy in place (no allocation).
@@ -786,7 +787,7 @@ fn add_histogram(
                     }
                     h.count = p.count;
                     h.sum = p.sum.unwrap_or(0.0);
-                    h.negative = negative;
+                    h.no_sum = no_sum;
                 }
                 value => {
                     if merge == Merge::Accumulate {
@@ -860,7 +861,8 @@ impl ExponentialHistogram {
             scale: p.scale,
             zero_count: p.zero_count,
             zero_threshold: p.zero_threshold,
-            negative_values: negative.counts.iter().any(|c| *c > 0)
+            no_sum: p.sum.is_none()
+                || negative.counts.iter().any(|c| *c > 0)
                 || p.min.is_some_and(|m| m < 0.0),
             positive: Dense::from_buckets(p.positive.as_ref()),
             negative,
@@ -884,7 +886,7 @@ impl ExponentialHistogram {
         self.zero_threshold = self.zero_threshold.max(other.zero_threshold);
         self.count += other.count;
         self.sum += other.sum;
-        self.negative_values |= other.negative_values;
+        self.no_sum |= other.no_sum;
     }
 }
 

@@ -786,3 +786,30 @@ fn the_endpoint_shows_the_points_the_receiver_rejected() {
         "{text}"
     );
 }
+
+/// A histogram point without a sum (OTLP leaves it out when it is not known to be a sum of
+/// non-negative values) has no `_sum` line: `_sum 0` would claim a sum that was never sent
+/// (a mean of 0 on every dashboard).
+#[test]
+fn histograms_without_a_sum_have_no_sum_line() {
+    let mut state = PrometheusState::new(PrometheusOptions::default());
+    let mut explicit = histogram_point(T0, T0 + SEC, vec![1, 2, 0, 0], 0.0);
+    explicit.sum = None;
+    let mut exponential_point = exponential(0, 0, vec![1, 1], None, 0);
+    exponential_point.sum = None;
+    let metrics = vec![
+        Metric {
+            name: "latency".into(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: vec![explicit],
+                aggregation_temporality: DELTA,
+            })),
+            ..Default::default()
+        },
+        exponential_metric(DELTA, vec![exponential_point]),
+    ];
+    state.add_request(&request(shop(), metrics), Instant::now());
+    let text = rendered(&state);
+    assert_eq!(text.matches("_count{").count(), 2, "{text}");
+    assert!(!text.contains("_sum{"), "{text}");
+}
