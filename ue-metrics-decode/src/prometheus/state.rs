@@ -55,7 +55,8 @@ pub enum DropReason {
     /// Its family name is already used by a metric of another type.
     TypeConflict,
     /// A summary, a point with no value or flagged "no recorded value", or a histogram whose
-    /// bucket counts do not match its bounds or whose bounds are not strictly increasing.
+    /// bucket counts do not match its bounds (bounds without counts included) or whose bounds
+    /// are not strictly increasing.
     Unsupported,
 }
 
@@ -727,9 +728,11 @@ fn add_histogram(
     now: Instant,
 ) {
     // Bounds must be strictly increasing (OTLP says so; NaN is not): others would render as
-    // repeated or unordered `le` buckets.
+    // repeated or unordered `le` buckets. Bucket counts may be left out only when there are no
+    // bounds (then only the count is known).
+    let no_buckets = p.bucket_counts.is_empty() && p.explicit_bounds.is_empty();
     if p.flags & NO_RECORDED_VALUE != 0
-        || (!p.bucket_counts.is_empty() && p.bucket_counts.len() != p.explicit_bounds.len() + 1)
+        || (!no_buckets && p.bucket_counts.len() != p.explicit_bounds.len() + 1)
         || !p.explicit_bounds.windows(2).all(|w| w[0] < w[1])
         || p.explicit_bounds.iter().any(|b| b.is_nan())
     {

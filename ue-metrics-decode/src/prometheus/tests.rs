@@ -813,3 +813,42 @@ fn histograms_without_a_sum_have_no_sum_line() {
     assert_eq!(text.matches("_count{").count(), 2, "{text}");
     assert!(!text.contains("_sum{"), "{text}");
 }
+
+/// Bounds without bucket counts are invalid OTLP (counts may be left out only when there are no
+/// bounds): rendered, every bucket said 0 values were at or below its bound. Dropped, counted;
+/// a histogram with neither still shows its count.
+#[test]
+fn histograms_with_bounds_but_no_bucket_counts_are_dropped_and_counted() {
+    let mut state = PrometheusState::new(PrometheusOptions::default());
+    let histogram = |name: &str, bounds: Vec<f64>| {
+        let mut h = histogram_point(T0, T0 + SEC, vec![], 1.0);
+        h.count = 3;
+        h.explicit_bounds = bounds;
+        Metric {
+            name: name.into(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: vec![h],
+                aggregation_temporality: CUMULATIVE,
+            })),
+            ..Default::default()
+        }
+    };
+    state.add_request(
+        &request(
+            shop(),
+            vec![
+                histogram("with.bounds", vec![1.0, 2.0]),
+                histogram("without", vec![]),
+            ],
+        ),
+        Instant::now(),
+    );
+    assert_eq!(state.counts().dropped(DropReason::Unsupported), 1);
+    let text = rendered(&state);
+    assert!(!text.contains("with_bounds_bucket"), "{text}");
+    assert_eq!(
+        buckets_of(&text),
+        [("+Inf".to_owned(), 3.0)],
+        "the count alone:\n{text}"
+    );
+}
