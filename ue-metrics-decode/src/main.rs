@@ -72,7 +72,8 @@ and picks up producers that register again; multi-format registrations made late
 
 Per-record errors go to stderr, with a final count. Exit status: 0 when the input could be read,
 1 when it could not (or forwarding or writing to stdout failed), 2 on usage errors. When stdout is
-closed by its reader (`| head`), the run stops there and exits 0, as a pipeline expects.
+closed by its reader (`| head`), the run stops there and exits 0, as a pipeline expects; with
+--forward or --prometheus only stdout stops, and the run goes on for them.
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +277,8 @@ struct Output {
     /// Add `process.pid` from the sample to resources without one.
     add_pid: bool,
     merger: Option<Merger>,
+    /// Stdout was closed by its reader and the other outputs go on ([`Output::write_out`]).
+    stdout_closed: bool,
     errors_shown: u64,
     line: String,
     /// Live collection: every request also feeds `summary`, for the totals line.
@@ -359,6 +362,7 @@ impl Output {
             prometheus,
             add_pid: args.add_pid.unwrap_or(args.command == "live"),
             merger: args.merge.then(Merger::new),
+            stdout_closed: false,
             errors_shown: 0,
             line: String::new(),
             live: args.command == "live",
@@ -446,15 +450,9 @@ impl Output {
                     self.line.clear();
                     json::write_json(&request, &mut self.line);
                     self.line.push('\n');
-                    let written = self.stdout.write_all(self.line.as_bytes());
-                    let flushed = if self.flush_each {
-                        self.stdout.flush()
-                    } else {
-                        Ok(())
-                    };
-                    if let Err(error) = written.and(flushed) {
-                        stop_on_stdout_error(error);
-                    }
+                    let line = std::mem::take(&mut self.line);
+                    self.write_out(line.as_bytes(), self.flush_each);
+                    self.line = line;
                 }
                 if self.format == Format::Summary || self.live {
                     self.summary.add(&request);
@@ -505,13 +503,33 @@ impl Output {
         }
         out.push_str(&text);
         self.drawn_lines = Some(text.lines().count());
-        if let Err(error) = self
-            .stdout
-            .write_all(out.as_bytes())
-            .and_then(|()| self.stdout.flush())
-        {
+        self.write_out(out.as_bytes(), true);
+    }
+
+    /// Writes to stdout. A write error ends the run ([`stop_on_stdout_error`]), except when
+    /// stdout was closed by its reader while other outputs are on (`--forward`,
+    /// `--prometheus`): then only stdout stops, and the run goes on for the others (ending it
+    /// there dropped the forward queue without a count).
+    fn write_out(&mut self, bytes: &[u8], flush: bool) {
+        if self.stdout_closed {
+            return;
+        }
+        let written = self.stdout.write_all(bytes);
+        let result = if flush {
+            written.and_then(|()| self.stdout.flush())
+        } else {
+            written
+        };
+        let Err(error) = result else { return };
+        let others = self.forwarder.is_some() || self.prometheus.is_some();
+        if error.kind() != io::ErrorKind::BrokenPipe || !others {
             stop_on_stdout_error(error);
         }
+        eprintln!("ue-metrics-decode: stdout was closed by its reader; the other outputs go on");
+        self.stdout_closed = true;
+        // What is still buffered has nowhere to go: dropped unwritten.
+        let closed = std::mem::replace(&mut self.stdout, BufWriter::new(io::stdout()));
+        let _ = closed.into_parts();
     }
 
     /// The source's counts, for the Prometheus endpoint's self-telemetry.
@@ -577,13 +595,9 @@ impl Output {
                     stats.lost
                 ));
             }
-            if let Err(error) = self.stdout.write_all(text.as_bytes()) {
-                stop_on_stdout_error(error);
-            }
+            self.write_out(text.as_bytes(), false);
         }
-        if let Err(error) = self.stdout.flush() {
-            stop_on_stdout_error(error);
-        }
+        self.write_out(b"", true);
         if let Some(merger) = &self.merger {
             eprintln!(
                 "ue-metrics-decode: merged {} records into earlier ones",
