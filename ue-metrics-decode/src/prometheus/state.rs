@@ -89,7 +89,8 @@ pub struct PrometheusCounts {
     pub series_created: u64,
     /// Series removed by expiry.
     pub series_expired: u64,
-    /// Series started again (a cumulative producer restart, changed histogram bounds).
+    /// Series started again (a cumulative producer restart, changed histogram bounds or
+    /// bucket layout).
     pub resets: u64,
 }
 
@@ -794,7 +795,8 @@ fn add_histogram(
                 }
                 value => {
                     if merge == Merge::Accumulate {
-                        // Bounds changed between deltas: start again from this one.
+                        // Bounds (or the bucket layout) changed between deltas: start again
+                        // from this one.
                         counts.resets += 1;
                         series.start = p.start_time_unix_nano;
                     }
@@ -923,11 +925,18 @@ fn add_exponential(
         stamp,
         now,
         fresh,
-        |series, merge, _| match &mut series.value {
+        |series, merge, counts| match &mut series.value {
             SeriesValue::Exponential(h) if merge == Merge::Accumulate => {
                 h.add(ExponentialHistogram::from_point(p))
             }
-            value => *value = fresh(),
+            value => {
+                if merge == Merge::Accumulate {
+                    // Explicit buckets before: start again from this delta.
+                    counts.resets += 1;
+                    series.start = p.start_time_unix_nano;
+                }
+                *value = fresh();
+            }
         },
     );
 }

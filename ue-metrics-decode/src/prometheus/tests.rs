@@ -852,3 +852,42 @@ fn histograms_with_bounds_but_no_bucket_counts_are_dropped_and_counted() {
         "the count alone:\n{text}"
     );
 }
+
+/// A histogram series whose producer switched between explicit and exponential buckets (a
+/// view changed, the producer restarted) starts again from the new point: counted as a reset
+/// either way round, as changed explicit bounds are.
+#[test]
+fn a_histogram_switching_bucket_layout_is_counted_as_a_reset() {
+    let mut state = PrometheusState::new(PrometheusOptions::default());
+    let explicit = |start, time| Metric {
+        name: "payload.size".into(),
+        unit: "By".into(),
+        data: Some(metric::Data::Histogram(Histogram {
+            data_points: vec![HistogramDataPoint {
+                attributes: vec![],
+                ..histogram_point(start, time, vec![1, 0, 0, 0], 0.05)
+            }],
+            aggregation_temporality: DELTA,
+        })),
+        ..Default::default()
+    };
+    let mut exponential_point = exponential(0, 0, vec![1, 1], None, 0);
+    exponential_point.start_time_unix_nano = T0 + SEC;
+    exponential_point.time_unix_nano = T0 + 2 * SEC;
+    let now = Instant::now();
+    state.add_request(&request(shop(), vec![explicit(T0, T0 + SEC)]), now);
+    state.add_request(
+        &request(
+            shop(),
+            vec![exponential_metric(DELTA, vec![exponential_point])],
+        ),
+        now,
+    );
+    assert_eq!(state.counts().resets, 1);
+    state.add_request(
+        &request(shop(), vec![explicit(T0 + 2 * SEC, T0 + 3 * SEC)]),
+        now,
+    );
+    assert_eq!(state.counts().resets, 2);
+    assert_eq!(state.series(), 1);
+}
