@@ -73,7 +73,7 @@ and picks up producers that register again; multi-format registrations made late
 Per-record errors go to stderr, with a final count. Exit status: 0 when the input could be read,
 1 when it could not (or forwarding or writing to stdout failed), 2 on usage errors. When stdout is
 closed by its reader (`| head`), the run stops there and exits 0, as a pipeline expects; with
---forward or --prometheus only stdout stops, and the run goes on for them.
+--forward or --prometheus only stdout stops (on any write error), and the run goes on for them.
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,8 +277,10 @@ struct Output {
     /// Add `process.pid` from the sample to resources without one.
     add_pid: bool,
     merger: Option<Merger>,
-    /// Stdout was closed by its reader and the other outputs go on ([`Output::write_out`]).
+    /// Stdout stopped and the other outputs go on ([`Output::write_out`]).
     stdout_closed: bool,
+    /// ... because writing failed (not a reader that went away): the run exits 1.
+    stdout_failed: bool,
     errors_shown: u64,
     line: String,
     /// Live collection: every request also feeds `summary`, for the totals line.
@@ -363,6 +365,7 @@ impl Output {
             add_pid: args.add_pid.unwrap_or(args.command == "live"),
             merger: args.merge.then(Merger::new),
             stdout_closed: false,
+            stdout_failed: false,
             errors_shown: 0,
             line: String::new(),
             live: args.command == "live",
@@ -506,10 +509,10 @@ impl Output {
         self.write_out(out.as_bytes(), true);
     }
 
-    /// Writes to stdout. A write error ends the run ([`stop_on_stdout_error`]), except when
-    /// stdout was closed by its reader while other outputs are on (`--forward`,
-    /// `--prometheus`): then only stdout stops, and the run goes on for the others (ending it
-    /// there dropped the forward queue without a count).
+    /// Writes to stdout. A write error ends the run ([`stop_on_stdout_error`]), except while
+    /// other outputs are on (`--forward`, `--prometheus`): then only stdout stops and the run
+    /// goes on for the others (ending it there dropped the forward queue without a count). A
+    /// reader that went away (`| head`) is its choice; any other error makes the exit status 1.
     fn write_out(&mut self, bytes: &[u8], flush: bool) {
         if self.stdout_closed {
             return;
@@ -521,11 +524,19 @@ impl Output {
             written
         };
         let Err(error) = result else { return };
-        let others = self.forwarder.is_some() || self.prometheus.is_some();
-        if error.kind() != io::ErrorKind::BrokenPipe || !others {
+        if self.forwarder.is_none() && self.prometheus.is_none() {
             stop_on_stdout_error(error);
         }
-        eprintln!("ue-metrics-decode: stdout was closed by its reader; the other outputs go on");
+        if error.kind() == io::ErrorKind::BrokenPipe {
+            eprintln!(
+                "ue-metrics-decode: stdout was closed by its reader; the other outputs go on"
+            );
+        } else {
+            eprintln!(
+                "ue-metrics-decode: cannot write to stdout: {error}; the other outputs go on"
+            );
+            self.stdout_failed = true;
+        }
         self.stdout_closed = true;
         // What is still buffered has nowhere to go: dropped unwritten.
         let closed = std::mem::replace(&mut self.stdout, BufWriter::new(io::stdout()));
@@ -655,6 +666,9 @@ impl Output {
                 }
                 code = ExitCode::FAILURE;
             }
+        }
+        if self.stdout_failed {
+            code = ExitCode::FAILURE;
         }
         code
     }

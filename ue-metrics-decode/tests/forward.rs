@@ -902,3 +902,30 @@ fn a_closed_stdout_does_not_drop_what_is_forwarded() {
     let bodies: Vec<Vec<u8>> = received.try_iter().map(|r| r.body).collect();
     assert!(bodies == buffers, "every request, in order");
 }
+
+/// Stdout failing (here a full disk, `/dev/full`) while forwarding: the run exits 1, as stdout
+/// output was lost, but the forward queue is still delivered and counted, not dropped with the
+/// process.
+#[test]
+fn a_failing_stdout_exits_1_but_still_delivers_what_is_forwarded() {
+    let requests: Vec<ExportMetricsServiceRequest> =
+        (0..200).map(|i| counter("full", 20, i)).collect();
+    let buffers: Vec<Vec<u8>> = requests.iter().map(|r| r.encode_to_vec()).collect();
+    let path = perf_file("forward-full-stdout.data", &buffers);
+    let (url, received) = server(Vec::new());
+    let out = Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+        .args(["perf-data", path.to_str().unwrap(), "--format", "json"])
+        .args(["--forward", &url])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write to stdout"), "{stderr}");
+    assert!(
+        stderr.contains("forwarded 200 requests (0 failed, 0 dropped"),
+        "{stderr}"
+    );
+    let bodies: Vec<Vec<u8>> = received.try_iter().map(|r| r.body).collect();
+    assert!(bodies == buffers, "every request, in order");
+}
