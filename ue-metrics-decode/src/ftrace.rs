@@ -201,9 +201,9 @@ impl TraceLine {
 
 /// Reads ftrace text line by line, handing every line of the `event_names` (and of their
 /// multi-format registrations, `name.<hex id>`) to `on_record`. Lines of other events are
-/// counted in `other_events`, whatever bytes they hold; unreadable lines of ours are handed
-/// over as errors (offsets within the line) and the read goes on. Only an I/O error of
-/// `input` ends the read early.
+/// counted in `other_events`, whatever bytes they hold; the kernel's `CPU:N [LOST M EVENTS]`
+/// markers in `lost`; unreadable lines of ours are handed over as errors (offsets within the
+/// line) and the read goes on. Only an I/O error of `input` ends the read early.
 pub fn read_trace(
     mut input: impl BufRead,
     event_names: &[&str],
@@ -225,7 +225,9 @@ pub fn read_trace(
             Ok(Some(parsed)) => parsed.to_record(),
             Ok(None) => {
                 let text = line.trim_ascii();
-                if !text.is_empty() && !text.starts_with(b"#") {
+                if let Some(lost) = lost_events(text) {
+                    stats.lost = stats.lost.saturating_add(lost);
+                } else if !text.is_empty() && !text.starts_with(b"#") {
                     stats.other_events += 1;
                 }
                 continue;
@@ -235,6 +237,23 @@ pub fn read_trace(
         stats.count(&record);
         on_record(record);
     }
+}
+
+/// The events a `CPU:N [LOST M EVENTS]` line says the kernel's ring dropped before the next
+/// line (of any event: the ring is shared; `[LOST EVENTS]`, a count the kernel does not know,
+/// counts as one). `None` for any other line.
+fn lost_events(line: &[u8]) -> Option<u64> {
+    let rest = line.strip_prefix(b"CPU:")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let marker = rest[digits..].strip_prefix(b" [LOST ")?;
+    if digits == 0 {
+        return None;
+    }
+    if marker == b"EVENTS]" {
+        return Some(1);
+    }
+    let count = marker.strip_suffix(b" EVENTS]")?;
+    std::str::from_utf8(count).ok()?.parse().ok()
 }
 
 /// Formats a payload the way the kernel prints the event in `trace` (for tests and tools).
@@ -384,5 +403,25 @@ mod tests {
             parsed.to_record().result,
             Err(DecodeError::UnknownProtocol { protocol: 2, .. })
         ));
+    }
+
+    /// The kernel marks events its ring dropped before the next line it prints (tracefs
+    /// `trace`, `trace_pipe`): `CPU:N [LOST M EVENTS]`, or `[LOST EVENTS]` when it does not
+    /// know how many. Those are lost records, not lines of other events.
+    #[test]
+    fn lost_event_markers_count_as_lost() {
+        let payload = encode_payload(&[0x0a, 0x00]);
+        let event = format_trace_line(PREFIX, "otlp_metrics", &payload).unwrap();
+        let input = format!("CPU:1 [LOST 42 EVENTS]\n{event}\nCPU:0 [LOST EVENTS]\n{event}\n");
+        let mut stats = DecodeStats::default();
+        let mut seen = 0;
+        read_trace(input.as_bytes(), &["otlp_metrics"], &mut stats, |_| {
+            seen += 1
+        })
+        .unwrap();
+        assert_eq!(
+            (seen, stats.records, stats.lost, stats.other_events),
+            (2, 2, 43, 0)
+        );
     }
 }

@@ -42,7 +42,8 @@ OPTIONS:
                               of one per event; one-point-per-event producers batched (up to 1 MiB)
   --prometheus ADDR           serve the metrics at http://ADDR/metrics (Prometheus text format), e.g.
                               127.0.0.1:9464 or :9464; from a file, keeps serving until Ctrl-C/SIGTERM
-  --prometheus-expire D       drop a series not updated for D (default 5m)
+  --prometheus-expire D       drop a series not updated for D (default 5m; once a file is read,
+                              its series stay until the end)
   --pid on|off                add process.pid (the writer's pid) to resources that lack it
                               (default: on for live, off for files)
   --event NAME                event to read (default otlp_metrics); repeat it for several events,
@@ -71,7 +72,8 @@ and picks up producers that register again; multi-format registrations made late
 
 Per-record errors go to stderr, with a final count. Exit status: 0 when the input could be read,
 1 when it could not (or forwarding or writing to stdout failed), 2 on usage errors. When stdout is
-closed by its reader (`| head`), the run stops there and exits 0, as a pipeline expects.
+closed by its reader (`| head`), the run stops there and exits 0, as a pipeline expects; with
+--forward or --prometheus only stdout stops (on any write error), and the run goes on for them.
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,6 +277,10 @@ struct Output {
     /// Add `process.pid` from the sample to resources without one.
     add_pid: bool,
     merger: Option<Merger>,
+    /// Stdout stopped and the other outputs go on ([`Output::write_out`]).
+    stdout_closed: bool,
+    /// ... because writing failed (not a reader that went away): the run exits 1.
+    stdout_failed: bool,
     errors_shown: u64,
     line: String,
     /// Live collection: every request also feeds `summary`, for the totals line.
@@ -347,11 +353,19 @@ impl Output {
             format: args.format.unwrap_or(default),
             stdout: BufWriter::new(io::stdout()),
             flush_each,
-            summary: Summary::new(),
+            // A live agent without a table needs the totals only: a full summary would keep
+            // every attribute set seen for as long as it runs.
+            summary: if args.command == "live" && args.format != Some(Format::Summary) {
+                Summary::totals_only()
+            } else {
+                Summary::new()
+            },
             forwarder,
             prometheus,
             add_pid: args.add_pid.unwrap_or(args.command == "live"),
             merger: args.merge.then(Merger::new),
+            stdout_closed: false,
+            stdout_failed: false,
             errors_shown: 0,
             line: String::new(),
             live: args.command == "live",
@@ -439,15 +453,9 @@ impl Output {
                     self.line.clear();
                     json::write_json(&request, &mut self.line);
                     self.line.push('\n');
-                    let written = self.stdout.write_all(self.line.as_bytes());
-                    let flushed = if self.flush_each {
-                        self.stdout.flush()
-                    } else {
-                        Ok(())
-                    };
-                    if let Err(error) = written.and(flushed) {
-                        stop_on_stdout_error(error);
-                    }
+                    let line = std::mem::take(&mut self.line);
+                    self.write_out(line.as_bytes(), self.flush_each);
+                    self.line = line;
                 }
                 if self.format == Format::Summary || self.live {
                     self.summary.add(&request);
@@ -498,13 +506,41 @@ impl Output {
         }
         out.push_str(&text);
         self.drawn_lines = Some(text.lines().count());
-        if let Err(error) = self
-            .stdout
-            .write_all(out.as_bytes())
-            .and_then(|()| self.stdout.flush())
-        {
+        self.write_out(out.as_bytes(), true);
+    }
+
+    /// Writes to stdout. A write error ends the run ([`stop_on_stdout_error`]), except while
+    /// other outputs are on (`--forward`, `--prometheus`): then only stdout stops and the run
+    /// goes on for the others (ending it there dropped the forward queue without a count). A
+    /// reader that went away (`| head`) is its choice; any other error makes the exit status 1.
+    fn write_out(&mut self, bytes: &[u8], flush: bool) {
+        if self.stdout_closed {
+            return;
+        }
+        let written = self.stdout.write_all(bytes);
+        let result = if flush {
+            written.and_then(|()| self.stdout.flush())
+        } else {
+            written
+        };
+        let Err(error) = result else { return };
+        if self.forwarder.is_none() && self.prometheus.is_none() {
             stop_on_stdout_error(error);
         }
+        if error.kind() == io::ErrorKind::BrokenPipe {
+            eprintln!(
+                "ue-metrics-decode: stdout was closed by its reader; the other outputs go on"
+            );
+        } else {
+            eprintln!(
+                "ue-metrics-decode: cannot write to stdout: {error}; the other outputs go on"
+            );
+            self.stdout_failed = true;
+        }
+        self.stdout_closed = true;
+        // What is still buffered has nowhere to go: dropped unwritten.
+        let closed = std::mem::replace(&mut self.stdout, BufWriter::new(io::stdout()));
+        let _ = closed.into_parts();
     }
 
     /// The source's counts, for the Prometheus endpoint's self-telemetry.
@@ -526,6 +562,9 @@ impl Output {
         }
         // The counts first: the line below tells scripts that everything read is served.
         self.source_stats(stats);
+        if let Some(p) = &self.prometheus {
+            p.input_ended();
+        }
         let stop = self.stop_on_signals();
         eprintln!("ue-metrics-decode: input read; serving until interrupted (Ctrl-C or SIGTERM)");
         while !stop.load(Ordering::Relaxed) {
@@ -567,13 +606,9 @@ impl Output {
                     stats.lost
                 ));
             }
-            if let Err(error) = self.stdout.write_all(text.as_bytes()) {
-                stop_on_stdout_error(error);
-            }
+            self.write_out(text.as_bytes(), false);
         }
-        if let Err(error) = self.stdout.flush() {
-            stop_on_stdout_error(error);
-        }
+        self.write_out(b"", true);
         if let Some(merger) = &self.merger {
             eprintln!(
                 "ue-metrics-decode: merged {} records into earlier ones",
@@ -631,6 +666,9 @@ impl Output {
                 }
                 code = ExitCode::FAILURE;
             }
+        }
+        if self.stdout_failed {
+            code = ExitCode::FAILURE;
         }
         code
     }
@@ -1002,6 +1040,62 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A live agent that shows no table counts points for its totals line but keeps no
+    /// attribute sets: it runs for weeks, and attribute sets come and go, so what it holds
+    /// must follow the live series (the Prometheus state's expiry), not the time it ran.
+    #[test]
+    fn a_live_agent_without_a_table_holds_no_attribute_sets() {
+        use ue_metrics_decode::proto::common::v1::{any_value, AnyValue, KeyValue};
+        use ue_metrics_decode::proto::metrics::v1::{
+            metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+        };
+        let args = args(&["live", "--format", "none"]).unwrap();
+        let mut output = Output::new(&args, false).unwrap();
+        for i in 0..1000 {
+            let point = NumberDataPoint {
+                attributes: vec![KeyValue {
+                    key: "request.id".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::IntValue(i)),
+                    }),
+                    ..Default::default()
+                }],
+                time_unix_nano: 1,
+                value: Some(
+                    ue_metrics_decode::proto::metrics::v1::number_data_point::Value::AsInt(i),
+                ),
+                ..Default::default()
+            };
+            let request =
+                ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest {
+                    resource_metrics: vec![ResourceMetrics {
+                        scope_metrics: vec![ScopeMetrics {
+                            metrics: vec![Metric {
+                                name: "in.flight".into(),
+                                data: Some(metric::Data::Gauge(Gauge {
+                                    data_points: vec![point],
+                                })),
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                };
+            output.record(Record {
+                meta: Default::default(),
+                buffer_len: 10,
+                result: Ok(request),
+                original: None,
+            });
+        }
+        assert_eq!(
+            (output.summary.points(), output.summary.metrics()),
+            (1000, 1)
+        );
+        assert_eq!(output.summary.attribute_sets(), 0);
+    }
 
     fn args(list: &[&str]) -> Result<Args, String> {
         parse_args(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())

@@ -18,6 +18,8 @@ pub struct Summary {
     rows: BTreeMap<String, Row>,
     requests: u64,
     points: u64,
+    /// Counts only ([`Summary::totals_only`]): no attribute sets, values or sizes kept.
+    totals_only: bool,
 }
 
 /// A data point's value as the tables show it.
@@ -119,6 +121,16 @@ impl Summary {
         Self::default()
     }
 
+    /// An empty summary that counts requests, metrics and points only (for a live agent's
+    /// totals line): it keeps no attribute sets, so what it holds does not grow with every
+    /// attribute set a long run sees. Its tables show no attribute sets, values or sizes.
+    pub fn totals_only() -> Self {
+        Summary {
+            totals_only: true,
+            ..Self::default()
+        }
+    }
+
     /// Requests added so far.
     pub fn requests(&self) -> u64 {
         self.requests
@@ -134,6 +146,11 @@ impl Summary {
         self.points
     }
 
+    /// Distinct attribute sets held, over every metric.
+    pub fn attribute_sets(&self) -> usize {
+        self.rows.values().map(|r| r.attribute_sets.len()).sum()
+    }
+
     /// Adds every data point of a request; also counts, per metric, the request as one event
     /// carrying it and the metric's encoded size in it (for [`Summary::live_table`]).
     pub fn add(&mut self, request: &ExportMetricsServiceRequest) {
@@ -141,7 +158,21 @@ impl Summary {
         for rm in &request.resource_metrics {
             for sm in &rm.scope_metrics {
                 for m in &sm.metrics {
-                    let row = self.rows.entry(m.name.clone()).or_default();
+                    if !self.rows.contains_key(&m.name) {
+                        self.rows.insert(m.name.clone(), Row::default());
+                    }
+                    let Some(row) = self.rows.get_mut(&m.name) else {
+                        continue;
+                    };
+                    if self.totals_only {
+                        let points = m
+                            .data
+                            .as_ref()
+                            .map_or(0, |d| DataView::of(d).points().count());
+                        row.points += points as u64;
+                        self.points += points as u64;
+                        continue;
+                    }
                     let points_before = row.points;
                     row.events += 1;
                     row.bytes += m.encoded_len() as u64;

@@ -872,3 +872,60 @@ fn sigterm_drains_a_file_run_within_the_drain_timeout_and_counts_the_rest() {
     assert!(stderr.contains("300 records: 300 decoded"), "{stderr}");
     drop(listener);
 }
+
+/// JSON lines to a reader that goes away (`| head`) while forwarding: the JSON output stops,
+/// as documented, but what was handed to the forwarder is still delivered and counted. The run
+/// used to exit 0 at the first failed write, dropping the forward queue without a word.
+#[test]
+fn a_closed_stdout_does_not_drop_what_is_forwarded() {
+    let requests: Vec<ExportMetricsServiceRequest> =
+        (0..500).map(|i| counter("pipe", 20, i)).collect();
+    let buffers: Vec<Vec<u8>> = requests.iter().map(|r| r.encode_to_vec()).collect();
+    let path = perf_file("forward-closed-stdout.data", &buffers);
+    let (url, received) = server(Vec::new());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+        .args(["perf-data", path.to_str().unwrap(), "--format", "json"])
+        .args(["--forward", &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before anything is written
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("stdout was closed"), "{stderr}");
+    assert!(
+        stderr.contains("forwarded 500 requests (0 failed, 0 dropped"),
+        "{stderr}"
+    );
+    let bodies: Vec<Vec<u8>> = received.try_iter().map(|r| r.body).collect();
+    assert!(bodies == buffers, "every request, in order");
+}
+
+/// Stdout failing (here a full disk, `/dev/full`) while forwarding: the run exits 1, as stdout
+/// output was lost, but the forward queue is still delivered and counted, not dropped with the
+/// process.
+#[test]
+fn a_failing_stdout_exits_1_but_still_delivers_what_is_forwarded() {
+    let requests: Vec<ExportMetricsServiceRequest> =
+        (0..200).map(|i| counter("full", 20, i)).collect();
+    let buffers: Vec<Vec<u8>> = requests.iter().map(|r| r.encode_to_vec()).collect();
+    let path = perf_file("forward-full-stdout.data", &buffers);
+    let (url, received) = server(Vec::new());
+    let out = Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+        .args(["perf-data", path.to_str().unwrap(), "--format", "json"])
+        .args(["--forward", &url])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write to stdout"), "{stderr}");
+    assert!(
+        stderr.contains("forwarded 200 requests (0 failed, 0 dropped"),
+        "{stderr}"
+    );
+    let bodies: Vec<Vec<u8>> = received.try_iter().map(|r| r.body).collect();
+    assert!(bodies == buffers, "every request, in order");
+}

@@ -150,7 +150,21 @@ fn start_agent(trace: &Path) -> (Guard, String, mpsc::Receiver<String>) {
 /// Starts `ue-metrics-decode ARGS --prometheus 127.0.0.1:0` (stdout piped) and waits until it
 /// has read its input.
 fn start_agent_with(args: &[&str]) -> (Guard, String, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+    start_agent_via(&[], args)
+}
+
+/// [`start_agent_with`], run through `wrapper` (a program and its arguments, e.g. `prlimit`).
+fn start_agent_via(wrapper: &[&str], args: &[&str]) -> (Guard, String, mpsc::Receiver<String>) {
+    let agent = env!("CARGO_BIN_EXE_ue-metrics-decode");
+    let mut command = match wrapper.split_first() {
+        Some((program, wrapper_args)) => {
+            let mut command = Command::new(program);
+            command.args(wrapper_args).arg(agent);
+            command
+        }
+        None => Command::new(agent),
+    };
+    let mut child = command
         .args(args)
         .args(["--prometheus", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -653,4 +667,189 @@ fn the_forward_queue_depth_is_on_the_endpoint_and_in_the_final_summary() {
     );
     drop(silent);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The SDK's delta start time is per instrument (the previous collection), not per attribute
+/// set: a set that was not recorded in one interval comes back with a start after the end of
+/// its last point. Those deltas are still increments of the same series: its counter must
+/// keep its total (a reset there made the counter drop to the new delta, and Prometheus'
+/// `increase()` undercounts whenever the new delta is above the old total).
+#[test]
+fn sdk_delta_series_that_skip_a_collection_keep_their_total() {
+    use prost::Message as _;
+    use ue_metrics_decode::prometheus::{render, PrometheusOptions, PrometheusState};
+    use ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+
+    let reader = SharedReader(Arc::new(
+        ManualReader::builder()
+            .with_temporality(Temporality::Delta)
+            .build(),
+    ));
+    let resource = Resource::builder_empty()
+        .with_attributes([
+            KeyValue::new("service.name", "shop"),
+            KeyValue::new("service.instance.id", "i-1"),
+        ])
+        .build();
+    let provider = SdkMeterProvider::builder()
+        .with_resource(resource)
+        .with_reader(reader.clone())
+        .build();
+    let meter = provider.meter("shop.lib");
+    let requests = meter.u64_counter("http.requests").build();
+    let queue = meter.i64_up_down_counter("queue.size").build();
+    let duration = meter
+        .f64_histogram("http.server.duration")
+        .with_boundaries(vec![1.0])
+        .build();
+    let mut state = PrometheusState::new(PrometheusOptions::default());
+    let mut encoder = MetricsEncoder::new();
+    let mut collect = || {
+        let mut rm = ResourceMetrics::default();
+        reader.collect(&mut rm).unwrap();
+        let request = ExportMetricsServiceRequest::decode(encoder.encode_request(&rm)).unwrap();
+        state.add_request(&request, Instant::now());
+    };
+    let (a, b) = (
+        [KeyValue::new("http.route", "/a")],
+        [KeyValue::new("http.route", "/b")],
+    );
+    // Interval 1: both routes. Interval 2: /a only. Interval 3: both again.
+    for (a_value, b_value) in [(1, Some(2)), (1, None), (1, Some(5))] {
+        requests.add(a_value, &a);
+        queue.add(a_value as i64, &a);
+        duration.record(0.5, &a);
+        if let Some(v) = b_value {
+            requests.add(v, &b);
+            queue.add(v as i64, &b);
+            duration.record(0.5, &b);
+        }
+        collect();
+        // Distinct collection times.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut text = String::new();
+    render(&state, &mut text);
+    let value = |prefix: &str| -> f64 {
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(prefix)).collect();
+        assert_eq!(lines.len(), 1, "one line starting with {prefix} in\n{text}");
+        lines[0].rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let labels = r#"job="shop",instance="i-1",otel_scope_name="shop.lib",otel_scope_version="""#;
+    assert_eq!(
+        value(&format!(
+            r#"http_requests_total{{{labels},http_route="/b"}}"#
+        )),
+        7.0
+    );
+    assert_eq!(
+        value(&format!(r#"queue_size{{{labels},http_route="/b"}}"#)),
+        7.0
+    );
+    assert_eq!(
+        value(&format!(
+            r#"http_server_duration_count{{{labels},http_route="/b"}}"#
+        )),
+        2.0
+    );
+    assert_eq!(
+        value(&format!(
+            r#"http_requests_total{{{labels},http_route="/a"}}"#
+        )),
+        3.0
+    );
+    assert_eq!(state.counts().resets, 0, "nothing restarted");
+}
+
+/// A file's series are served until the agent is stopped, as `--prometheus` says: once the
+/// input has ended nothing updates them, and expiry (which makes memory follow the live series
+/// of a running source) must not empty the endpoint.
+#[test]
+fn a_file_is_served_until_stopped_however_long_past_the_expiry_time() {
+    let dir = temp_dir("expiry");
+    let trace = dir.join("trace.txt");
+    write_trace(&trace);
+    let (agent, addr, stderr) = start_agent_with(&[
+        "trace",
+        trace.to_str().unwrap(),
+        "--prometheus-expire",
+        "200ms",
+    ]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let (status, body) = http_get(&addr, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("http_requests_total{") && l.ends_with(" 12")),
+        "the counter is still served:\n{body}"
+    );
+    assert!(
+        body.lines()
+            .any(|l| l == "ue_metrics_decode_series_expired_total 0"),
+        "{body}"
+    );
+    stop_agent(agent, stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The endpoint outlives an accept error. tiny_http's accept loop ends at the first one (here
+/// EMFILE: scrapers held every file descriptor the agent may open; Linux also hands a
+/// connection's own network errors to accept), which closed the port for good while the agent
+/// went on reading: every later scrape was refused.
+#[test]
+fn the_endpoint_listens_again_after_running_out_of_file_descriptors() {
+    let Ok(prlimit) = which("prlimit") else {
+        println!("SKIPPED: prlimit (util-linux) is not installed");
+        return;
+    };
+    let dir = temp_dir("emfile");
+    let trace = dir.join("trace.txt");
+    write_trace(&trace);
+    let (agent, addr, stderr) = start_agent_via(
+        &[prlimit.to_str().unwrap(), "--nofile=32:32"],
+        &["trace", trace.to_str().unwrap()],
+    );
+    // Hold connections until the agent runs out of descriptors (it then refuses them).
+    let mut held = Vec::new();
+    while held.len() < 100 {
+        match TcpStream::connect(&addr) {
+            Ok(stream) => held.push(stream),
+            Err(_) => break,
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    drop(held);
+    let mut body = String::new();
+    eventually("the endpoint serves again", || {
+        match http_get(&addr, "/metrics") {
+            Ok((200, text)) => {
+                body = text;
+                true
+            }
+            _ => false,
+        }
+    });
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("http_requests_total{") && l.ends_with(" 12")),
+        "{body}"
+    );
+    let restarts = body
+        .lines()
+        .find_map(|l| l.strip_prefix("ue_metrics_decode_endpoint_restarts_total "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(restarts.is_some_and(|n| n >= 1), "restarts counted: {body}");
+    stop_agent(agent, stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

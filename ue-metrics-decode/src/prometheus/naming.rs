@@ -84,6 +84,11 @@ pub fn sanitize_metric_name(name: &str) -> String {
 
 /// Appends the Prometheus label name for an attribute key (`http.route` -> `http_route`).
 pub fn push_label_name(out: &mut String, key: &str) {
+    if key.is_empty() {
+        // An empty label name fails the whole scrape (the SDKs let an empty key through).
+        out.push('_');
+        return;
+    }
     push_sanitized(out, key, false);
 }
 

@@ -8,7 +8,7 @@
 //! threshold 0); negative bucket `i` holds `[-base^(i+1), -base^i)` and is rendered, most
 //! negative first, as `le="-base^i"` (a value exactly `-base^i` lands in the next bucket up, as
 //! the exponential layout puts it there). `_sum` is left out when negative values may have been
-//! recorded (the specification reports it only when it is monotonic).
+//! recorded (the specification reports it only when it is monotonic) or a point had no sum.
 
 use std::fmt::Write as _;
 
@@ -54,7 +54,12 @@ pub(crate) fn exponential_buckets(h: &ExponentialHistogram) -> Vec<(f64, u64)> {
     for (k, c) in h.positive.counts.iter().enumerate() {
         cumulative += c;
         let index = i64::from(h.positive.offset) + k as i64 + 1;
-        push(&mut out, exponential_bound(index, h.scale), cumulative);
+        let le = exponential_bound(index, h.scale);
+        // A bound past the f64 range is the `+Inf` bucket the caller writes (a second
+        // `le="+Inf"` line would be a duplicate series).
+        if le.is_finite() {
+            push(&mut out, le, cumulative);
+        }
     }
     out
 }
@@ -150,12 +155,17 @@ pub fn render(state: &PrometheusState, out: &mut String) {
                 SeriesValue::Number(v) => push_sample(out, name, "", labels, *v),
                 SeriesValue::Histogram(h) => {
                     let mut cumulative = 0u64;
-                    for (le, c) in les.texts(&h.bounds).iter().zip(&h.counts) {
+                    for ((le, bound), c) in
+                        les.texts(&h.bounds).iter().zip(&h.bounds).zip(&h.counts)
+                    {
                         cumulative += c;
-                        push_bucket(out, name, labels, le, cumulative);
+                        // An explicit `+Inf` bound is the `+Inf` bucket written below.
+                        if *bound != f64::INFINITY {
+                            push_bucket(out, name, labels, le, cumulative);
+                        }
                     }
                     push_bucket(out, name, labels, "+Inf", h.count);
-                    if !h.negative {
+                    if !h.no_sum {
                         push_sample(out, name, "_sum", labels, h.sum);
                     }
                     push_u64_sample(out, name, "_count", labels, h.count);
@@ -168,7 +178,7 @@ pub fn render(state: &PrometheusState, out: &mut String) {
                         push_bucket(out, name, labels, &le, cumulative);
                     }
                     push_bucket(out, name, labels, "+Inf", h.count);
-                    if !h.negative_values {
+                    if !h.no_sum {
                         push_sample(out, name, "_sum", labels, h.sum);
                     }
                     push_u64_sample(out, name, "_count", labels, h.count);
@@ -280,14 +290,16 @@ pub fn render_self_telemetry(state: &PrometheusState, source: &DecodeStats, out:
     family(
         "series_resets_total",
         "counter",
-        "Series started again (producer restart, delta gap, new bounds)",
+        "Series started again (cumulative producer restart, new histogram bounds)",
         &[("", counts.resets)],
     );
 }
 
 /// Appends the forwarder's counts (`ue_metrics_decode_forward_requests_total{outcome}` with
 /// `sent`, `failed`, `dropped` (full queue), `drain_dropped` (not delivered by the drain
-/// deadline); `ue_metrics_decode_forward_retries_total`) and its queue
+/// deadline); `ue_metrics_decode_forward_retries_total`;
+/// `ue_metrics_decode_forward_rejected_points_total`, points rejected in accepted requests) and
+/// its queue
 /// (`ue_metrics_decode_forward_queue_depth`, `_queue_high_water`, `_queue_capacity` gauges).
 #[cfg(feature = "cli")]
 pub fn render_forward_telemetry(stats: &ForwardStats, out: &mut String) {
@@ -326,10 +338,21 @@ pub fn render_forward_telemetry(stats: &ForwardStats, out: &mut String) {
             "# HELP ue_metrics_decode_forward_{name} {help}\n# TYPE ue_metrics_decode_forward_{name} gauge\nue_metrics_decode_forward_{name} {value}"
         );
     }
-    let name = "ue_metrics_decode_forward_retries_total";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Forwarding attempts retried\n# TYPE {name} counter\n{name} {}",
-        stats.retries
-    );
+    for (name, help, value) in [
+        (
+            "retries_total",
+            "Forwarding attempts retried",
+            stats.retries,
+        ),
+        (
+            "rejected_points_total",
+            "Data points the receiver rejected in requests it accepted (OTLP partial success)",
+            stats.rejected_points,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP ue_metrics_decode_forward_{name} {help}\n# TYPE ue_metrics_decode_forward_{name} counter\nue_metrics_decode_forward_{name} {value}"
+        );
+    }
 }

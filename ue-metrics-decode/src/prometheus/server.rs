@@ -1,7 +1,9 @@
 //! The `/metrics` HTTP endpoint (a `tiny_http` server on its own thread).
 
+use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -18,13 +20,25 @@ struct Shared {
     source: DecodeStats,
     forward: Option<ForwardStats>,
     next_expiry: Instant,
+    /// The input has ended ([`PrometheusEndpoint::input_ended`]): no expiry any more.
+    input_ended: bool,
+    /// Times the endpoint listened again after its accept loop ended on an error.
+    restarts: u64,
+}
+
+/// The server, replaced when it stops accepting (see [`serve`]).
+struct Listener {
+    server: Mutex<Arc<tiny_http::Server>>,
+    /// Set before the server is unblocked for good.
+    stopping: AtomicBool,
+    addr: SocketAddr,
 }
 
 /// Serves the series of a [`PrometheusState`] at `http://ADDR/metrics` while requests are
 /// added to it. Dropping it (or [`stop`](Self::stop)) shuts the server down.
 pub struct PrometheusEndpoint {
     shared: Arc<Mutex<Shared>>,
-    server: Arc<tiny_http::Server>,
+    listener: Arc<Listener>,
     thread: Option<JoinHandle<()>>,
     addr: SocketAddr,
     expiry_every: Duration,
@@ -38,7 +52,7 @@ impl std::fmt::Debug for PrometheusEndpoint {
     }
 }
 
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+fn lock<T>(shared: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave the state half-updated in a way that matters
     // more than losing the endpoint: keep serving.
     shared.lock().unwrap_or_else(PoisonError::into_inner)
@@ -65,18 +79,24 @@ impl PrometheusEndpoint {
             source: DecodeStats::default(),
             forward: None,
             next_expiry: Instant::now() + expiry_every,
+            input_ended: false,
+            restarts: 0,
         }));
-        let server = Arc::new(server);
+        let listener = Arc::new(Listener {
+            server: Mutex::new(Arc::new(server)),
+            stopping: AtomicBool::new(false),
+            addr: local,
+        });
         let thread = {
-            let server = Arc::clone(&server);
+            let listener = Arc::clone(&listener);
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("prometheus".into())
-                .spawn(move || serve(&server, &shared))?
+                .spawn(move || serve(&listener, &shared))?
         };
         Ok(PrometheusEndpoint {
             shared,
-            server,
+            listener,
             thread: Some(thread),
             addr: local,
             expiry_every,
@@ -93,10 +113,18 @@ impl PrometheusEndpoint {
         let now = Instant::now();
         let mut shared = lock(&self.shared);
         shared.state.add_request(request, now);
-        if now >= shared.next_expiry {
+        if now >= shared.next_expiry && !shared.input_ended {
             shared.state.expire(now);
             shared.next_expiry = now + self.expiry_every;
         }
+    }
+
+    /// The input has ended (a file read to its end): from now on every series is served
+    /// until the endpoint stops. Expiry is there so that memory follows the live series of a
+    /// running source; after the end of the input nothing is added, and an expiry would only
+    /// empty the endpoint.
+    pub fn input_ended(&self) {
+        lock(&self.shared).input_ended = true;
     }
 
     /// The source's counts, shown as `ue_metrics_decode_records_*`.
@@ -124,7 +152,10 @@ impl PrometheusEndpoint {
     }
 
     fn shutdown(&mut self) {
-        self.server.unblock();
+        self.listener.stopping.store(true, Ordering::Release);
+        // Under the lock: a server put in place after this is never waited on (`serve` checks
+        // `stopping` before it uses one).
+        lock(&self.listener.server).unblock();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -137,9 +168,69 @@ impl Drop for PrometheusEndpoint {
     }
 }
 
-fn serve(server: &tiny_http::Server, shared: &Mutex<Shared>) {
+/// How long to wait before listening again when it failed (descriptors still exhausted).
+const RELISTEN_EVERY: Duration = Duration::from_millis(200);
+
+/// How long the endpoint may be idle before it checks that it still accepts connections.
+const CHECK_ACCEPTING_EVERY: Duration = Duration::from_secs(1);
+
+/// The next request; `None` once stopping.
+///
+/// tiny_http's accept loop ends for good at the first accept error (EMFILE when the process is
+/// out of file descriptors; Linux also passes a new connection's network errors to `accept`)
+/// or when it cannot duplicate a connection's descriptor (it panics), and the port closes with
+/// it: scraping would be over for the rest of the run while the agent goes on reading. The
+/// first case is reported by `recv`; the second is not, so an idle endpoint checks that its
+/// port still takes connections. Either way it listens again on the same address.
+fn next_request(listener: &Listener, shared: &Mutex<Shared>) -> Option<tiny_http::Request> {
+    loop {
+        let server = {
+            let server = lock(&listener.server);
+            if listener.stopping.load(Ordering::Acquire) {
+                return None;
+            }
+            Arc::clone(&server)
+        };
+        match server.recv_timeout(CHECK_ACCEPTING_EVERY) {
+            Ok(Some(request)) => return Some(request),
+            // Idle (or unblocked to stop: checked above).
+            Ok(None) if accepting(listener.addr) => continue,
+            Ok(None) | Err(_) => {}
+        }
+        drop(server);
+        loop {
+            if listener.stopping.load(Ordering::Acquire) {
+                return None;
+            }
+            if let Ok(server) = tiny_http::Server::http(listener.addr) {
+                *lock(&listener.server) = Arc::new(server);
+                lock(shared).restarts += 1;
+                break;
+            }
+            std::thread::sleep(RELISTEN_EVERY);
+        }
+    }
+}
+
+/// Whether something accepts connections at `addr` (a refused connection says the port is
+/// closed; any other failure, such as running out of descriptors here, says nothing).
+fn accepting(addr: SocketAddr) -> bool {
+    let mut target = addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    match std::net::TcpStream::connect_timeout(&target, Duration::from_millis(500)) {
+        Ok(_) => true,
+        Err(e) => e.kind() != io::ErrorKind::ConnectionRefused,
+    }
+}
+
+fn serve(listener: &Listener, shared: &Mutex<Shared>) {
     let mut body = String::new();
-    while let Ok(request) = server.recv() {
+    while let Some(request) = next_request(listener, shared) {
         let path = request.url().split('?').next().unwrap_or("");
         let method = request.method().clone();
         let response = match (path, &method) {
@@ -147,13 +238,20 @@ fn serve(server: &tiny_http::Server, shared: &Mutex<Shared>) {
                 body.clear();
                 {
                     let mut shared = lock(shared);
-                    let now = Instant::now();
-                    shared.state.expire(now);
+                    if !shared.input_ended {
+                        shared.state.expire(Instant::now());
+                    }
                     render(&shared.state, &mut body);
                     render_self_telemetry(&shared.state, &shared.source, &mut body);
                     if let Some(forward) = &shared.forward {
                         render_forward_telemetry(forward, &mut body);
                     }
+                    let name = "ue_metrics_decode_endpoint_restarts_total";
+                    let _ = writeln!(
+                        body,
+                        "# HELP {name} Times this endpoint listened again after it stopped accepting connections\n# TYPE {name} counter\n{name} {}",
+                        shared.restarts
+                    );
                 }
                 text_response(200, CONTENT_TYPE, body.as_bytes())
             }

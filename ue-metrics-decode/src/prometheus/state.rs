@@ -5,9 +5,10 @@
 //! `otel_scope_name` and `otel_scope_version` from the scope, then the point's attributes.
 //!
 //! - Delta sums and histograms are accumulated into cumulative ones. A delta whose start time
-//!   equals the end of the last one continues the series; a later start (a gap: the producer
-//!   restarted, or was quiet) starts it again from this delta; an earlier one (a duplicate or an
-//!   older point) is dropped and counted.
+//!   is at or after the end of the last one continues the series, gap or not (the SDKs start
+//!   every delta of an instrument at its previous collection, so a series not recorded in one
+//!   interval comes back after a gap; and a restarted producer's deltas are increments all the
+//!   same); an earlier one (a duplicate or an overlapping point) is dropped and counted.
 //! - Cumulative points replace the series' value; a new start time is a restart (the new value
 //!   is taken, Prometheus sees a counter reset); a point older than the series' is dropped.
 //! - Gauges keep the last value (by point time).
@@ -54,7 +55,8 @@ pub enum DropReason {
     /// Its family name is already used by a metric of another type.
     TypeConflict,
     /// A summary, a point with no value or flagged "no recorded value", or a histogram whose
-    /// bucket counts do not match its bounds.
+    /// bucket counts do not match its bounds (bounds without counts included) or whose bounds
+    /// are not strictly increasing.
     Unsupported,
 }
 
@@ -87,7 +89,8 @@ pub struct PrometheusCounts {
     pub series_created: u64,
     /// Series removed by expiry.
     pub series_expired: u64,
-    /// Series started again (a producer restart, a gap in deltas, changed bounds).
+    /// Series started again (a cumulative producer restart, changed histogram bounds or
+    /// bucket layout).
     pub resets: u64,
 }
 
@@ -146,9 +149,9 @@ pub(crate) struct ExplicitHistogram {
     pub counts: Vec<u64>,
     pub count: u64,
     pub sum: f64,
-    /// Whether a negative value may have been recorded (then `_sum` is not monotonic and is
-    /// left out, as the specification says).
-    pub negative: bool,
+    /// `_sum` is left out: a negative value may have been recorded (the sum is then not
+    /// monotonic, as the specification says) or a point came without a sum.
+    pub no_sum: bool,
 }
 
 /// Dense run of exponential buckets: `counts[k]` is bucket `offset + k`.
@@ -168,7 +171,8 @@ pub(crate) struct ExponentialHistogram {
     pub negative: Dense,
     pub count: u64,
     pub sum: f64,
-    pub negative_values: bool,
+    /// As [`ExplicitHistogram::no_sum`].
+    pub no_sum: bool,
 }
 
 /// One series.
@@ -355,10 +359,11 @@ fn decide(s: &Series, start: u64, time: u64, delta: bool) -> Merge {
                 Merge::Drop
             };
         }
-        if start == s.time {
+        // A gap (`start > s.time`) is time in which nothing was recorded: still increments
+        // of the same total. Restarting the cumulative value there made it drop to this delta,
+        // and Prometheus undercounts `increase()` whenever the delta is above the old total.
+        if start >= s.time {
             Merge::Accumulate
-        } else if start > s.time {
-            Merge::Reset
         } else {
             Merge::Drop
         }
@@ -723,14 +728,20 @@ fn add_histogram(
     delta: bool,
     now: Instant,
 ) {
+    // Bounds must be strictly increasing (OTLP says so; NaN is not): others would render as
+    // repeated or unordered `le` buckets. Bucket counts may be left out only when there are no
+    // bounds (then only the count is known).
+    let no_buckets = p.bucket_counts.is_empty() && p.explicit_bounds.is_empty();
     if p.flags & NO_RECORDED_VALUE != 0
-        || (!p.bucket_counts.is_empty() && p.bucket_counts.len() != p.explicit_bounds.len() + 1)
+        || (!no_buckets && p.bucket_counts.len() != p.explicit_bounds.len() + 1)
+        || !p.explicit_bounds.windows(2).all(|w| w[0] < w[1])
+        || p.explicit_bounds.iter().any(|b| b.is_nan())
     {
         counts.dropped[DropReason::Unsupported as usize] += 1;
         return;
     }
-    let negative = p.min.is_some_and(|m| m < 0.0)
-        || p.sum.is_some_and(|s| s < 0.0)
+    let no_sum = p.sum.is_none_or(|s| s < 0.0)
+        || p.min.is_some_and(|m| m < 0.0)
         || (p.min.is_none()
             && p.explicit_bounds.first().is_some_and(|b| *b <= 0.0)
             && p.bucket_counts.first().is_some_and(|c| *c > 0));
@@ -744,7 +755,7 @@ fn add_histogram(
             },
             count: p.count,
             sum: p.sum.unwrap_or(0.0),
-            negative,
+            no_sum,
         })
     };
     series_key(scratch, scoped, &p.attributes);
@@ -770,7 +781,7 @@ fn add_histogram(
                     }
                     h.count += p.count;
                     h.sum += p.sum.unwrap_or(0.0);
-                    h.negative |= negative;
+                    h.no_sum |= no_sum;
                 }
                 SeriesValue::Histogram(h) if h.bounds == p.explicit_bounds => {
                     // A cumulative update or restart: copy in place (no allocation).
@@ -780,11 +791,12 @@ fn add_histogram(
                     }
                     h.count = p.count;
                     h.sum = p.sum.unwrap_or(0.0);
-                    h.negative = negative;
+                    h.no_sum = no_sum;
                 }
                 value => {
                     if merge == Merge::Accumulate {
-                        // Bounds changed between deltas: start again from this one.
+                        // Bounds (or the bucket layout) changed between deltas: start again
+                        // from this one.
                         counts.resets += 1;
                         series.start = p.start_time_unix_nano;
                     }
@@ -854,7 +866,8 @@ impl ExponentialHistogram {
             scale: p.scale,
             zero_count: p.zero_count,
             zero_threshold: p.zero_threshold,
-            negative_values: negative.counts.iter().any(|c| *c > 0)
+            no_sum: p.sum.is_none()
+                || negative.counts.iter().any(|c| *c > 0)
                 || p.min.is_some_and(|m| m < 0.0),
             positive: Dense::from_buckets(p.positive.as_ref()),
             negative,
@@ -878,7 +891,7 @@ impl ExponentialHistogram {
         self.zero_threshold = self.zero_threshold.max(other.zero_threshold);
         self.count += other.count;
         self.sum += other.sum;
-        self.negative_values |= other.negative_values;
+        self.no_sum |= other.no_sum;
     }
 }
 
@@ -912,11 +925,18 @@ fn add_exponential(
         stamp,
         now,
         fresh,
-        |series, merge, _| match &mut series.value {
+        |series, merge, counts| match &mut series.value {
             SeriesValue::Exponential(h) if merge == Merge::Accumulate => {
                 h.add(ExponentialHistogram::from_point(p))
             }
-            value => *value = fresh(),
+            value => {
+                if merge == Merge::Accumulate {
+                    // Explicit buckets before: start again from this delta.
+                    counts.resets += 1;
+                    series.start = p.start_time_unix_nano;
+                }
+                *value = fresh();
+            }
         },
     );
 }

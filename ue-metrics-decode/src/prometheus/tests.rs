@@ -97,7 +97,7 @@ fn sample(text: &str, prefix: &str) -> f64 {
 const SERIES: &str = r#"http_requests_total{job="demo/shop",instance="i-1",otel_scope_name="lib",otel_scope_version="1.0",http_route="/a"}"#;
 
 #[test]
-fn deltas_accumulate_into_a_counter_and_a_gap_restarts_it() {
+fn deltas_accumulate_into_a_counter_across_gaps() {
     let mut state = PrometheusState::new(PrometheusOptions::default());
     let now = Instant::now();
     let add = |state: &mut PrometheusState, start, time, value| {
@@ -121,10 +121,15 @@ fn deltas_accumulate_into_a_counter_and_a_gap_restarts_it() {
     add(&mut state, T0 + SEC, T0 + 2 * SEC, 7);
     assert_eq!(sample(&rendered(&state), SERIES), 12.0);
     assert_eq!(state.counts().dropped(DropReason::OutOfOrder), 1);
-    // A start after the end of the last delta: the producer restarted; count again from 3.
+    // A start after the end of the last delta (quiet for a while, or a restarted producer):
+    // still an increment of the same total.
     add(&mut state, T0 + 10 * SEC, T0 + 11 * SEC, 3);
-    assert_eq!(sample(&rendered(&state), SERIES), 3.0);
-    assert_eq!(state.counts().resets, 1);
+    assert_eq!(sample(&rendered(&state), SERIES), 15.0);
+    // Overlapping the last delta: dropped, counted.
+    add(&mut state, T0 + 10 * SEC + 1, T0 + 12 * SEC, 4);
+    assert_eq!(sample(&rendered(&state), SERIES), 15.0);
+    assert_eq!(state.counts().dropped(DropReason::OutOfOrder), 2);
+    assert_eq!(state.counts().resets, 0);
     assert_eq!(state.counts().points, 3);
     assert_eq!(state.series(), 1);
 }
@@ -636,4 +641,253 @@ fn target_info_follows_changed_resource_attributes() {
     let text = rendered(&state);
     assert_eq!(text.matches("target_info{").count(), 1, "{text}");
     assert!(text.contains(r#"host_name="web-8""#), "{text}");
+}
+
+/// Checks what a Prometheus scrape rejects: a label name outside `[a-zA-Z_][a-zA-Z0-9_]*`
+/// (the text parser fails the whole scrape on it) and two samples of one series (one of them
+/// is dropped as a duplicate).
+fn assert_valid_exposition(text: &str) {
+    let mut seen = std::collections::HashSet::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let series = line.rsplit_once(' ').unwrap().0;
+        assert!(seen.insert(series), "duplicate series {series} in\n{text}");
+        let labels = series.split_once('{').unwrap().1;
+        let mut rest = labels.strip_suffix('}').unwrap();
+        while !rest.is_empty() {
+            let (name, after) = rest.split_once("=\"").unwrap();
+            assert!(
+                name.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "invalid label name {name:?} in {line}"
+            );
+            // Past the value: up to the first unescaped quote.
+            let mut escaped = false;
+            let end = after
+                .char_indices()
+                .find(|&(_, c)| {
+                    let quote = c == '"' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    quote
+                })
+                .unwrap()
+                .0;
+            rest = after[end + 1..].trim_start_matches(',');
+        }
+    }
+}
+
+/// Points a producer may well send must not make the exposition one a scrape rejects: an
+/// attribute with an empty key (the SDK does not refuse one), an explicit `+Inf` bound, an
+/// exponential bucket whose upper bound is past the `f64` range.
+#[test]
+fn odd_but_legal_points_keep_the_exposition_valid() {
+    let mut state = PrometheusState::new(PrometheusOptions::default());
+    let now = Instant::now();
+    let mut resource = shop();
+    resource.push(kv("", "resource"));
+    let mut g = point(0, T0, 1, "/x");
+    g.attributes.push(kv("", "empty"));
+    let gauge = Metric {
+        name: "in.flight".into(),
+        data: Some(metric::Data::Gauge(Gauge {
+            data_points: vec![g],
+        })),
+        ..Default::default()
+    };
+    let mut h = histogram_point(T0, T0 + SEC, vec![1, 2, 0], 1.0);
+    h.explicit_bounds = vec![1.0, f64::INFINITY];
+    let histogram = Metric {
+        name: "latency".into(),
+        data: Some(metric::Data::Histogram(Histogram {
+            data_points: vec![h],
+            aggregation_temporality: CUMULATIVE,
+        })),
+        ..Default::default()
+    };
+    // Scale 0: bucket 1023 holds (2^1023, 2^1024], and 2^1024 is past f64::MAX.
+    let huge = exponential(0, 1022, vec![1, 1], None, 0);
+    state.add_request(
+        &request(
+            resource,
+            vec![gauge, histogram, exponential_metric(CUMULATIVE, vec![huge])],
+        ),
+        now,
+    );
+    let text = rendered(&state);
+    assert_valid_exposition(&text);
+    let labels = r#"job="demo/shop",instance="i-1",otel_scope_name="lib",otel_scope_version="1.0""#;
+    assert_eq!(
+        sample(
+            &text,
+            &format!(r#"in_flight{{{labels},_="empty",http_route="/x"}}"#)
+        ),
+        1.0
+    );
+    assert_eq!(
+        buckets_of(&text)
+            .into_iter()
+            .filter(|(le, _)| le == "+Inf")
+            .map(|(_, v)| v)
+            .collect::<Vec<_>>(),
+        [3.0, 2.0],
+        "one +Inf bucket per histogram, holding the count:\n{text}"
+    );
+    assert!(
+        text.contains(
+            r#"target_info{job="demo/shop",instance="i-1",_="resource",host_name="web-7"} 1"#
+        ),
+        "{text}"
+    );
+}
+
+/// Bounds that are not strictly increasing (as OTLP requires) cannot be rendered as buckets:
+/// dropped and counted.
+#[test]
+fn histograms_with_unordered_bounds_are_dropped_and_counted() {
+    let mut state = PrometheusState::new(PrometheusOptions::default());
+    for bounds in [vec![1.0, 1.0], vec![2.0, 1.0], vec![f64::NAN, 1.0]] {
+        let mut h = histogram_point(T0, T0 + SEC, vec![1, 2, 0], 1.0);
+        h.explicit_bounds = bounds;
+        let histogram = Metric {
+            name: "latency".into(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: vec![h],
+                aggregation_temporality: CUMULATIVE,
+            })),
+            ..Default::default()
+        };
+        state.add_request(&request(shop(), vec![histogram]), Instant::now());
+    }
+    assert_eq!(state.counts().dropped(DropReason::Unsupported), 3);
+    assert_eq!(state.series(), 0);
+    assert_valid_exposition(&rendered(&state));
+}
+
+/// Points a receiver rejected in accepted requests (OTLP partial success) are data lost
+/// downstream: the endpoint shows them next to the request outcomes, as the final summary does.
+#[cfg(feature = "cli")]
+#[test]
+fn the_endpoint_shows_the_points_the_receiver_rejected() {
+    let stats = crate::forward::ForwardStats {
+        sent: 3,
+        rejected_points: 5,
+        ..Default::default()
+    };
+    let mut text = String::new();
+    render_forward_telemetry(&stats, &mut text);
+    assert_eq!(
+        sample(&text, "ue_metrics_decode_forward_rejected_points_total"),
+        5.0
+    );
+    assert!(
+        text.contains("# TYPE ue_metrics_decode_forward_rejected_points_total counter\n"),
+        "{text}"
+    );
+}
+
+/// A histogram point without a sum (OTLP leaves it out when it is not known to be a sum of
+/// non-negative values) has no `_sum` line: `_sum 0` would claim a sum that was never sent
+/// (a mean of 0 on every dashboard).
+#[test]
+fn histograms_without_a_sum_have_no_sum_line() {
+    let mut state = PrometheusState::new(PrometheusOptions::default());
+    let mut explicit = histogram_point(T0, T0 + SEC, vec![1, 2, 0, 0], 0.0);
+    explicit.sum = None;
+    let mut exponential_point = exponential(0, 0, vec![1, 1], None, 0);
+    exponential_point.sum = None;
+    let metrics = vec![
+        Metric {
+            name: "latency".into(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: vec![explicit],
+                aggregation_temporality: DELTA,
+            })),
+            ..Default::default()
+        },
+        exponential_metric(DELTA, vec![exponential_point]),
+    ];
+    state.add_request(&request(shop(), metrics), Instant::now());
+    let text = rendered(&state);
+    assert_eq!(text.matches("_count{").count(), 2, "{text}");
+    assert!(!text.contains("_sum{"), "{text}");
+}
+
+/// Bounds without bucket counts are invalid OTLP (counts may be left out only when there are no
+/// bounds): rendered, every bucket said 0 values were at or below its bound. Dropped, counted;
+/// a histogram with neither still shows its count.
+#[test]
+fn histograms_with_bounds_but_no_bucket_counts_are_dropped_and_counted() {
+    let mut state = PrometheusState::new(PrometheusOptions::default());
+    let histogram = |name: &str, bounds: Vec<f64>| {
+        let mut h = histogram_point(T0, T0 + SEC, vec![], 1.0);
+        h.count = 3;
+        h.explicit_bounds = bounds;
+        Metric {
+            name: name.into(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: vec![h],
+                aggregation_temporality: CUMULATIVE,
+            })),
+            ..Default::default()
+        }
+    };
+    state.add_request(
+        &request(
+            shop(),
+            vec![
+                histogram("with.bounds", vec![1.0, 2.0]),
+                histogram("without", vec![]),
+            ],
+        ),
+        Instant::now(),
+    );
+    assert_eq!(state.counts().dropped(DropReason::Unsupported), 1);
+    let text = rendered(&state);
+    assert!(!text.contains("with_bounds_bucket"), "{text}");
+    assert_eq!(
+        buckets_of(&text),
+        [("+Inf".to_owned(), 3.0)],
+        "the count alone:\n{text}"
+    );
+}
+
+/// A histogram series whose producer switched between explicit and exponential buckets (a
+/// view changed, the producer restarted) starts again from the new point: counted as a reset
+/// either way round, as changed explicit bounds are.
+#[test]
+fn a_histogram_switching_bucket_layout_is_counted_as_a_reset() {
+    let mut state = PrometheusState::new(PrometheusOptions::default());
+    let explicit = |start, time| Metric {
+        name: "payload.size".into(),
+        unit: "By".into(),
+        data: Some(metric::Data::Histogram(Histogram {
+            data_points: vec![HistogramDataPoint {
+                attributes: vec![],
+                ..histogram_point(start, time, vec![1, 0, 0, 0], 0.05)
+            }],
+            aggregation_temporality: DELTA,
+        })),
+        ..Default::default()
+    };
+    let mut exponential_point = exponential(0, 0, vec![1, 1], None, 0);
+    exponential_point.start_time_unix_nano = T0 + SEC;
+    exponential_point.time_unix_nano = T0 + 2 * SEC;
+    let now = Instant::now();
+    state.add_request(&request(shop(), vec![explicit(T0, T0 + SEC)]), now);
+    state.add_request(
+        &request(
+            shop(),
+            vec![exponential_metric(DELTA, vec![exponential_point])],
+        ),
+        now,
+    );
+    assert_eq!(state.counts().resets, 1);
+    state.add_request(
+        &request(shop(), vec![explicit(T0 + 2 * SEC, T0 + 3 * SEC)]),
+        now,
+    );
+    assert_eq!(state.counts().resets, 2);
+    assert_eq!(state.series(), 1);
 }
