@@ -516,26 +516,44 @@ impl Worker {
         (!self.shared.abandoned.load(Ordering::Acquire)).then_some(stats)
     }
 
+    /// The counts, for the final count of the request under way: it stops being under way in
+    /// the same lock, so `finish` giving up on the worker counts it either here or there, never
+    /// twice or not at all. `None` once abandoned (as [`Worker::stats`]).
+    fn request_done(&self) -> Option<MutexGuard<'_, ForwardStats>> {
+        let stats = self.stats()?;
+        self.shared.under_way.store(0, Ordering::Release);
+        Some(stats)
+    }
+
     /// Takes one request off the queue: delivers it, or counts it as dropped when the drain
     /// deadline has passed.
     fn take(&mut self, body: Vec<u8>) {
         let shared = Arc::clone(&self.shared);
-        shared.depth.fetch_sub(1, Ordering::AcqRel);
+        let under_way = {
+            // From queued to under way in one step under the stats lock, which `finish` takes
+            // to count what an abandoned worker holds (`depth + under_way`).
+            let Some(mut stats) = self.stats() else {
+                // Abandoned: `finish` counted this request as queued.
+                return;
+            };
+            shared.depth.fetch_sub(1, Ordering::AcqRel);
+            let too_late = shared.drain_passed();
+            if too_late {
+                stats.drain_dropped += 1;
+            } else {
+                shared.under_way.store(1, Ordering::Release);
+            }
+            !too_late
+        };
         {
             let _guard = lock(&shared.room_lock);
             shared.room.notify_all();
         }
-        if shared.drain_passed() {
-            if let Some(mut stats) = self.stats() {
-                stats.drain_dropped += 1;
-            }
-            return;
+        if under_way {
+            // Every way out of `deliver` ends in `request_done` (or finds the worker
+            // abandoned).
+            self.deliver(body);
         }
-        shared.under_way.store(1, Ordering::Release);
-        self.deliver(body);
-        // Under the stats lock, so `finish` never counts this request twice.
-        let _stats = lock(&shared.stats);
-        shared.under_way.store(0, Ordering::Release);
     }
 
     fn deliver(&mut self, body: Vec<u8>) {
@@ -562,7 +580,7 @@ impl Worker {
             let (reason, after) = match self.attempt(&body, timeout) {
                 Attempt::Delivered { rejected, message } => {
                     self.receiver_down = None;
-                    let Some(mut stats) = self.stats() else {
+                    let Some(mut stats) = self.request_done() else {
                         return;
                     };
                     stats.sent += 1;
@@ -639,7 +657,7 @@ impl Worker {
 
     /// The request was not delivered by the drain deadline.
     fn drain_drop(&self, reason: String) {
-        if let Some(mut stats) = self.stats() {
+        if let Some(mut stats) = self.request_done() {
             stats.drain_dropped += 1;
             stats.last_error = Some(format!(
                 "POST {}: {reason}; the drain deadline passed",
@@ -668,7 +686,7 @@ impl Worker {
     }
 
     fn fail(&self, reason: String) {
-        let Some(mut stats) = self.stats() else {
+        let Some(mut stats) = self.request_done() else {
             return;
         };
         stats.failed += 1;
