@@ -909,11 +909,11 @@ fn run_live(args: &Args) -> ExitCode {
     let collect_start = Instant::now();
     let mut next_rescan = collect_start + RESCAN_EVERY;
     let mut rescan_error_shown = false;
-    let mut received = 0u64;
+    let mut limit = CountLimit::new(args.count);
     let mut idle_since = Instant::now();
     let mut next_refresh = args.refresh.map(|every| collect_start + every);
     loop {
-        if args.count.is_some_and(|n| received >= n) || interrupted.load(Ordering::Relaxed) {
+        if limit.reached() || interrupted.load(Ordering::Relaxed) {
             break;
         }
         let mut now = Instant::now();
@@ -935,10 +935,8 @@ fn run_live(args: &Args) -> ExitCode {
         if let Some(due) = next_refresh {
             step = step.min(due.saturating_duration_since(now));
         }
-        let count = args.count;
         let result = source.poll(step, |record| {
-            if count.is_none_or(|n| received < n) {
-                received += 1;
+            if limit.take() {
                 output.record(record);
             }
         });
@@ -985,13 +983,11 @@ fn run_live(args: &Args) -> ExitCode {
     // What the rings still hold when Ctrl-C, SIGTERM or --duration ends the loop was written
     // before the end: read it too (a few rounds at most; the producers go on writing).
     for _ in 0..4 {
-        if args.count.is_some_and(|n| received >= n) {
+        if limit.reached() {
             break;
         }
-        let count = args.count;
         match source.poll(Duration::ZERO, |record| {
-            if count.is_none_or(|n| received < n) {
-                received += 1;
+            if limit.take() {
                 output.record(record);
             }
         }) {
@@ -999,10 +995,52 @@ fn run_live(args: &Args) -> ExitCode {
             Ok(_) => output.source_stats(source.stats()),
         }
     }
+    if limit.past > 0 {
+        // The rings are read a batch at a time: the batch that reached the count held more.
+        eprintln!(
+            "ue-metrics-decode: {} more records were read with the last batch after --count \
+             was reached; they are in the counts below but were not output",
+            limit.past
+        );
+    }
     let stats = source.stats().clone();
     let code = output.finish(&stats, Some(collect_start.elapsed()));
     drop(held);
     code
+}
+
+/// `live --count N`: the first N records are output; the rest of the batch that reached N is
+/// counted (it was read and decoded) but not output.
+struct CountLimit {
+    limit: Option<u64>,
+    taken: u64,
+    /// Records read after the limit was reached.
+    past: u64,
+}
+
+impl CountLimit {
+    fn new(limit: Option<u64>) -> CountLimit {
+        CountLimit {
+            limit,
+            taken: 0,
+            past: 0,
+        }
+    }
+
+    fn reached(&self) -> bool {
+        self.limit.is_some_and(|n| self.taken >= n)
+    }
+
+    /// Whether the next record is output (else it is counted as past the limit).
+    fn take(&mut self) -> bool {
+        if self.reached() {
+            self.past += 1;
+            false
+        } else {
+            self.taken += 1;
+            true
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -1040,6 +1078,18 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_count_limit_outputs_the_first_n_and_counts_the_rest_of_the_batch() {
+        let mut limit = CountLimit::new(Some(2));
+        let output: Vec<bool> = (0..5).map(|_| limit.take()).collect();
+        assert_eq!(output, [true, true, false, false, false]);
+        assert!(limit.reached());
+        assert_eq!((limit.taken, limit.past), (2, 3));
+        let mut unlimited = CountLimit::new(None);
+        assert!((0..100).all(|_| unlimited.take()) && !unlimited.reached());
+        assert_eq!(unlimited.past, 0);
+    }
 
     /// A live agent that shows no table counts points for its totals line but keeps no
     /// attribute sets: it runs for weeks, and attribute sets come and go, so what it holds
