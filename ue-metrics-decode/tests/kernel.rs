@@ -446,12 +446,6 @@ fn live_cli_ends_on_ctrl_c_with_its_output_and_final_count() {
 
 #[test]
 fn live_forwarding_rides_out_a_receiver_outage_and_sends_the_producers_bytes() {
-    // The guest's init leaves networking alone: bring up loopback (127.0.0.1).
-    let lo = std::process::Command::new("/bin/busybox")
-        .args(["ip", "link", "set", "lo", "up"])
-        .status()
-        .unwrap();
-    assert!(lo.success(), "ip link set lo up: {lo:?}");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -752,14 +746,6 @@ fn live_serves_prometheus_with_the_writers_pid() {
     let tracefs = tracefs();
     let data = DataFile::open(&tracefs).unwrap();
     let event = register(&data, &format!("ue_decode_prom {EVENT_FIELDS}"));
-    // The guest's init leaves the loopback interface down (127.0.0.1 is then unassigned).
-    let up = std::process::Command::new("/bin/busybox")
-        .args(["ip", "link", "set", "lo", "up"])
-        .status();
-    assert!(
-        up.as_ref().is_ok_and(|s| s.success()),
-        "ip link set lo up: {up:?}"
-    );
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
         .args([
             "live",
