@@ -853,3 +853,36 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A client that asks for `/metrics` and never reads the answer (a stuck scraper, `curl |
+/// less`) must not hold up the other scrapes: the endpoint sends each answer from its own
+/// thread.
+#[test]
+fn a_client_that_stops_reading_does_not_stall_other_scrapes() {
+    use ue_metrics_decode::prometheus::{PrometheusEndpoint, PrometheusOptions};
+    let endpoint = PrometheusEndpoint::start("127.0.0.1:0", PrometheusOptions::default()).unwrap();
+    // About 28 MB of exposition: more than loopback's socket buffers hold.
+    endpoint.add(&common::requests::counter("stall", 400_000, 1));
+    let addr = endpoint.local_addr().to_string();
+    let mut stalled = TcpStream::connect(&addr).unwrap();
+    write!(stalled, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (tx, rx) = mpsc::channel();
+    let other = addr.clone();
+    std::thread::spawn(move || tx.send(http_get(&other, "/metrics")));
+    let answer = rx.recv_timeout(Duration::from_secs(20));
+    // Unblock the endpoint before any assertion (a stalled endpoint would not stop).
+    drop(stalled);
+    let (status, body) = answer
+        .expect("the second scrape ended")
+        .expect("the second scrape was answered");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(
+            r#"requests_total{job="stall",instance="",otel_scope_name="test",otel_scope_version="",route="/r399999"} 1"#
+        ),
+        "{}",
+        &body[..body.len().min(500)]
+    );
+    endpoint.stop();
+}

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -228,32 +228,63 @@ fn accepting(addr: SocketAddr) -> bool {
     }
 }
 
+/// Most scrape answers being sent at once (two Prometheus servers of an HA pair, a person
+/// with curl, one to spare); more scrapes get 503 until one is done. Each holds a thread and,
+/// while a client is slow, the body it sends: at most this many bodies in memory.
+const MAX_SENDING: usize = 4;
+
+/// A rendered exposition, shared by the threads sending it.
+struct Body(Arc<String>);
+
+impl AsRef<[u8]> for Body {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
 fn serve(listener: &Listener, shared: &Mutex<Shared>) {
-    let mut body = String::new();
+    // Reused from scrape to scrape once no thread sends it any more: a scrape of 100,000
+    // series is about 60 MB, which a fresh buffer per scrape spends page faults on.
+    let mut body = Arc::new(String::new());
+    let sending = Arc::new(AtomicUsize::new(0));
     while let Some(request) = next_request(listener, shared) {
-        let path = request.url().split('?').next().unwrap_or("");
+        let path = request.url().split('?').next().unwrap_or("").to_owned();
         let method = request.method().clone();
-        let response = match (path, &method) {
+        let response = match (path.as_str(), &method) {
             ("/metrics", tiny_http::Method::Get | tiny_http::Method::Head) => {
-                body.clear();
+                if sending.load(Ordering::Acquire) >= MAX_SENDING {
+                    let _ = request.respond(text_response(
+                        503,
+                        "text/plain; charset=utf-8",
+                        b"too many scrapes being answered; try again\n",
+                    ));
+                    continue;
+                }
+                if Arc::strong_count(&body) > 1 {
+                    // A slow client still reads the last one.
+                    body = Arc::new(String::new());
+                }
+                let text = Arc::make_mut(&mut body);
+                text.clear();
                 {
                     let mut shared = lock(shared);
                     if !shared.input_ended {
                         shared.state.expire(Instant::now());
                     }
-                    render(&shared.state, &mut body);
-                    render_self_telemetry(&shared.state, &shared.source, &mut body);
+                    render(&shared.state, text);
+                    render_self_telemetry(&shared.state, &shared.source, text);
                     if let Some(forward) = &shared.forward {
-                        render_forward_telemetry(forward, &mut body);
+                        render_forward_telemetry(forward, text);
                     }
                     let name = "ue_metrics_decode_endpoint_restarts_total";
                     let _ = writeln!(
-                        body,
+                        text,
                         "# HELP {name} Times this endpoint listened again after it stopped accepting connections\n# TYPE {name} counter\n{name} {}",
                         shared.restarts
                     );
                 }
-                text_response(200, CONTENT_TYPE, body.as_bytes())
+                send_in_background(request, Body(Arc::clone(&body)), &sending);
+                continue;
             }
             ("/", tiny_http::Method::Get | tiny_http::Method::Head) => text_response(
                 200,
@@ -272,20 +303,51 @@ fn serve(listener: &Listener, shared: &Mutex<Shared>) {
     }
 }
 
-/// A response that reads `body` where it is: a scrape of 100,000 series is about 60 MB, which
-/// a copy per scrape would spend tens of milliseconds (and page faults) on.
+/// Sends a scrape's answer from a thread of its own: a client that stops reading (a stuck
+/// scraper, `curl | less`) blocks only that thread, not the other scrapes. The body is read
+/// where it is (no copy).
+fn send_in_background(request: tiny_http::Request, body: Body, sending: &Arc<AtomicUsize>) {
+    let len = body.as_ref().len();
+    let response = response(200, CONTENT_TYPE, io::Cursor::new(body), len);
+    sending.fetch_add(1, Ordering::AcqRel);
+    let done = Arc::clone(sending);
+    let spawned = std::thread::Builder::new()
+        .name("prometheus-send".into())
+        .spawn(move || {
+            // A client that went away is no reason to stop serving.
+            let _ = request.respond(response);
+            done.fetch_sub(1, Ordering::AcqRel);
+        });
+    if spawned.is_err() {
+        // No thread to be had: the request went with the closure (its client sees the
+        // connection close, as for a 503) and nothing is being sent.
+        sending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response that reads `body` where it is.
 fn text_response<'a>(
     status: u16,
     content_type: &str,
     body: &'a [u8],
 ) -> tiny_http::Response<&'a [u8]> {
+    response(status, content_type, body, body.len())
+}
+
+/// A response of `len` bytes read from `body`.
+fn response<R: io::Read>(
+    status: u16,
+    content_type: &str,
+    body: R,
+    len: usize,
+) -> tiny_http::Response<R> {
     let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes())
         .expect("a valid header");
     tiny_http::Response::new(
         tiny_http::StatusCode(status),
         vec![header],
         body,
-        Some(body.len()),
+        Some(len),
         None,
     )
 }
