@@ -31,14 +31,26 @@ pub const PERF_FLAG_FD_CLOEXEC: u64 = 1 << 3;
 /// older kernels accept it too as long as the fields they do not know are zero).
 pub const PERF_ATTR_SIZE_VER8: u32 = 136;
 
+/// The bit of [`perf_event_attr::flags`] for the bit-field declared `index`-th in
+/// `<linux/perf_event.h>` (`disabled` is 0). C compilers fill a bit-field word from its least
+/// significant bit on little-endian targets and from its most significant bit on big-endian
+/// ones (s390x, powerpc), so the same field is a different bit of the `u64` there.
+pub const fn attr_flag(index: u32) -> u64 {
+    if cfg!(target_endian = "big") {
+        1 << (63 - index)
+    } else {
+        1 << index
+    }
+}
+
 /// Bit of [`perf_event_attr::flags`]: start disabled.
-pub const ATTR_FLAG_DISABLED: u64 = 1 << 0;
+pub const ATTR_FLAG_DISABLED: u64 = attr_flag(0);
 /// Bit of [`perf_event_attr::flags`]: `wakeup_watermark` instead of `wakeup_events`.
-pub const ATTR_FLAG_WATERMARK: u64 = 1 << 14;
+pub const ATTR_FLAG_WATERMARK: u64 = attr_flag(14);
 /// Bit of [`perf_event_attr::flags`]: non-sample records carry the sample id fields too.
-pub const ATTR_FLAG_SAMPLE_ID_ALL: u64 = 1 << 18;
+pub const ATTR_FLAG_SAMPLE_ID_ALL: u64 = attr_flag(18);
 /// Bit of [`perf_event_attr::flags`]: time samples with [`perf_event_attr::clockid`].
-pub const ATTR_FLAG_USE_CLOCKID: u64 = 1 << 25;
+pub const ATTR_FLAG_USE_CLOCKID: u64 = attr_flag(25);
 /// `CLOCK_MONOTONIC` (`<linux/time.h>`), for [`perf_event_attr::clockid`].
 pub const CLOCK_MONOTONIC: i32 = 1;
 

@@ -410,6 +410,31 @@ mod tests {
     }
 
     #[test]
+    fn attr_flags_sit_where_c_puts_the_bit_fields() {
+        // `use_clockid` is the 26th bit-field: in the word's fourth byte, its second bit from
+        // the bottom on little-endian targets, from the top on big-endian ones (GCC's layout).
+        let in_memory = abi::ATTR_FLAG_USE_CLOCKID.to_ne_bytes();
+        let byte = if cfg!(target_endian = "big") {
+            0x40
+        } else {
+            0x02
+        };
+        assert_eq!(in_memory, [0, 0, 0, byte, 0, 0, 0, 0]);
+        // `disabled` is the very first bit.
+        let first = if cfg!(target_endian = "big") {
+            0x80
+        } else {
+            0x01
+        };
+        assert_eq!(abi::ATTR_FLAG_DISABLED.to_ne_bytes()[0], first);
+        assert_eq!(
+            tracepoint_attr(7, 1).flags,
+            abi::ATTR_FLAG_USE_CLOCKID,
+            "the only flag the reader sets"
+        );
+    }
+
+    #[test]
     fn set_output_request_number() {
         // `_IO('$', 5)` as <linux/perf_event.h> defines it, on the generic ioctl layout.
         let generic = crate::abi::IocEncoding::GENERIC;
