@@ -249,13 +249,7 @@ pub(crate) fn put_number_point<'a, T: Number + 'a>(
     const HEAD_ROOM: usize = 1 + 2 + 18 + 9;
     let width = guess.point;
     if !(width == 1 || width == 2) || exemplars.size_hint().1 != Some(0) {
-        return put_point(buf, &mut guess.point, |buf| {
-            times.put_then_fixed64(buf, value.oneof_value(4, 6));
-            for ex in exemplars {
-                put_exemplar(buf, 5, &mut guess.exemplar, ex);
-            }
-            put_attributes(buf, ATTRIBUTES, attributes);
-        });
+        return put_number_point_in_general(buf, guess, times, value, attributes, exemplars);
     }
     let mut attributes = attributes;
     let key_values = attributes.size_hint().0.min(ROOM_KEY_VALUES);
@@ -274,11 +268,48 @@ pub(crate) fn put_number_point<'a, T: Number + 'a>(
         return;
     }
     buf.advance(1 + width + body_len);
+    finish_number_point(buf, guess, at, stopped, attributes);
+}
+
+/// [`put_number_point`] when its fast path does not apply (exemplars, an unusual length
+/// prefix width): out of line, so that the fast path, inlined into the loop over the points,
+/// keeps its registers.
+#[inline(never)]
+fn put_number_point_in_general<'a, T: Number + 'a>(
+    buf: &mut Buf,
+    guess: &mut Guesses,
+    times: &Times,
+    value: T,
+    attributes: impl Iterator<Item = &'a KeyValue>,
+    exemplars: impl Iterator<Item = &'a Exemplar<T>>,
+) {
+    const ATTRIBUTES: u8 = 7;
+    put_point(buf, &mut guess.point, |buf| {
+        times.put_then_fixed64(buf, value.oneof_value(4, 6));
+        for ex in exemplars {
+            put_exemplar(buf, 5, &mut guess.exemplar, ex);
+        }
+        put_attributes(buf, ATTRIBUTES, attributes);
+    });
+}
+
+/// The end of [`put_number_point`]'s fast path for a point (starting at `at`) with an
+/// attribute that did not fit the room or a length prefix that needs another width: out of
+/// line too, like [`put_number_point_in_general`].
+#[inline(never)]
+fn finish_number_point<'a>(
+    buf: &mut Buf,
+    guess: &mut Guesses,
+    at: usize,
+    stopped: Option<&'a KeyValue>,
+    attributes: impl Iterator<Item = &'a KeyValue>,
+) {
+    const ATTRIBUTES: u8 = 7;
     if let Some(kv) = stopped {
         put_key_value(buf, ATTRIBUTES, kv.key.as_str(), &kv.value);
         put_attributes(buf, ATTRIBUTES, attributes);
     }
-    let len = finish_len(buf, at + 1, width);
+    let len = finish_len(buf, at + 1, guess.point);
     guess.point = varint_len(len as u64);
 }
 
