@@ -61,11 +61,34 @@ impl OpenChunk {
     }
 }
 
+/// Bodies below this have a length prefix of 1 or 2 bytes: every body inside a request of
+/// the usual limits (below 16 KiB).
+const BELOW_16K: usize = 1 << 14;
+
+/// [`len_field_size`] of a body below [`BELOW_16K`], with one comparison instead of a bit
+/// scan: the planner computes sizes at every request boundary and first point of a metric.
+/// Only exact below 16 KiB; callers check that.
+#[inline(always)]
+fn len_field_size_below_16k(body: usize) -> usize {
+    2 + usize::from(body >= 1 << 7) + body
+}
+
+/// Bytes a body below [`BELOW_16K`] can grow before its length prefix gets longer.
+#[inline(always)]
+fn room_below_16k(body: usize) -> usize {
+    (if body < 1 << 7 { 1 << 7 } else { BELOW_16K }) - body
+}
+
 impl Layout {
     /// Size of a `Metric` field (key, length, body) carrying `points` bytes of points.
     #[inline]
     pub(crate) fn metric_entry_size(&self, metric: usize, points: usize) -> usize {
         let m = &self.metrics[metric];
+        // The usual case first (see `len_field_size_below_16k`).
+        let body = m.head.len() + len_field_size_below_16k(points + m.tail.len());
+        if body < BELOW_16K {
+            return len_field_size_below_16k(body);
+        }
         len_field_size(m.head.len() + len_field_size(points + m.tail.len()))
     }
 
@@ -101,9 +124,23 @@ impl Layout {
             return (self.chunk_size(chunk), 0);
         };
         let m = &self.metrics[metric];
-        let data = points + m.tail.len();
-        let metric_body = m.head.len() + len_field_size(data);
         let s = &self.scopes[scope];
+        let data = points + m.tail.len();
+        // The usual case first (see `len_field_size_below_16k`): the outermost body tells
+        // whether it holds, as an inner body of 16 KiB or more would make it larger.
+        let metric_body = m.head.len() + len_field_size_below_16k(data);
+        let scope_body =
+            s.scope.len() + closed + len_field_size_below_16k(metric_body) + s.schema_url.len();
+        let rm_body =
+            self.resource_metrics_body(chunk.closed_scopes + len_field_size_below_16k(scope_body));
+        if rm_body < BELOW_16K {
+            let headroom = room_below_16k(data)
+                .min(room_below_16k(metric_body))
+                .min(room_below_16k(scope_body))
+                .min(room_below_16k(rm_body));
+            return (len_field_size_below_16k(rm_body), headroom);
+        }
+        let metric_body = m.head.len() + len_field_size(data);
         let scope_body = s.scope.len() + closed + len_field_size(metric_body) + s.schema_url.len();
         let rm_body = self.resource_metrics_body(chunk.closed_scopes + len_field_size(scope_body));
         let headroom = room(data)
@@ -460,5 +497,19 @@ impl ChunkWriter {
         let len = finish_len(out, open.len.at, open.len.width);
         *slot(&mut self.scope_widths, self.scopes_closed) = varint_len(len as u64) as u8;
         self.scopes_closed += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_below_16k_match_the_general_ones() {
+        for body in 0..BELOW_16K {
+            assert_eq!(len_field_size_below_16k(body), len_field_size(body), "{body}");
+            let edge = 1usize << (7 * varint_len(body as u64));
+            assert_eq!(room_below_16k(body), edge - body, "{body}");
+        }
     }
 }
