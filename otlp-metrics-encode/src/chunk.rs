@@ -18,8 +18,8 @@
 
 use crate::encode::{slot, Layout};
 use crate::wire::{
-    finish_len, len_field_size, patch_len, put_varint_at, reserve_len, tag, varint_len, Buf,
-    WIRE_LEN,
+    copy_up_to_two_short, finish_len, len_field_size, patch_len, put_varint_at, reserve_len, tag,
+    varint_len, Buf, SHORT, WIRE_LEN,
 };
 
 /// `Run::metric` of a scope with no metrics (the SDK never produces one, but the type allows it).
@@ -451,18 +451,28 @@ impl ChunkWriter {
             return;
         }
         let m = &layout.metrics[metric];
+        let head = &layout.meta[m.head.clone()];
         let key_at = out.len();
         let widths = self.metric_widths.get(self.metrics_closed).copied();
         let [metric_width, data_width] = widths.unwrap_or([self.usual.1; 2]).map(usize::from);
         // ScopeMetrics.metrics (2), the Metric fields before the data, the data field's key;
-        // both lengths reserved.
+        // both lengths reserved (their bytes written when the section closes). Stored into
+        // one room: a section opens at every request boundary and for every metric.
+        const ROOM: usize = 1 + 10 + 2 * SHORT + 1 + 10;
+        let (metric_width, data_width) = (metric_width.min(10), data_width.min(10));
+        if head.len() > 2 * SHORT {
+            return self.open_metric_with_long_head(out, layout, metric, metric_width, data_width);
+        }
+        let room: &mut [u8; ROOM] = out.spare(ROOM).first_chunk_mut().expect("room asked for");
+        room[0] = tag(2, WIRE_LEN);
+        let head_at = 1 + metric_width;
+        copy_up_to_two_short(&mut room[head_at..head_at + 2 * SHORT], head);
+        let data_key_at = head_at + head.len();
+        room[data_key_at] = m.data_key;
+        let end = data_key_at + 1 + data_width;
+        out.advance(end);
         let metric_at = key_at + 1;
-        out.push(tag(2, WIRE_LEN));
-        out.append(metric_width);
-        out.extend_from_short(&layout.meta[m.head.clone()]);
-        let data_key = out.append(1 + data_width);
-        data_key[0] = tag(m.data_field, WIRE_LEN);
-        let data_at = out.len() - data_width;
+        let data_at = key_at + end - data_width;
         self.metric = Some(OpenMetric {
             metric,
             key_at,
@@ -472,6 +482,38 @@ impl ChunkWriter {
             },
             data_len: Reserved {
                 at: data_at,
+                width: data_width,
+            },
+        });
+    }
+
+    /// The metric section's headers (see [`ChunkWriter::open_sections`]) for a name,
+    /// description and unit longer than two [`SHORT`] strings together.
+    #[cold]
+    fn open_metric_with_long_head(
+        &mut self,
+        out: &mut Buf,
+        layout: &Layout,
+        metric: usize,
+        metric_width: usize,
+        data_width: usize,
+    ) {
+        let m = &layout.metrics[metric];
+        let key_at = out.len();
+        out.push(tag(2, WIRE_LEN));
+        out.append(metric_width);
+        out.extend_from_slice(&layout.meta[m.head.clone()]);
+        out.push(m.data_key);
+        out.append(data_width);
+        self.metric = Some(OpenMetric {
+            metric,
+            key_at,
+            metric_len: Reserved {
+                at: key_at + 1,
+                width: metric_width,
+            },
+            data_len: Reserved {
+                at: out.len() - data_width,
                 width: data_width,
             },
         });
@@ -507,7 +549,11 @@ mod tests {
     #[test]
     fn sizes_below_16k_match_the_general_ones() {
         for body in 0..BELOW_16K {
-            assert_eq!(len_field_size_below_16k(body), len_field_size(body), "{body}");
+            assert_eq!(
+                len_field_size_below_16k(body),
+                len_field_size(body),
+                "{body}"
+            );
             let edge = 1usize << (7 * varint_len(body as u64));
             assert_eq!(room_below_16k(body), edge - body, "{body}");
         }

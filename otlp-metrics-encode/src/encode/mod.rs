@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use opentelemetry_sdk::metrics::data::{Metric, ResourceMetrics, ScopeMetrics};
 
-use crate::wire::Buf;
+use crate::wire::{tag, Buf, WIRE_LEN};
 use messages::{
     data_field, put_data_tail, put_metric_head, put_resource, put_schema_url, put_scope,
 };
@@ -36,8 +36,8 @@ pub(crate) struct ScopeLayout {
 pub(crate) struct MetricLayout {
     /// `Metric` fields 1-3 (name, description, unit), in `meta`.
     pub head: Range<usize>,
-    /// Field number of the `Metric.data` member (gauge, sum, histogram, exponential_histogram).
-    pub data_field: u8,
+    /// Key of the `Metric.data` member (gauge, sum, histogram, exponential_histogram).
+    pub data_key: u8,
     /// The fields after `data_points` in the data message (temporality, monotonic), in `meta`.
     pub tail: Range<usize>,
 }
@@ -91,7 +91,7 @@ impl Layout {
         let tail = head.end..self.meta.len();
         self.metrics.push(MetricLayout {
             head,
-            data_field: data_field(metric),
+            data_key: tag(data_field(metric), WIRE_LEN),
             tail,
         });
         self.metrics.len() - 1
