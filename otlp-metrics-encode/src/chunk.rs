@@ -16,7 +16,7 @@
 //! written into a gap left before the request, right-aligned against its body, so it never
 //! moves.
 
-use crate::encode::{slot, Layout};
+use crate::encode::{slot, Layout, MetricLayout};
 use crate::wire::{
     copy_up_to_two_short, finish_len, len_field_size, patch_len, put_varint_at, reserve_len, tag,
     varint_len, Buf, SHORT, WIRE_LEN,
@@ -85,11 +85,11 @@ impl Layout {
     pub(crate) fn metric_entry_size(&self, metric: usize, points: usize) -> usize {
         let m = &self.metrics[metric];
         // The usual case first (see `len_field_size_below_16k`).
-        let body = m.head.len() + len_field_size_below_16k(points + m.tail.len());
+        let body = m.head.len() + len_field_size_below_16k(points + m.tail_len);
         if body < BELOW_16K {
             return len_field_size_below_16k(body);
         }
-        len_field_size(m.head.len() + len_field_size(points + m.tail.len()))
+        len_field_size(m.head.len() + len_field_size(points + m.tail_len))
     }
 
     /// Size of a `ScopeMetrics` field carrying `metrics` bytes of `Metric` fields.
@@ -125,7 +125,7 @@ impl Layout {
         };
         let m = &self.metrics[metric];
         let s = &self.scopes[scope];
-        let data = points + m.tail.len();
+        let data = points + m.tail_len;
         // The usual case first (see `len_field_size_below_16k`): the outermost body tells
         // whether it holds, as an inner body of 16 KiB or more would make it larger.
         let metric_body = m.head.len() + len_field_size_below_16k(data);
@@ -523,7 +523,10 @@ impl ChunkWriter {
     #[inline(always)]
     fn close_metric(&mut self, out: &mut Buf, layout: &Layout, open: OpenMetric) {
         let m = &layout.metrics[open.metric];
-        extend_unless_empty(out, &layout.meta[m.tail.clone()]);
+        *out.spare(MetricLayout::TAIL)
+            .first_chunk_mut()
+            .expect("room asked for") = m.tail;
+        out.advance(m.tail_len);
         let data_len = finish_len(out, open.data_len.at, open.data_len.width);
         let metric_len = finish_len(out, open.metric_len.at, open.metric_len.width);
         let widths = [metric_len, data_len].map(|len| varint_len(len as u64) as u8);

@@ -38,8 +38,17 @@ pub(crate) struct MetricLayout {
     pub head: Range<usize>,
     /// Key of the `Metric.data` member (gauge, sum, histogram, exponential_histogram).
     pub data_key: u8,
-    /// The fields after `data_points` in the data message (temporality, monotonic), in `meta`.
-    pub tail: Range<usize>,
+    /// The fields after `data_points` in the data message (temporality, monotonic): at most
+    /// [`MetricLayout::TAIL`] bytes, kept here rather than in `meta` so that closing a metric
+    /// section writes them with one fixed-size store.
+    pub tail: [u8; MetricLayout::TAIL],
+    /// How many of `tail` are used.
+    pub tail_len: usize,
+}
+
+impl MetricLayout {
+    /// Room for the data message's tail: two one-byte keys with one-byte varints.
+    pub const TAIL: usize = 4;
 }
 
 /// The identity parts of one `ResourceMetrics` (resource, scopes, metric fields), encoded once
@@ -88,11 +97,15 @@ impl Layout {
         put_metric_head(&mut self.meta, metric);
         let head = start..self.meta.len();
         put_data_tail(&mut self.meta, metric);
-        let tail = head.end..self.meta.len();
+        let mut tail = [0; MetricLayout::TAIL];
+        let tail_len = self.meta.len() - head.end;
+        tail[..tail_len].copy_from_slice(&self.meta[head.end..]);
+        self.meta.truncate(head.end);
         self.metrics.push(MetricLayout {
             head,
             data_key: tag(data_field(metric), WIRE_LEN),
             tail,
+            tail_len,
         });
         self.metrics.len() - 1
     }
