@@ -18,8 +18,8 @@
 
 use crate::encode::{slot, Layout, MetricLayout};
 use crate::wire::{
-    copy_up_to_two_short, finish_len, len_field_size, patch_len, put_varint_at, reserve_len, tag,
-    varint_len, Buf, SHORT, WIRE_LEN,
+    copy_up_to_two_short, finish_len_width, len_field_size, patch_len, put_varint_at, reserve_len,
+    tag, varint_len, Buf, SHORT, WIRE_LEN,
 };
 
 /// `Run::metric` of a scope with no metrics (the SDK never produces one, but the type allows it).
@@ -527,10 +527,10 @@ impl ChunkWriter {
             .first_chunk_mut()
             .expect("room asked for") = m.tail;
         out.advance(m.tail_len);
-        let data_len = finish_len(out, open.data_len.at, open.data_len.width);
-        let metric_len = finish_len(out, open.metric_len.at, open.metric_len.width);
-        let widths = [metric_len, data_len].map(|len| varint_len(len as u64) as u8);
-        *slot(&mut self.metric_widths, self.metrics_closed) = widths;
+        let data_width = finish_len_width(out, open.data_len.at, open.data_len.width);
+        let metric_width = finish_len_width(out, open.metric_len.at, open.metric_len.width);
+        *slot(&mut self.metric_widths, self.metrics_closed) =
+            [metric_width as u8, data_width as u8];
         self.metrics_closed += 1;
     }
 
@@ -539,8 +539,8 @@ impl ChunkWriter {
     fn close_scope(&mut self, out: &mut Buf, layout: &Layout, open: OpenScope) {
         let s = &layout.scopes[open.scope];
         extend_unless_empty(out, &layout.meta[s.schema_url.clone()]);
-        let len = finish_len(out, open.len.at, open.len.width);
-        *slot(&mut self.scope_widths, self.scopes_closed) = varint_len(len as u64) as u8;
+        let width = finish_len_width(out, open.len.at, open.len.width);
+        *slot(&mut self.scope_widths, self.scopes_closed) = width as u8;
         self.scopes_closed += 1;
     }
 }

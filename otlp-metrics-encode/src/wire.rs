@@ -508,6 +508,18 @@ pub(crate) fn finish_len(buf: &mut Buf, at: usize, reserved: usize) -> usize {
     body_len
 }
 
+/// [`finish_len`] returning the width the length prefix has now: the reserved one when the
+/// body length fits it (no bit scan), as the next guess for the same position.
+#[inline(always)]
+pub(crate) fn finish_len_width(buf: &mut Buf, at: usize, reserved: usize) -> usize {
+    let body_len = buf.len() - (at + reserved);
+    if patch_len(&mut buf[at..at + reserved], body_len) {
+        return reserved;
+    }
+    fix_len(buf, at, reserved, body_len);
+    varint_len(body_len as u64)
+}
+
 /// Writes `body_len` into the length prefix reserved as `prefix` when that is the width it
 /// needs and the usual one (1 or 2 bytes); false (nothing written) otherwise, for [`fix_len`].
 #[inline(always)]
