@@ -199,10 +199,12 @@ impl Times {
     #[inline(always)]
     fn store_then_fixed64(&self, room: &mut [u8; 18 + 9], (field, value): (u8, u64)) -> usize {
         room[..18].copy_from_slice(&self.bytes);
-        let fixed = &mut room[self.len..][..9];
+        // `len` is 0, 9 or 18: saying it is at most 18 spares the bounds checks.
+        let len = self.len.min(18);
+        let fixed: &mut [u8; 9] = room[len..].first_chunk_mut().expect("27 bytes");
         fixed[0] = tag(field, WIRE_I64);
         fixed[1..].copy_from_slice(&value.to_le_bytes());
-        self.len + 9
+        len + 9
     }
 
     /// Appends the fields and then a fixed64 field, with one room check.
@@ -248,7 +250,10 @@ pub(crate) fn put_number_point<'a, T: Number + 'a>(
     /// Key, a length prefix of at most 2 bytes, times and value.
     const HEAD_ROOM: usize = 1 + 2 + 18 + 9;
     let width = guess.point;
-    if !(width == 1 || width == 2) || exemplars.size_hint().1 != Some(0) {
+    if width.wrapping_sub(1) >= 2 {
+        return put_number_point_in_general(buf, guess, times, value, attributes, exemplars);
+    }
+    if exemplars.size_hint().1 != Some(0) {
         return put_number_point_in_general(buf, guess, times, value, attributes, exemplars);
     }
     let mut attributes = attributes;
