@@ -287,6 +287,10 @@ pub(crate) struct ChunkWriter {
     resource_end: usize,
     scope: Option<OpenScope>,
     metric: Option<OpenMetric>,
+    /// The scope and width of the `ScopeMetrics` header right after the resource, once
+    /// written in this export: every request starts its first section there, so a request
+    /// that starts with the same header finds its bytes in place.
+    scope_in_place: Option<(usize, usize)>,
     /// Where the headers of sections holding nothing yet start.
     tentative: Option<usize>,
     /// End of the last item placed (or of the headers before the first): where the item being
@@ -310,6 +314,7 @@ impl ChunkWriter {
     pub(crate) fn begin(&mut self, limit: usize) {
         self.started = false;
         self.resource_end = 0;
+        self.scope_in_place = None;
         self.scope = None;
         self.metric = None;
         self.tentative = None;
@@ -437,10 +442,21 @@ impl ChunkWriter {
             let key_at = out.len();
             let width = self.scope_widths.get(self.scopes_closed).copied();
             let width = usize::from(width.unwrap_or(self.usual.0));
-            // ResourceMetrics.scope_metrics (2)
-            out.push(tag(2, WIRE_LEN));
-            let at = reserve_len(out, width);
-            out.extend_from_short(&layout.meta[layout.scopes[scope].scope.clone()]);
+            let bytes = &layout.meta[layout.scopes[scope].scope.clone()];
+            if key_at == self.resource_end && self.scope_in_place == Some((scope, width)) {
+                // The previous request began with the same header: its bytes are still
+                // there (the length is patched when the section closes).
+                out.advance(1 + width + bytes.len());
+            } else {
+                // ResourceMetrics.scope_metrics (2)
+                out.push(tag(2, WIRE_LEN));
+                reserve_len(out, width);
+                out.extend_from_short(bytes);
+                if key_at == self.resource_end {
+                    self.scope_in_place = Some((scope, width));
+                }
+            }
+            let at = key_at + 1;
             self.scope = Some(OpenScope {
                 scope,
                 key_at,
@@ -541,6 +557,10 @@ impl ChunkWriter {
         extend_unless_empty(out, &layout.meta[s.schema_url.clone()]);
         let width = finish_len_width(out, open.len.at, open.len.width);
         *slot(&mut self.scope_widths, self.scopes_closed) = width as u8;
+        if open.key_at == self.resource_end {
+            // The header now has the width its length needed (the body moved if not).
+            self.scope_in_place = Some((open.scope, width));
+        }
         self.scopes_closed += 1;
     }
 }
