@@ -16,7 +16,7 @@
 //! written into a gap left before the request, right-aligned against its body, so it never
 //! moves.
 
-use crate::encode::{slot, Layout, MetricLayout};
+use crate::encode::{slot, Layout, DATA_TAIL};
 use crate::wire::{
     copy_up_to_two_short, finish_len_width, len_field_size, patch_len, put_varint_at, reserve_len,
     tag, varint_len, Buf, SHORT, WIRE_LEN,
@@ -539,7 +539,7 @@ impl ChunkWriter {
     #[inline(always)]
     fn close_metric(&mut self, out: &mut Buf, layout: &Layout, open: OpenMetric) {
         let m = &layout.metrics[open.metric];
-        *out.spare(MetricLayout::TAIL)
+        *out.spare(DATA_TAIL)
             .first_chunk_mut()
             .expect("room asked for") = m.tail;
         out.advance(m.tail_len);

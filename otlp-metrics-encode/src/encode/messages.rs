@@ -15,8 +15,8 @@ use super::points::{
     Number, Times,
 };
 use crate::wire::{
-    copy_short, finish_len, put_str_field, put_varint_field, reserve_len, tag, varint_len, Buf,
-    SHORT, WIRE_LEN,
+    copy_short, finish_len, put_str_field, reserve_len, tag, varint_len, Buf, SHORT, WIRE_LEN,
+    WIRE_VARINT,
 };
 
 /// Field numbers of `Metric.data` members.
@@ -244,38 +244,53 @@ fn put_data_points<T: Number, E>(
     }
 }
 
+/// Most bytes [`data_tail`] makes: two one-byte keys with one-byte values.
+pub(crate) const DATA_TAIL: usize = 4;
+
 /// The fields after `data_points` in the data message: temporality (2) and, for sums,
-/// is_monotonic (3).
-pub(crate) fn put_data_tail(buf: &mut Buf, metric: &Metric) {
-    fn tail<T>(buf: &mut Buf, data: &MetricData<T>) {
+/// is_monotonic (3). Returned as bytes (the first `len` of them) rather than written: the
+/// size-bounded mode repeats them in every request that closes the metric's section.
+pub(crate) fn data_tail(metric: &Metric) -> ([u8; DATA_TAIL], usize) {
+    /// `aggregation_temporality` as the OTLP enum value: DELTA = 1, CUMULATIVE = 2. Never
+    /// the SDK enum's position (which would turn Cumulative into 0, "unspecified").
+    /// `LowMemory` is a reader preference the SDK resolves to Delta or Cumulative before data
+    /// exists; if it ever reaches data it is written as Cumulative, like the reference
+    /// transform does with unknown values.
+    fn temporality(temporality: Temporality) -> u8 {
+        match temporality {
+            Temporality::Delta => 1,
+            _ => 2,
+        }
+    }
+    fn tail<T>(data: &MetricData<T>) -> ([u8; DATA_TAIL], usize) {
+        const TEMPORALITY: u8 = tag(2, WIRE_VARINT);
+        const MONOTONIC: u8 = tag(3, WIRE_VARINT);
         match data {
-            MetricData::Gauge(_) => {}
+            MetricData::Gauge(_) => ([0; DATA_TAIL], 0),
             MetricData::Sum(sum) => {
-                put_temporality(buf, sum.temporality());
-                if sum.is_monotonic() {
-                    put_varint_field(buf, 3, 1);
-                }
+                let bytes = [TEMPORALITY, temporality(sum.temporality()), MONOTONIC, 1];
+                (bytes, if sum.is_monotonic() { 4 } else { 2 })
             }
-            MetricData::Histogram(hist) => put_temporality(buf, hist.temporality()),
-            MetricData::ExponentialHistogram(hist) => put_temporality(buf, hist.temporality()),
+            MetricData::Histogram(hist) => {
+                ([TEMPORALITY, temporality(hist.temporality()), 0, 0], 2)
+            }
+            MetricData::ExponentialHistogram(hist) => {
+                ([TEMPORALITY, temporality(hist.temporality()), 0, 0], 2)
+            }
         }
     }
     match metric.data() {
-        AggregatedMetrics::F64(data) => tail(buf, data),
-        AggregatedMetrics::U64(data) => tail(buf, data),
-        AggregatedMetrics::I64(data) => tail(buf, data),
+        AggregatedMetrics::F64(data) => tail(data),
+        AggregatedMetrics::U64(data) => tail(data),
+        AggregatedMetrics::I64(data) => tail(data),
     }
 }
 
-/// `aggregation_temporality` (field 2 of Sum, Histogram, ExponentialHistogram) as the OTLP enum
-/// value: DELTA = 1, CUMULATIVE = 2. Never the SDK enum's position (which would turn Cumulative
-/// into 0, "unspecified"). `LowMemory` is a reader preference the SDK resolves to Delta or
-/// Cumulative before data exists; if it ever reaches data it is written as Cumulative, like
-/// the reference transform does with unknown values.
-fn put_temporality(buf: &mut Buf, temporality: Temporality) {
-    let value = match temporality {
-        Temporality::Delta => 1,
-        _ => 2,
-    };
-    put_varint_field(buf, 2, value);
+/// Appends the [`data_tail`] of `metric`.
+pub(crate) fn put_data_tail(buf: &mut Buf, metric: &Metric) {
+    let (bytes, len) = data_tail(metric);
+    *buf.spare(DATA_TAIL)
+        .first_chunk_mut()
+        .expect("room asked for") = bytes;
+    buf.advance(len);
 }

@@ -16,10 +16,8 @@ use std::ops::Range;
 use opentelemetry_sdk::metrics::data::{Metric, ResourceMetrics, ScopeMetrics};
 
 use crate::wire::{tag, Buf, WIRE_LEN};
-use messages::{
-    data_field, put_data_tail, put_metric_head, put_resource, put_schema_url, put_scope,
-};
-pub(crate) use messages::{put_points, slot, Widths};
+use messages::{data_field, data_tail, put_metric_head, put_resource, put_schema_url, put_scope};
+pub(crate) use messages::{put_points, slot, Widths, DATA_TAIL};
 pub(crate) use request::RequestWriter;
 
 /// One scope of the input.
@@ -38,17 +36,12 @@ pub(crate) struct MetricLayout {
     pub head: Range<usize>,
     /// Key of the `Metric.data` member (gauge, sum, histogram, exponential_histogram).
     pub data_key: u8,
-    /// The fields after `data_points` in the data message (temporality, monotonic): at most
-    /// [`MetricLayout::TAIL`] bytes, kept here rather than in `meta` so that closing a metric
-    /// section writes them with one fixed-size store.
-    pub tail: [u8; MetricLayout::TAIL],
+    /// The fields after `data_points` in the data message (temporality, monotonic): kept
+    /// here rather than in `meta` so that closing a metric section writes them with one
+    /// fixed-size store.
+    pub tail: [u8; DATA_TAIL],
     /// How many of `tail` are used.
     pub tail_len: usize,
-}
-
-impl MetricLayout {
-    /// Room for the data message's tail: two one-byte keys with one-byte varints.
-    pub const TAIL: usize = 4;
 }
 
 /// The identity parts of one `ResourceMetrics` (resource, scopes, metric fields), encoded once
@@ -96,11 +89,7 @@ impl Layout {
         let start = self.meta.len();
         put_metric_head(&mut self.meta, metric);
         let head = start..self.meta.len();
-        put_data_tail(&mut self.meta, metric);
-        let mut tail = [0; MetricLayout::TAIL];
-        let tail_len = self.meta.len() - head.end;
-        tail[..tail_len].copy_from_slice(&self.meta[head.end..]);
-        self.meta.truncate(head.end);
+        let (tail, tail_len) = data_tail(metric);
         self.metrics.push(MetricLayout {
             head,
             data_key: tag(data_field(metric), WIRE_LEN),
