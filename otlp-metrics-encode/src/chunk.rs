@@ -61,6 +61,13 @@ impl OpenChunk {
     }
 }
 
+/// Length of a part of `Layout::meta`. Plain subtraction: a part never ends before it
+/// starts, and `Range::len` pays for that case in every size computation.
+#[inline(always)]
+fn span(part: &std::ops::Range<usize>) -> usize {
+    part.end - part.start
+}
+
 /// Bodies below this have a length prefix of 1 or 2 bytes: every body inside a request of
 /// the usual limits (below 16 KiB).
 const BELOW_16K: usize = 1 << 14;
@@ -85,24 +92,24 @@ impl Layout {
     pub(crate) fn metric_entry_size(&self, metric: usize, points: usize) -> usize {
         let m = &self.metrics[metric];
         // The usual case first (see `len_field_size_below_16k`).
-        let body = m.head.len() + len_field_size_below_16k(points + m.tail_len);
+        let body = span(&m.head) + len_field_size_below_16k(points + m.tail_len);
         if body < BELOW_16K {
             return len_field_size_below_16k(body);
         }
-        len_field_size(m.head.len() + len_field_size(points + m.tail_len))
+        len_field_size(span(&m.head) + len_field_size(points + m.tail_len))
     }
 
     /// Size of a `ScopeMetrics` field carrying `metrics` bytes of `Metric` fields.
     #[inline]
     pub(crate) fn scope_entry_size(&self, scope: usize, metrics: usize) -> usize {
         let s = &self.scopes[scope];
-        len_field_size(s.scope.len() + metrics + s.schema_url.len())
+        len_field_size(span(&s.scope) + metrics + span(&s.schema_url))
     }
 
     /// Body size of the `ResourceMetrics` that carries `scopes` bytes of `ScopeMetrics` fields.
     #[inline]
     fn resource_metrics_body(&self, scopes: usize) -> usize {
-        self.resource.len() + scopes + self.resource_schema_url.len()
+        span(&self.resource) + scopes + span(&self.resource_schema_url)
     }
 
     /// Size of the request `chunk` describes, and its headroom: how many more bytes of points
@@ -128,9 +135,9 @@ impl Layout {
         let data = points + m.tail_len;
         // The usual case first (see `len_field_size_below_16k`): the outermost body tells
         // whether it holds, as an inner body of 16 KiB or more would make it larger.
-        let metric_body = m.head.len() + len_field_size_below_16k(data);
+        let metric_body = span(&m.head) + len_field_size_below_16k(data);
         let scope_body =
-            s.scope.len() + closed + len_field_size_below_16k(metric_body) + s.schema_url.len();
+            span(&s.scope) + closed + len_field_size_below_16k(metric_body) + span(&s.schema_url);
         let rm_body =
             self.resource_metrics_body(chunk.closed_scopes + len_field_size_below_16k(scope_body));
         if rm_body < BELOW_16K {
@@ -140,8 +147,9 @@ impl Layout {
                 .min(room_below_16k(rm_body));
             return (len_field_size_below_16k(rm_body), headroom);
         }
-        let metric_body = m.head.len() + len_field_size(data);
-        let scope_body = s.scope.len() + closed + len_field_size(metric_body) + s.schema_url.len();
+        let metric_body = span(&m.head) + len_field_size(data);
+        let scope_body =
+            span(&s.scope) + closed + len_field_size(metric_body) + span(&s.schema_url);
         let rm_body = self.resource_metrics_body(chunk.closed_scopes + len_field_size(scope_body));
         let headroom = room(data)
             .min(room(metric_body))
