@@ -322,6 +322,7 @@ fn finish_number_point<'a>(
 ///
 /// Fast path (no exemplars, a length prefix guess of 1 or 2 bytes): like
 /// [`put_number_point`], one room check for the whole point.
+#[inline(always)]
 pub(crate) fn put_histogram_point<T: Number>(
     buf: &mut Buf,
     guess: &mut Guesses,
