@@ -697,6 +697,12 @@ mod tests {
                 KeyValue::new("i", i64::MIN),
                 KeyValue::new("f", -0.5),
             ],
+            // Integers at the edges of one- and two-byte varints, and beyond.
+            [0i64, 1, 127, 128, 300, 16_383, 16_384, -1, i64::MAX]
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| KeyValue::new(format!("n{i}"), v))
+                .collect(),
         ];
         let times = Times::new(7, 9);
         for attributes in &cases {
