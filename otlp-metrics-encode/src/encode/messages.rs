@@ -155,16 +155,18 @@ pub(crate) fn data_field(metric: &Metric) -> u8 {
 }
 
 /// Writes every data point of `metric` (each as a complete `data_points` field at the end of
-/// `buf`) and calls `on_point` after each with the position where the point starts; it may
+/// `buf`) and calls `on_point` after the first one, and after each one that ends past the
+/// length `on_point` returned last time, with the position where the point starts; it may
 /// rearrange `buf` as long as it leaves room to append the next point; an error from it stops
-/// the writing and is returned. Returns the
+/// the writing and is returned. (The size-bounded mode returns the length up to which points
+/// fit its open request unchanged: those cost a comparison in this loop.) Returns the
 /// number of points. `remembered` holds the widths of the metric at this position in the
 /// previous export, and is updated.
 pub(crate) fn put_points<E>(
     buf: &mut Buf,
     metric: &Metric,
     remembered: &mut Guesses,
-    on_point: impl FnMut(&mut Buf, usize) -> Result<(), E>,
+    on_point: impl FnMut(&mut Buf, usize) -> Result<usize, E>,
 ) -> Result<usize, E> {
     match metric.data() {
         AggregatedMetrics::F64(data) => put_data_points(buf, data, remembered, on_point),
@@ -183,10 +185,12 @@ fn each_point<P, E>(
     remembered: &mut Guesses,
     usual: usize,
     mut put: impl FnMut(&mut Buf, &mut Guesses, P),
-    mut on_point: impl FnMut(&mut Buf, usize) -> Result<(), E>,
+    mut on_point: impl FnMut(&mut Buf, usize) -> Result<usize, E>,
 ) -> Result<usize, E> {
     let mut guess = remembered.or_usual(usual);
     let mut count = 0;
+    // Up to this output length, a point needs no call (0: the first one always does).
+    let mut quiet_until = 0;
     // One call site of `put`, so that it is inlined into the loop.
     for point in points {
         let start = buf.len();
@@ -194,7 +198,9 @@ fn each_point<P, E>(
         if count == 0 {
             remembered.point = guess.point;
         }
-        on_point(buf, start)?;
+        if buf.len() > quiet_until {
+            quiet_until = on_point(buf, start)?;
+        }
         count += 1;
     }
     if count > 0 {
@@ -207,7 +213,7 @@ fn put_data_points<T: Number, E>(
     buf: &mut Buf,
     data: &MetricData<T>,
     remembered: &mut Guesses,
-    on_point: impl FnMut(&mut Buf, usize) -> Result<(), E>,
+    on_point: impl FnMut(&mut Buf, usize) -> Result<usize, E>,
 ) -> Result<usize, E> {
     match data {
         MetricData::Gauge(gauge) => {

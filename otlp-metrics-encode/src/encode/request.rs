@@ -59,7 +59,8 @@ impl RequestWriter {
                 put_metric_head(out, metric);
                 out.push(tag(data_field(metric), WIRE_LEN));
                 let data_at = reserve_len(out, data_width);
-                let no_stop = |_: &mut Buf, _| Ok::<(), Infallible>(());
+                // Nothing to decide per point: never called again after the first.
+                let no_stop = |_: &mut Buf, _| Ok::<usize, Infallible>(usize::MAX);
                 let Ok(_) = put_points(out, metric, self.inner.metric(metric_index), no_stop);
                 put_data_tail(out, metric);
                 let data_width = finish_len_width(out, data_at, data_width);
