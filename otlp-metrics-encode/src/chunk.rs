@@ -483,6 +483,7 @@ impl ChunkWriter {
         // both lengths reserved (their bytes written when the section closes). Stored into
         // one room: a section opens at every request boundary and for every metric.
         const ROOM: usize = 1 + 10 + 2 * SHORT + 1 + 10;
+        // A varint has at most 10 bytes: said so for the room's bounds.
         let (metric_width, data_width) = (metric_width.min(10), data_width.min(10));
         if head.len() > 2 * SHORT {
             return self.open_metric_with_long_head(out, layout, metric, metric_width, data_width);
