@@ -223,7 +223,7 @@ fn put_data_points<T: Number, E>(
             let times = Times::new(start, to_nanos(gauge.time()));
             let put = |buf: &mut Buf, guess: &mut Guesses, p: &GaugeDataPoint<T>| {
                 let (value, attributes) = (p.value(), p.attributes());
-                put_number_point(buf, guess, &times, value, attributes, p.exemplars());
+                put_number_point(buf, guess, &times, value, attributes, || p.exemplars());
             };
             each_point(buf, gauge.data_points(), remembered, 1, put, on_point)
         }
@@ -231,7 +231,7 @@ fn put_data_points<T: Number, E>(
             let times = Times::new(to_nanos(sum.start_time()), to_nanos(sum.time()));
             let put = |buf: &mut Buf, guess: &mut Guesses, p: &SumDataPoint<T>| {
                 let (value, attributes) = (p.value(), p.attributes());
-                put_number_point(buf, guess, &times, value, attributes, p.exemplars());
+                put_number_point(buf, guess, &times, value, attributes, || p.exemplars());
             };
             each_point(buf, sum.data_points(), remembered, 1, put, on_point)
         }

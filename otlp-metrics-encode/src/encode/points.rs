@@ -237,13 +237,15 @@ const ROOM_KEY_VALUES: usize = 32;
 /// key, length prefix, times, value and the short attributes; the point's fields are stored
 /// into that room at offsets, and only counted as written at the end.
 #[inline(always)]
-pub(crate) fn put_number_point<'a, T: Number + 'a>(
+pub(crate) fn put_number_point<'a, T: Number + 'a, X: Iterator<Item = &'a Exemplar<T>>>(
     buf: &mut Buf,
     guess: &mut Guesses,
     times: &Times,
     value: T,
     attributes: impl Iterator<Item = &'a KeyValue>,
-    exemplars: impl Iterator<Item = &'a Exemplar<T>>,
+    // A function rather than the iterator: the fast path only asks whether there are any,
+    // and does not build what only the general path needs.
+    exemplars: impl Fn() -> X,
 ) {
     const DATA_POINTS: u8 = 1;
     const ATTRIBUTES: u8 = 7;
@@ -251,10 +253,10 @@ pub(crate) fn put_number_point<'a, T: Number + 'a>(
     const HEAD_ROOM: usize = 1 + 2 + 18 + 9;
     let width = guess.point;
     if width.wrapping_sub(1) >= 2 {
-        return put_number_point_in_general(buf, guess, times, value, attributes, exemplars);
+        return put_number_point_in_general(buf, guess, times, value, attributes, exemplars());
     }
-    if exemplars.size_hint().1 != Some(0) {
-        return put_number_point_in_general(buf, guess, times, value, attributes, exemplars);
+    if exemplars().size_hint().1 != Some(0) {
+        return put_number_point_in_general(buf, guess, times, value, attributes, exemplars());
     }
     let mut attributes = attributes;
     let key_values = attributes.size_hint().0.min(ROOM_KEY_VALUES);
@@ -714,7 +716,7 @@ mod tests {
                     exemplar: 1,
                 };
                 for value in [5u64, 6] {
-                    let no_exemplars = std::iter::empty::<&Exemplar<u64>>();
+                    let no_exemplars = std::iter::empty::<&Exemplar<u64>>;
                     put_number_point(
                         &mut buf,
                         &mut guess,
