@@ -16,10 +16,10 @@
 //! written into a gap left before the request, right-aligned against its body, so it never
 //! moves.
 
-use crate::encode::{slot, Layout};
+use crate::encode::{slot, Layout, DATA_TAIL};
 use crate::wire::{
-    finish_len, len_field_size, patch_len, put_varint_at, reserve_len, tag, varint_len, Buf,
-    WIRE_LEN,
+    copy_up_to_two_short, finish_len_width, len_field_size, patch_len, put_varint_at, reserve_len,
+    tag, varint_len, Buf, SHORT, WIRE_LEN,
 };
 
 /// `Run::metric` of a scope with no metrics (the SDK never produces one, but the type allows it).
@@ -61,25 +61,55 @@ impl OpenChunk {
     }
 }
 
+/// Length of a part of `Layout::meta`. Plain subtraction: a part never ends before it
+/// starts, and `Range::len` pays for that case in every size computation.
+#[inline(always)]
+fn span(part: &std::ops::Range<usize>) -> usize {
+    part.end - part.start
+}
+
+/// Bodies below this have a length prefix of 1 or 2 bytes: every body inside a request of
+/// the usual limits (below 16 KiB).
+const BELOW_16K: usize = 1 << 14;
+
+/// [`len_field_size`] of a body below [`BELOW_16K`], with one comparison instead of a bit
+/// scan: the planner computes sizes at every request boundary and first point of a metric.
+/// Only exact below 16 KiB; callers check that.
+#[inline(always)]
+fn len_field_size_below_16k(body: usize) -> usize {
+    2 + usize::from(body >= 1 << 7) + body
+}
+
+/// Bytes a body below [`BELOW_16K`] can grow before its length prefix gets longer.
+#[inline(always)]
+fn room_below_16k(body: usize) -> usize {
+    (if body < 1 << 7 { 1 << 7 } else { BELOW_16K }) - body
+}
+
 impl Layout {
     /// Size of a `Metric` field (key, length, body) carrying `points` bytes of points.
     #[inline]
     pub(crate) fn metric_entry_size(&self, metric: usize, points: usize) -> usize {
         let m = &self.metrics[metric];
-        len_field_size(m.head.len() + len_field_size(points + m.tail.len()))
+        // The usual case first (see `len_field_size_below_16k`).
+        let body = span(&m.head) + len_field_size_below_16k(points + m.tail_len);
+        if body < BELOW_16K {
+            return len_field_size_below_16k(body);
+        }
+        len_field_size(span(&m.head) + len_field_size(points + m.tail_len))
     }
 
     /// Size of a `ScopeMetrics` field carrying `metrics` bytes of `Metric` fields.
     #[inline]
     pub(crate) fn scope_entry_size(&self, scope: usize, metrics: usize) -> usize {
         let s = &self.scopes[scope];
-        len_field_size(s.scope.len() + metrics + s.schema_url.len())
+        len_field_size(span(&s.scope) + metrics + span(&s.schema_url))
     }
 
     /// Body size of the `ResourceMetrics` that carries `scopes` bytes of `ScopeMetrics` fields.
     #[inline]
     fn resource_metrics_body(&self, scopes: usize) -> usize {
-        self.resource.len() + scopes + self.resource_schema_url.len()
+        span(&self.resource) + scopes + span(&self.resource_schema_url)
     }
 
     /// Size of the request `chunk` describes, and its headroom: how many more bytes of points
@@ -101,10 +131,25 @@ impl Layout {
             return (self.chunk_size(chunk), 0);
         };
         let m = &self.metrics[metric];
-        let data = points + m.tail.len();
-        let metric_body = m.head.len() + len_field_size(data);
         let s = &self.scopes[scope];
-        let scope_body = s.scope.len() + closed + len_field_size(metric_body) + s.schema_url.len();
+        let data = points + m.tail_len;
+        // The usual case first (see `len_field_size_below_16k`): the outermost body tells
+        // whether it holds, as an inner body of 16 KiB or more would make it larger.
+        let metric_body = span(&m.head) + len_field_size_below_16k(data);
+        let scope_body =
+            span(&s.scope) + closed + len_field_size_below_16k(metric_body) + span(&s.schema_url);
+        let rm_body =
+            self.resource_metrics_body(chunk.closed_scopes + len_field_size_below_16k(scope_body));
+        if rm_body < BELOW_16K {
+            let headroom = room_below_16k(data)
+                .min(room_below_16k(metric_body))
+                .min(room_below_16k(scope_body))
+                .min(room_below_16k(rm_body));
+            return (len_field_size_below_16k(rm_body), headroom);
+        }
+        let metric_body = span(&m.head) + len_field_size(data);
+        let scope_body =
+            span(&s.scope) + closed + len_field_size(metric_body) + span(&s.schema_url);
         let rm_body = self.resource_metrics_body(chunk.closed_scopes + len_field_size(scope_body));
         let headroom = room(data)
             .min(room(metric_body))
@@ -250,6 +295,10 @@ pub(crate) struct ChunkWriter {
     resource_end: usize,
     scope: Option<OpenScope>,
     metric: Option<OpenMetric>,
+    /// The scope and width of the `ScopeMetrics` header right after the resource, once
+    /// written in this export: every request starts its first section there, so a request
+    /// that starts with the same header finds its bytes in place.
+    scope_in_place: Option<(usize, usize)>,
     /// Where the headers of sections holding nothing yet start.
     tentative: Option<usize>,
     /// End of the last item placed (or of the headers before the first): where the item being
@@ -273,6 +322,7 @@ impl ChunkWriter {
     pub(crate) fn begin(&mut self, limit: usize) {
         self.started = false;
         self.resource_end = 0;
+        self.scope_in_place = None;
         self.scope = None;
         self.metric = None;
         self.tentative = None;
@@ -400,10 +450,21 @@ impl ChunkWriter {
             let key_at = out.len();
             let width = self.scope_widths.get(self.scopes_closed).copied();
             let width = usize::from(width.unwrap_or(self.usual.0));
-            // ResourceMetrics.scope_metrics (2)
-            out.push(tag(2, WIRE_LEN));
-            let at = reserve_len(out, width);
-            out.extend_from_short(&layout.meta[layout.scopes[scope].scope.clone()]);
+            let bytes = &layout.meta[layout.scopes[scope].scope.clone()];
+            if key_at == self.resource_end && self.scope_in_place == Some((scope, width)) {
+                // The previous request began with the same header: its bytes are still
+                // there (the length is patched when the section closes).
+                out.advance(1 + width + bytes.len());
+            } else {
+                // ResourceMetrics.scope_metrics (2)
+                out.push(tag(2, WIRE_LEN));
+                reserve_len(out, width);
+                out.extend_from_short(bytes);
+                if key_at == self.resource_end {
+                    self.scope_in_place = Some((scope, width));
+                }
+            }
+            let at = key_at + 1;
             self.scope = Some(OpenScope {
                 scope,
                 key_at,
@@ -414,18 +475,29 @@ impl ChunkWriter {
             return;
         }
         let m = &layout.metrics[metric];
+        let head = &layout.meta[m.head.clone()];
         let key_at = out.len();
         let widths = self.metric_widths.get(self.metrics_closed).copied();
         let [metric_width, data_width] = widths.unwrap_or([self.usual.1; 2]).map(usize::from);
         // ScopeMetrics.metrics (2), the Metric fields before the data, the data field's key;
-        // both lengths reserved.
+        // both lengths reserved (their bytes written when the section closes). Stored into
+        // one room: a section opens at every request boundary and for every metric.
+        const ROOM: usize = 1 + 10 + 2 * SHORT + 1 + 10;
+        // A varint has at most 10 bytes: said so for the room's bounds.
+        let (metric_width, data_width) = (metric_width.min(10), data_width.min(10));
+        if head.len() > 2 * SHORT {
+            return self.open_metric_with_long_head(out, layout, metric, metric_width, data_width);
+        }
+        let room: &mut [u8; ROOM] = out.spare(ROOM).first_chunk_mut().expect("room asked for");
+        room[0] = tag(2, WIRE_LEN);
+        let head_at = 1 + metric_width;
+        copy_up_to_two_short(&mut room[head_at..head_at + 2 * SHORT], head);
+        let data_key_at = head_at + head.len();
+        room[data_key_at] = m.data_key;
+        let end = data_key_at + 1 + data_width;
+        out.advance(end);
         let metric_at = key_at + 1;
-        out.push(tag(2, WIRE_LEN));
-        out.append(metric_width);
-        out.extend_from_short(&layout.meta[m.head.clone()]);
-        let data_key = out.append(1 + data_width);
-        data_key[0] = tag(m.data_field, WIRE_LEN);
-        let data_at = out.len() - data_width;
+        let data_at = key_at + end - data_width;
         self.metric = Some(OpenMetric {
             metric,
             key_at,
@@ -440,15 +512,50 @@ impl ChunkWriter {
         });
     }
 
+    /// The metric section's headers (see [`ChunkWriter::open_sections`]) for a name,
+    /// description and unit longer than two [`SHORT`] strings together.
+    #[cold]
+    fn open_metric_with_long_head(
+        &mut self,
+        out: &mut Buf,
+        layout: &Layout,
+        metric: usize,
+        metric_width: usize,
+        data_width: usize,
+    ) {
+        let m = &layout.metrics[metric];
+        let key_at = out.len();
+        out.push(tag(2, WIRE_LEN));
+        out.append(metric_width);
+        out.extend_from_slice(&layout.meta[m.head.clone()]);
+        out.push(m.data_key);
+        out.append(data_width);
+        self.metric = Some(OpenMetric {
+            metric,
+            key_at,
+            metric_len: Reserved {
+                at: key_at + 1,
+                width: metric_width,
+            },
+            data_len: Reserved {
+                at: out.len() - data_width,
+                width: data_width,
+            },
+        });
+    }
+
     /// Writes the tail of the metric section and patches its two length prefixes.
     #[inline(always)]
     fn close_metric(&mut self, out: &mut Buf, layout: &Layout, open: OpenMetric) {
         let m = &layout.metrics[open.metric];
-        extend_unless_empty(out, &layout.meta[m.tail.clone()]);
-        let data_len = finish_len(out, open.data_len.at, open.data_len.width);
-        let metric_len = finish_len(out, open.metric_len.at, open.metric_len.width);
-        let widths = [metric_len, data_len].map(|len| varint_len(len as u64) as u8);
-        *slot(&mut self.metric_widths, self.metrics_closed) = widths;
+        *out.spare(DATA_TAIL)
+            .first_chunk_mut()
+            .expect("room asked for") = m.tail;
+        out.advance(m.tail_len);
+        let data_width = finish_len_width(out, open.data_len.at, open.data_len.width);
+        let metric_width = finish_len_width(out, open.metric_len.at, open.metric_len.width);
+        *slot(&mut self.metric_widths, self.metrics_closed) =
+            [metric_width as u8, data_width as u8];
         self.metrics_closed += 1;
     }
 
@@ -457,8 +564,30 @@ impl ChunkWriter {
     fn close_scope(&mut self, out: &mut Buf, layout: &Layout, open: OpenScope) {
         let s = &layout.scopes[open.scope];
         extend_unless_empty(out, &layout.meta[s.schema_url.clone()]);
-        let len = finish_len(out, open.len.at, open.len.width);
-        *slot(&mut self.scope_widths, self.scopes_closed) = varint_len(len as u64) as u8;
+        let width = finish_len_width(out, open.len.at, open.len.width);
+        *slot(&mut self.scope_widths, self.scopes_closed) = width as u8;
+        if open.key_at == self.resource_end {
+            // The header now has the width its length needed (the body moved if not).
+            self.scope_in_place = Some((open.scope, width));
+        }
         self.scopes_closed += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_below_16k_match_the_general_ones() {
+        for body in 0..BELOW_16K {
+            assert_eq!(
+                len_field_size_below_16k(body),
+                len_field_size(body),
+                "{body}"
+            );
+            let edge = 1usize << (7 * varint_len(body as u64));
+            assert_eq!(room_below_16k(body), edge - body, "{body}");
+        }
     }
 }

@@ -249,8 +249,10 @@ impl MetricsEncoder {
                 let layout = &*layout;
                 packer.end_fast_path(out);
                 packer.writer.open(out, layout, scope, index);
+                // Called for a point past the fast path's end: see `Packer::place_slow`.
                 let written = put_points(out, metric, widths.metric(index), |out, start| {
-                    packer.place_point(out, start, layout, scope, index, &mut sink)
+                    packer.place_slow(out, start, layout, scope, index, true, &mut sink)?;
+                    Ok(packer.fast_end)
                 })?;
                 if written == 0 {
                     let start = packer.writer.mark;
@@ -348,28 +350,6 @@ struct Packer<'a> {
 
 #[cfg(feature = "sdk")]
 impl Packer<'_> {
-    /// Decides on the point written from `start` to the end of `out`: it stays in the open
-    /// request, or the request is sent and the next one starts with it, or it is dropped and
-    /// reported when it cannot fit even alone.
-    #[inline(always)]
-    fn place_point<E>(
-        &mut self,
-        out: &mut Buf,
-        start: usize,
-        layout: &Layout,
-        scope: usize,
-        metric: usize,
-        sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
-    ) -> Result<(), E> {
-        // Fast path, inlined: another point of the open metric that fits with no length prefix
-        // growing: it stays where it was written, nothing else to do.
-        if out.len() <= self.fast_end {
-            Ok(())
-        } else {
-            self.place_slow(out, start, layout, scope, metric, true, sink)
-        }
-    }
-
     /// Counts the points taken on the fast path, which end at `end`, in `chunk` and `size`.
     #[inline(always)]
     fn settle_fast_points(&mut self, end: usize) {

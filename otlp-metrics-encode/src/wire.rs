@@ -134,10 +134,7 @@ impl Buf {
             copy_short(self.spare(SHORT), bytes);
             self.advance(n);
         } else if n <= 2 * SHORT {
-            // Two overlapping copies of SHORT bytes.
-            let room = self.spare(2 * SHORT);
-            room[..SHORT].copy_from_slice(&bytes[..SHORT]);
-            room[n - SHORT..n].copy_from_slice(&bytes[n - SHORT..]);
+            copy_up_to_two_short(self.spare(2 * SHORT), bytes);
             self.advance(n);
         } else {
             self.extend_from_slice(bytes);
@@ -252,6 +249,21 @@ pub(crate) fn copy_short(dst: &mut [u8], src: &[u8]) {
         for (d, s) in dst.iter_mut().zip(src) {
             *d = *s;
         }
+    }
+}
+
+/// Copies `src` (at most 2 x [`SHORT`] bytes) to the start of `dst` (at least 2 x [`SHORT`]
+/// bytes): [`copy_short`], or above [`SHORT`] bytes two overlapping copies of [`SHORT`].
+#[inline(always)]
+pub(crate) fn copy_up_to_two_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    debug_assert!(n <= 2 * SHORT);
+    if n <= SHORT {
+        copy_short(dst, src);
+    } else {
+        let dst = &mut dst[..2 * SHORT];
+        dst[..SHORT].copy_from_slice(&src[..SHORT]);
+        dst[n - SHORT..n].copy_from_slice(&src[n - SHORT..]);
     }
 }
 
@@ -494,6 +506,18 @@ pub(crate) fn finish_len(buf: &mut Buf, at: usize, reserved: usize) -> usize {
         fix_len(buf, at, reserved, body_len);
     }
     body_len
+}
+
+/// [`finish_len`] returning the width the length prefix has now: the reserved one when the
+/// body length fits it (no bit scan), as the next guess for the same position.
+#[inline(always)]
+pub(crate) fn finish_len_width(buf: &mut Buf, at: usize, reserved: usize) -> usize {
+    let body_len = buf.len() - (at + reserved);
+    if patch_len(&mut buf[at..at + reserved], body_len) {
+        return reserved;
+    }
+    fix_len(buf, at, reserved, body_len);
+    varint_len(body_len as u64)
 }
 
 /// Writes `body_len` into the length prefix reserved as `prefix` when that is the width it

@@ -288,3 +288,46 @@ fn a_scope_or_metric_identity_larger_than_the_budget_is_reported_as_such() {
     let first = check.summary.first_oversized.expect("reported");
     assert_eq!(first.cause, OversizeCause::DataPoint);
 }
+
+#[test]
+fn metric_identities_longer_than_the_inline_copies_split_like_short_ones() {
+    // A name, description and unit of more than 2 x 32 bytes together take another path when
+    // a request opens the metric's section; a mix of both kinds, across request boundaries.
+    let sets: Vec<Vec<KeyValue>> = (0..30).map(|i| vec![KeyValue::new("k", i)]).collect();
+    let instrument = |name: &str, description: String| InstrumentRecipe {
+        kind: Kind::F64Counter,
+        name: name.to_owned(),
+        description,
+        unit: "{thing}".to_owned(),
+        measurements: sets
+            .iter()
+            .enumerate()
+            .map(|(i, attributes)| (i as f64, attributes.clone()))
+            .collect(),
+    };
+    let rm = workloads::collect(&Recipe {
+        resource: vec![KeyValue::new("service.name", "identities")],
+        resource_schema_url: None,
+        temporality: Temporality::Cumulative,
+        scopes: vec![ScopeRecipe {
+            name: "scope".to_owned(),
+            version: None,
+            schema_url: None,
+            attributes: vec![],
+            instruments: vec![
+                instrument("short", "d".to_owned()),
+                instrument("long", "x".repeat(70)),
+                instrument("longer", "y".repeat(200)),
+                instrument("short.again", String::new()),
+            ],
+        }],
+    });
+    let mut encoder = MetricsEncoder::new();
+    for limit in [400, 700, 1000, DEFAULT_MAX_REQUEST_BYTES] {
+        // Twice: the second export reserves the widths the first one needed.
+        for _ in 0..2 {
+            let check = check_chunks(&mut encoder, &rm, limit);
+            assert_eq!(check.summary.points, 4 * 30, "limit {limit}");
+        }
+    }
+}

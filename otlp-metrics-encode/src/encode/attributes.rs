@@ -167,7 +167,17 @@ fn put_short_key_value(
         }
         Value::I64(i) => {
             any[0] = tag(ANY_INT, WIRE_VARINT);
-            1 + put_varint_into(&mut any[1..11], *i as u64)
+            let v = *i as u64;
+            if v < 1 << 14 {
+                // The usual small integers (counts, status codes): one or two bytes, stored
+                // without a loop (the second byte is past the end when unused).
+                let long = u8::from(v >= 1 << 7);
+                any[1] = (v as u8 & 0x7F) | (long << 7);
+                any[2] = (v >> 7) as u8;
+                2 + usize::from(long)
+            } else {
+                1 + put_varint_into(&mut any[1..11], v)
+            }
         }
         Value::Bool(b) => {
             any[0] = tag(ANY_BOOL, WIRE_VARINT);

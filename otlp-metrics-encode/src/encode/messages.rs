@@ -15,7 +15,8 @@ use super::points::{
     Number, Times,
 };
 use crate::wire::{
-    finish_len, put_str_field, put_varint_field, reserve_len, tag, varint_len, Buf, WIRE_LEN,
+    copy_short, finish_len, put_str_field, reserve_len, tag, varint_len, Buf, SHORT, WIRE_LEN,
+    WIRE_VARINT,
 };
 
 /// Field numbers of `Metric.data` members.
@@ -103,9 +104,39 @@ pub(crate) fn put_schema_url(buf: &mut Buf, url: Option<&str>) {
 
 /// `Metric` fields 1-3: name, description, unit.
 pub(crate) fn put_metric_head(buf: &mut Buf, metric: &Metric) {
-    put_str_field(buf, 1, metric.name());
-    put_str_field(buf, 2, metric.description());
-    put_str_field(buf, 3, metric.unit());
+    let (name, description, unit) = (metric.name(), metric.description(), metric.unit());
+    if name.len() <= SHORT && description.len() <= SHORT && unit.len() <= SHORT {
+        // The usual short strings: one room check for all three, each stored at a running
+        // offset with a one-byte length (instead of a room check and a copy per field).
+        let room: &mut [u8; 3 * (2 + SHORT)] = buf
+            .spare(3 * (2 + SHORT))
+            .first_chunk_mut()
+            .expect("room asked for");
+        // (`min`: the offsets are within those bounds anyway; saying so spares the compiler's
+        // bounds checks.)
+        let at = store_short_str_field(room, 0, 1, name);
+        let at = store_short_str_field(room, at.min(2 + SHORT), 2, description);
+        let at = store_short_str_field(room, at.min(2 * (2 + SHORT)), 3, unit);
+        buf.advance(at);
+        return;
+    }
+    put_str_field(buf, 1, name);
+    put_str_field(buf, 2, description);
+    put_str_field(buf, 3, unit);
+}
+
+/// Stores string field `field` (at most [`SHORT`] bytes; nothing when empty) at `at` in
+/// `room`, which has [`SHORT`] + 2 bytes of room there; returns where it ends.
+#[inline(always)]
+fn store_short_str_field(room: &mut [u8], at: usize, field: u8, s: &str) -> usize {
+    if s.is_empty() {
+        return at;
+    }
+    let window: &mut [u8; 2 + SHORT] = room[at..].first_chunk_mut().expect("room");
+    window[0] = tag(field, WIRE_LEN);
+    window[1] = s.len() as u8;
+    copy_short(&mut window[2..], s.as_bytes());
+    at + 2 + s.len()
 }
 
 /// Field number of the `Metric.data` member `metric` is written as.
@@ -126,16 +157,18 @@ pub(crate) fn data_field(metric: &Metric) -> u8 {
 }
 
 /// Writes every data point of `metric` (each as a complete `data_points` field at the end of
-/// `buf`) and calls `on_point` after each with the position where the point starts; it may
+/// `buf`) and calls `on_point` after the first one, and after each one that ends past the
+/// length `on_point` returned last time, with the position where the point starts; it may
 /// rearrange `buf` as long as it leaves room to append the next point; an error from it stops
-/// the writing and is returned. Returns the
+/// the writing and is returned. (The size-bounded mode returns the length up to which points
+/// fit its open request unchanged: those cost a comparison in this loop.) Returns the
 /// number of points. `remembered` holds the widths of the metric at this position in the
 /// previous export, and is updated.
 pub(crate) fn put_points<E>(
     buf: &mut Buf,
     metric: &Metric,
     remembered: &mut Guesses,
-    on_point: impl FnMut(&mut Buf, usize) -> Result<(), E>,
+    on_point: impl FnMut(&mut Buf, usize) -> Result<usize, E>,
 ) -> Result<usize, E> {
     match metric.data() {
         AggregatedMetrics::F64(data) => put_data_points(buf, data, remembered, on_point),
@@ -154,10 +187,12 @@ fn each_point<P, E>(
     remembered: &mut Guesses,
     usual: usize,
     mut put: impl FnMut(&mut Buf, &mut Guesses, P),
-    mut on_point: impl FnMut(&mut Buf, usize) -> Result<(), E>,
+    mut on_point: impl FnMut(&mut Buf, usize) -> Result<usize, E>,
 ) -> Result<usize, E> {
     let mut guess = remembered.or_usual(usual);
     let mut count = 0;
+    // Up to this output length, a point needs no call (0: the first one always does).
+    let mut quiet_until = 0;
     // One call site of `put`, so that it is inlined into the loop.
     for point in points {
         let start = buf.len();
@@ -165,7 +200,9 @@ fn each_point<P, E>(
         if count == 0 {
             remembered.point = guess.point;
         }
-        on_point(buf, start)?;
+        if buf.len() > quiet_until {
+            quiet_until = on_point(buf, start)?;
+        }
         count += 1;
     }
     if count > 0 {
@@ -178,7 +215,7 @@ fn put_data_points<T: Number, E>(
     buf: &mut Buf,
     data: &MetricData<T>,
     remembered: &mut Guesses,
-    on_point: impl FnMut(&mut Buf, usize) -> Result<(), E>,
+    on_point: impl FnMut(&mut Buf, usize) -> Result<usize, E>,
 ) -> Result<usize, E> {
     match data {
         MetricData::Gauge(gauge) => {
@@ -186,7 +223,7 @@ fn put_data_points<T: Number, E>(
             let times = Times::new(start, to_nanos(gauge.time()));
             let put = |buf: &mut Buf, guess: &mut Guesses, p: &GaugeDataPoint<T>| {
                 let (value, attributes) = (p.value(), p.attributes());
-                put_number_point(buf, guess, &times, value, attributes, p.exemplars());
+                put_number_point(buf, guess, &times, value, attributes, || p.exemplars());
             };
             each_point(buf, gauge.data_points(), remembered, 1, put, on_point)
         }
@@ -194,7 +231,7 @@ fn put_data_points<T: Number, E>(
             let times = Times::new(to_nanos(sum.start_time()), to_nanos(sum.time()));
             let put = |buf: &mut Buf, guess: &mut Guesses, p: &SumDataPoint<T>| {
                 let (value, attributes) = (p.value(), p.attributes());
-                put_number_point(buf, guess, &times, value, attributes, p.exemplars());
+                put_number_point(buf, guess, &times, value, attributes, || p.exemplars());
             };
             each_point(buf, sum.data_points(), remembered, 1, put, on_point)
         }
@@ -215,38 +252,53 @@ fn put_data_points<T: Number, E>(
     }
 }
 
+/// Most bytes [`data_tail`] makes: two one-byte keys with one-byte values.
+pub(crate) const DATA_TAIL: usize = 4;
+
 /// The fields after `data_points` in the data message: temporality (2) and, for sums,
-/// is_monotonic (3).
-pub(crate) fn put_data_tail(buf: &mut Buf, metric: &Metric) {
-    fn tail<T>(buf: &mut Buf, data: &MetricData<T>) {
+/// is_monotonic (3). Returned as bytes (the first `len` of them) rather than written: the
+/// size-bounded mode repeats them in every request that closes the metric's section.
+pub(crate) fn data_tail(metric: &Metric) -> ([u8; DATA_TAIL], usize) {
+    /// `aggregation_temporality` as the OTLP enum value: DELTA = 1, CUMULATIVE = 2. Never
+    /// the SDK enum's position (which would turn Cumulative into 0, "unspecified").
+    /// `LowMemory` is a reader preference the SDK resolves to Delta or Cumulative before data
+    /// exists; if it ever reaches data it is written as Cumulative, like the reference
+    /// transform does with unknown values.
+    fn temporality(temporality: Temporality) -> u8 {
+        match temporality {
+            Temporality::Delta => 1,
+            _ => 2,
+        }
+    }
+    fn tail<T>(data: &MetricData<T>) -> ([u8; DATA_TAIL], usize) {
+        const TEMPORALITY: u8 = tag(2, WIRE_VARINT);
+        const MONOTONIC: u8 = tag(3, WIRE_VARINT);
         match data {
-            MetricData::Gauge(_) => {}
+            MetricData::Gauge(_) => ([0; DATA_TAIL], 0),
             MetricData::Sum(sum) => {
-                put_temporality(buf, sum.temporality());
-                if sum.is_monotonic() {
-                    put_varint_field(buf, 3, 1);
-                }
+                let bytes = [TEMPORALITY, temporality(sum.temporality()), MONOTONIC, 1];
+                (bytes, if sum.is_monotonic() { 4 } else { 2 })
             }
-            MetricData::Histogram(hist) => put_temporality(buf, hist.temporality()),
-            MetricData::ExponentialHistogram(hist) => put_temporality(buf, hist.temporality()),
+            MetricData::Histogram(hist) => {
+                ([TEMPORALITY, temporality(hist.temporality()), 0, 0], 2)
+            }
+            MetricData::ExponentialHistogram(hist) => {
+                ([TEMPORALITY, temporality(hist.temporality()), 0, 0], 2)
+            }
         }
     }
     match metric.data() {
-        AggregatedMetrics::F64(data) => tail(buf, data),
-        AggregatedMetrics::U64(data) => tail(buf, data),
-        AggregatedMetrics::I64(data) => tail(buf, data),
+        AggregatedMetrics::F64(data) => tail(data),
+        AggregatedMetrics::U64(data) => tail(data),
+        AggregatedMetrics::I64(data) => tail(data),
     }
 }
 
-/// `aggregation_temporality` (field 2 of Sum, Histogram, ExponentialHistogram) as the OTLP enum
-/// value: DELTA = 1, CUMULATIVE = 2. Never the SDK enum's position (which would turn Cumulative
-/// into 0, "unspecified"). `LowMemory` is a reader preference the SDK resolves to Delta or
-/// Cumulative before data exists; if it ever reaches data it is written as Cumulative, like
-/// the reference transform does with unknown values.
-fn put_temporality(buf: &mut Buf, temporality: Temporality) {
-    let value = match temporality {
-        Temporality::Delta => 1,
-        _ => 2,
-    };
-    put_varint_field(buf, 2, value);
+/// Appends the [`data_tail`] of `metric`.
+pub(crate) fn put_data_tail(buf: &mut Buf, metric: &Metric) {
+    let (bytes, len) = data_tail(metric);
+    *buf.spare(DATA_TAIL)
+        .first_chunk_mut()
+        .expect("room asked for") = bytes;
+    buf.advance(len);
 }

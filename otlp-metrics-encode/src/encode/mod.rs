@@ -15,11 +15,9 @@ use std::ops::Range;
 
 use opentelemetry_sdk::metrics::data::{Metric, ResourceMetrics, ScopeMetrics};
 
-use crate::wire::Buf;
-use messages::{
-    data_field, put_data_tail, put_metric_head, put_resource, put_schema_url, put_scope,
-};
-pub(crate) use messages::{put_points, slot, Widths};
+use crate::wire::{tag, Buf, WIRE_LEN};
+use messages::{data_field, data_tail, put_metric_head, put_resource, put_schema_url, put_scope};
+pub(crate) use messages::{put_points, slot, Widths, DATA_TAIL};
 pub(crate) use request::RequestWriter;
 
 /// One scope of the input.
@@ -36,10 +34,14 @@ pub(crate) struct ScopeLayout {
 pub(crate) struct MetricLayout {
     /// `Metric` fields 1-3 (name, description, unit), in `meta`.
     pub head: Range<usize>,
-    /// Field number of the `Metric.data` member (gauge, sum, histogram, exponential_histogram).
-    pub data_field: u8,
-    /// The fields after `data_points` in the data message (temporality, monotonic), in `meta`.
-    pub tail: Range<usize>,
+    /// Key of the `Metric.data` member (gauge, sum, histogram, exponential_histogram).
+    pub data_key: u8,
+    /// The fields after `data_points` in the data message (temporality, monotonic): kept
+    /// here rather than in `meta` so that closing a metric section writes them with one
+    /// fixed-size store.
+    pub tail: [u8; DATA_TAIL],
+    /// How many of `tail` are used.
+    pub tail_len: usize,
 }
 
 /// The identity parts of one `ResourceMetrics` (resource, scopes, metric fields), encoded once
@@ -87,12 +89,12 @@ impl Layout {
         let start = self.meta.len();
         put_metric_head(&mut self.meta, metric);
         let head = start..self.meta.len();
-        put_data_tail(&mut self.meta, metric);
-        let tail = head.end..self.meta.len();
+        let (tail, tail_len) = data_tail(metric);
         self.metrics.push(MetricLayout {
             head,
-            data_field: data_field(metric),
+            data_key: tag(data_field(metric), WIRE_LEN),
             tail,
+            tail_len,
         });
         self.metrics.len() - 1
     }

@@ -199,10 +199,12 @@ impl Times {
     #[inline(always)]
     fn store_then_fixed64(&self, room: &mut [u8; 18 + 9], (field, value): (u8, u64)) -> usize {
         room[..18].copy_from_slice(&self.bytes);
-        let fixed = &mut room[self.len..][..9];
+        // `len` is 0, 9 or 18: saying it is at most 18 spares the bounds checks.
+        let len = self.len.min(18);
+        let fixed: &mut [u8; 9] = room[len..].first_chunk_mut().expect("27 bytes");
         fixed[0] = tag(field, WIRE_I64);
         fixed[1..].copy_from_slice(&value.to_le_bytes());
-        self.len + 9
+        len + 9
     }
 
     /// Appends the fields and then a fixed64 field, with one room check.
@@ -235,27 +237,26 @@ const ROOM_KEY_VALUES: usize = 32;
 /// key, length prefix, times, value and the short attributes; the point's fields are stored
 /// into that room at offsets, and only counted as written at the end.
 #[inline(always)]
-pub(crate) fn put_number_point<'a, T: Number + 'a>(
+pub(crate) fn put_number_point<'a, T: Number + 'a, X: Iterator<Item = &'a Exemplar<T>>>(
     buf: &mut Buf,
     guess: &mut Guesses,
     times: &Times,
     value: T,
     attributes: impl Iterator<Item = &'a KeyValue>,
-    exemplars: impl Iterator<Item = &'a Exemplar<T>>,
+    // A function rather than the iterator: the fast path only asks whether there are any,
+    // and does not build what only the general path needs.
+    exemplars: impl Fn() -> X,
 ) {
     const DATA_POINTS: u8 = 1;
     const ATTRIBUTES: u8 = 7;
     /// Key, a length prefix of at most 2 bytes, times and value.
     const HEAD_ROOM: usize = 1 + 2 + 18 + 9;
     let width = guess.point;
-    if !(width == 1 || width == 2) || exemplars.size_hint().1 != Some(0) {
-        return put_point(buf, &mut guess.point, |buf| {
-            times.put_then_fixed64(buf, value.oneof_value(4, 6));
-            for ex in exemplars {
-                put_exemplar(buf, 5, &mut guess.exemplar, ex);
-            }
-            put_attributes(buf, ATTRIBUTES, attributes);
-        });
+    if width.wrapping_sub(1) >= 2 {
+        return put_number_point_in_general(buf, guess, times, value, attributes, exemplars());
+    }
+    if exemplars().size_hint().1 != Some(0) {
+        return put_number_point_in_general(buf, guess, times, value, attributes, exemplars());
     }
     let mut attributes = attributes;
     let key_values = attributes.size_hint().0.min(ROOM_KEY_VALUES);
@@ -274,11 +275,48 @@ pub(crate) fn put_number_point<'a, T: Number + 'a>(
         return;
     }
     buf.advance(1 + width + body_len);
+    finish_number_point(buf, guess, at, stopped, attributes);
+}
+
+/// [`put_number_point`] when its fast path does not apply (exemplars, an unusual length
+/// prefix width): out of line, so that the fast path, inlined into the loop over the points,
+/// keeps its registers.
+#[inline(never)]
+fn put_number_point_in_general<'a, T: Number + 'a>(
+    buf: &mut Buf,
+    guess: &mut Guesses,
+    times: &Times,
+    value: T,
+    attributes: impl Iterator<Item = &'a KeyValue>,
+    exemplars: impl Iterator<Item = &'a Exemplar<T>>,
+) {
+    const ATTRIBUTES: u8 = 7;
+    put_point(buf, &mut guess.point, |buf| {
+        times.put_then_fixed64(buf, value.oneof_value(4, 6));
+        for ex in exemplars {
+            put_exemplar(buf, 5, &mut guess.exemplar, ex);
+        }
+        put_attributes(buf, ATTRIBUTES, attributes);
+    });
+}
+
+/// The end of [`put_number_point`]'s fast path for a point (starting at `at`) with an
+/// attribute that did not fit the room or a length prefix that needs another width: out of
+/// line too, like [`put_number_point_in_general`].
+#[inline(never)]
+fn finish_number_point<'a>(
+    buf: &mut Buf,
+    guess: &mut Guesses,
+    at: usize,
+    stopped: Option<&'a KeyValue>,
+    attributes: impl Iterator<Item = &'a KeyValue>,
+) {
+    const ATTRIBUTES: u8 = 7;
     if let Some(kv) = stopped {
         put_key_value(buf, ATTRIBUTES, kv.key.as_str(), &kv.value);
         put_attributes(buf, ATTRIBUTES, attributes);
     }
-    let len = finish_len(buf, at + 1, width);
+    let len = finish_len(buf, at + 1, guess.point);
     guess.point = varint_len(len as u64);
 }
 
@@ -286,6 +324,7 @@ pub(crate) fn put_number_point<'a, T: Number + 'a>(
 ///
 /// Fast path (no exemplars, a length prefix guess of 1 or 2 bytes): like
 /// [`put_number_point`], one room check for the whole point.
+#[inline(always)]
 pub(crate) fn put_histogram_point<T: Number>(
     buf: &mut Buf,
     guess: &mut Guesses,
@@ -660,6 +699,12 @@ mod tests {
                 KeyValue::new("i", i64::MIN),
                 KeyValue::new("f", -0.5),
             ],
+            // Integers at the edges of one- and two-byte varints, and beyond.
+            [0i64, 1, 127, 128, 300, 16_383, 16_384, -1, i64::MAX]
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| KeyValue::new(format!("n{i}"), v))
+                .collect(),
         ];
         let times = Times::new(7, 9);
         for attributes in &cases {
@@ -671,7 +716,7 @@ mod tests {
                     exemplar: 1,
                 };
                 for value in [5u64, 6] {
-                    let no_exemplars = std::iter::empty::<&Exemplar<u64>>();
+                    let no_exemplars = std::iter::empty::<&Exemplar<u64>>;
                     put_number_point(
                         &mut buf,
                         &mut guess,

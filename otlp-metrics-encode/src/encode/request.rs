@@ -13,7 +13,7 @@ use super::messages::{
     data_field, put_data_tail, put_metric_head, put_points, put_resource, put_schema_url,
     put_scope, slot, Widths,
 };
-use crate::wire::{finish_len, reserve_len, tag, varint_len, Buf, WIRE_LEN};
+use crate::wire::{finish_len_width, reserve_len, tag, Buf, WIRE_LEN};
 
 /// Length prefix widths of the previous export, by position.
 #[derive(Debug, Default)]
@@ -59,21 +59,20 @@ impl RequestWriter {
                 put_metric_head(out, metric);
                 out.push(tag(data_field(metric), WIRE_LEN));
                 let data_at = reserve_len(out, data_width);
-                let no_stop = |_: &mut Buf, _| Ok::<(), Infallible>(());
+                // Nothing to decide per point: never called again after the first.
+                let no_stop = |_: &mut Buf, _| Ok::<usize, Infallible>(usize::MAX);
                 let Ok(_) = put_points(out, metric, self.inner.metric(metric_index), no_stop);
                 put_data_tail(out, metric);
-                let data_len = finish_len(out, data_at, data_width);
-                let metric_len = finish_len(out, metric_at, metric_width);
-                let widths = [varint_len(metric_len as u64), varint_len(data_len as u64)];
-                *slot(&mut self.metrics, metric_index) = widths.map(|w| w as u8);
+                let data_width = finish_len_width(out, data_at, data_width);
+                let metric_width = finish_len_width(out, metric_at, metric_width);
+                *slot(&mut self.metrics, metric_index) = [metric_width as u8, data_width as u8];
                 metric_index += 1;
             }
             put_schema_url(out, sm.scope().schema_url());
-            let scope_len = finish_len(out, scope_at, scope_width);
-            *slot(&mut self.scopes, scope_index) = varint_len(scope_len as u64) as u8;
+            let scope_width = finish_len_width(out, scope_at, scope_width);
+            *slot(&mut self.scopes, scope_index) = scope_width as u8;
         }
         put_schema_url(out, rm.resource().schema_url());
-        let request_len = finish_len(out, request_at, request_width);
-        self.request = varint_len(request_len as u64) as u8;
+        self.request = finish_len_width(out, request_at, request_width) as u8;
     }
 }
