@@ -37,13 +37,18 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Two delta collections of one SDK pipeline: every instrument kind Prometheus shows.
-fn sdk_collections() -> Vec<ResourceMetrics> {
-    let reader = SharedReader(Arc::new(
+/// A manual reader asking for delta temporality, shareable with a provider.
+fn delta_reader() -> SharedReader {
+    SharedReader(Arc::new(
         ManualReader::builder()
             .with_temporality(Temporality::Delta)
             .build(),
-    ));
+    ))
+}
+
+/// Two delta collections of one SDK pipeline: every instrument kind Prometheus shows.
+fn sdk_collections() -> Vec<ResourceMetrics> {
+    let reader = delta_reader();
     let resource = Resource::builder_empty()
         .with_attributes([
             KeyValue::new("service.name", "shop"),
@@ -680,11 +685,7 @@ fn sdk_delta_series_that_skip_a_collection_keep_their_total() {
     use ue_metrics_decode::prometheus::{render, PrometheusOptions, PrometheusState};
     use ue_metrics_decode::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 
-    let reader = SharedReader(Arc::new(
-        ManualReader::builder()
-            .with_temporality(Temporality::Delta)
-            .build(),
-    ));
+    let reader = delta_reader();
     let resource = Resource::builder_empty()
         .with_attributes([
             KeyValue::new("service.name", "shop"),
