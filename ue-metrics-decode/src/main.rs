@@ -70,8 +70,10 @@ Live reading goes on when the last producer exits (the kernel keeps the event wh
 and picks up producers that register again; multi-format registrations made later
 (user_events_multi/NAME.<id>) are found within a second and read too.
 
-Per-record errors go to stderr, with a final count. Exit status: 0 when the input could be read,
-1 when it could not (or forwarding or writing to stdout failed), 2 on usage errors. When stdout is
+Per-record errors go to stderr, with a final count. Exit status: 0 when every record was decoded,
+3 when the input was read but some records failed to decode or were lost (ring buffer overflow,
+perf LOST records, ftrace LOST markers), 1 when the input could not be read (or forwarding or
+writing to stdout failed; 1 wins over 3), 2 on usage errors. When stdout is
 closed by its reader (`| head`), the run stops there and exits 0, as a pipeline expects; with
 --forward or --prometheus only stdout stops (on any write error), and the run goes on for them.
 ";
@@ -670,6 +672,15 @@ impl Output {
         if self.stdout_failed {
             code = ExitCode::FAILURE;
         }
+        if code == ExitCode::SUCCESS && stats.failed + stats.lost > 0 {
+            // The run ended normally, but not every record reached the output: say so in the
+            // exit status too, for scripts that do not read stderr.
+            eprintln!(
+                "ue-metrics-decode: exit status {INCOMPLETE}: {} records failed, {} lost",
+                stats.failed, stats.lost
+            );
+            code = ExitCode::from(INCOMPLETE);
+        }
         code
     }
 }
@@ -711,6 +722,11 @@ fn write_stdout(text: &str) {
         stop_on_stdout_error(error);
     }
 }
+
+/// Exit status of a run that read its input to the end (or until stopped) but could not decode
+/// every record: some failed (their reasons are counted on stderr) or the kernel reported some
+/// lost. Failures of the run itself (unreadable input, forwarding, stdout) are 1 and win.
+const INCOMPLETE: u8 = 3;
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("ue-metrics-decode: {message}");

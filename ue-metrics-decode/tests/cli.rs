@@ -96,7 +96,9 @@ fn perf_file_with_bad_record(name: &str) -> std::path::PathBuf {
 fn perf_data_json_skips_and_counts_bad_records() {
     let path = perf_file_with_bad_record("cli-json.data");
     let out = run(&["perf-data", path.to_str().unwrap()], b"");
-    assert!(out.status.success());
+    // Read to the end, one record not decoded: exit status 3 (a stdout failure's 1 wins over
+    // it, see `write_errors_on_stdout_exit_1`).
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
@@ -112,6 +114,18 @@ fn perf_data_json_skips_and_counts_bad_records() {
         err.contains("3 records: 2 decoded, 1 failed (protobuf: 1)"),
         "{err}"
     );
+    assert!(
+        err.contains("exit status 3: 1 records failed, 0 lost"),
+        "{err}"
+    );
+    // The same records without the bad one: 0.
+    let clean = perf_file_of(
+        "cli-json-clean.data",
+        &[counter("a", 3, 7), counter("b", 1, 9)],
+    );
+    let out = run(&["perf-data", clean.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("exit status"));
 }
 
 #[test]
