@@ -418,7 +418,7 @@ pub fn session(options: &SessionOptions) -> Result<bool> {
         print!("\n{}", report.render());
     }
     print!("\n{}", agent.render(report.app("events")));
-    let mut problems = report.problems(app_output.status.success(), collector_status.success());
+    let mut problems = report.problems(app_output.status.success(), collector_status.code());
     problems.extend(agent.problems(report.app("events")));
     if problems.is_empty() {
         println!("\n==> OK: every event the app wrote arrived and decoded; nothing lost");
@@ -591,21 +591,38 @@ impl Comparison {
     }
 
     /// Why this run does not show a clean transfer (empty when it does).
-    fn problems(&self, app_ok: bool, collector_ok: bool) -> Vec<String> {
+    /// What went wrong, given whether the app succeeded and the collector's exit status.
+    fn problems(&self, app_ok: bool, collector_exit: Option<i32>) -> Vec<String> {
         let mut problems = Vec::new();
+        // Whether the counts cannot be compared.
+        let mut fatal = !app_ok;
         if !app_ok {
             problems.push("the app failed".to_string());
         }
-        if !collector_ok {
-            problems.push("the collector failed".to_string());
+        match collector_exit {
+            Some(0) => {}
+            // It ran to its end but did not decode every record: the counts below say how.
+            Some(3) => {
+                problems.push("the collector did not decode every record (exit status 3)".into())
+            }
+            Some(code) => {
+                problems.push(format!("the collector failed (exit status {code})"));
+                fatal = true;
+            }
+            None => {
+                problems.push("the collector was killed by a signal".into());
+                fatal = true;
+            }
         }
         if self.app.is_empty() {
             problems.push("the app printed no stats".into());
+            fatal = true;
         }
         if self.collector.is_empty() {
             problems.push("the collector printed no totals".into());
+            fatal = true;
         }
-        if !problems.is_empty() {
+        if fatal {
             return problems;
         }
         let events = self.collector("events").unwrap_or(0);
@@ -913,9 +930,9 @@ mod tests {
             "events=20 decoded=20 buffer_bytes=40000 points=900 metrics=14 lost=0 seconds=12.0",
         );
         assert!(
-            c.problems(true, true).is_empty(),
+            c.problems(true, Some(0)).is_empty(),
             "{:?}",
-            c.problems(true, true)
+            c.problems(true, Some(0))
         );
         let text = c.render();
         assert!(
@@ -940,10 +957,18 @@ mod tests {
             "events=20 bytes=40320 points=900",
             "events=19 decoded=19 buffer_bytes=38000 points=850 metrics=14 lost=1",
         );
-        let problems = c.problems(true, true).join("\n");
+        // The collector exits 3 when it lost records: the counts still say what went wrong.
+        let problems = c.problems(true, Some(3)).join("\n");
+        assert!(problems.contains("did not decode every record (exit status 3)"));
         assert!(problems.contains("events: the app wrote 20, the collector read 19"));
         assert!(problems.contains("1 records lost"));
-        assert!(!comparison("", "").problems(true, false).is_empty());
+        assert!(!comparison("", "").problems(true, Some(1)).is_empty());
+        let failed = c.problems(true, Some(1)).join("\n");
+        assert!(
+            failed.contains("the collector failed (exit status 1)"),
+            "{failed}"
+        );
+        assert!(!failed.contains("records lost"), "{failed}");
     }
 
     fn agent(text: &str) -> AgentView {
