@@ -6,10 +6,11 @@
 //! Mode (a) is also compared with the reference transform.
 
 use opentelemetry::{Array, KeyValue, StringValue, Value};
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::Temporality;
 use otlp_metrics_encode::check::{check_chunks, decode, fuzz_one, roundtrip};
 use otlp_metrics_encode::workloads::{collect, InstrumentRecipe, Kind, Recipe, ScopeRecipe};
-use otlp_metrics_encode::MetricsEncoder;
+use otlp_metrics_encode::{ChunkSummary, MetricsEncoder};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use prost::Message;
@@ -20,6 +21,9 @@ fn text(max: usize) -> impl Strategy<Value = String> {
         8 => proptest::string::string_regex(&format!("[a-z0-9._/ -]{{0,{max}}}")).unwrap(),
         1 => proptest::string::string_regex("[éß漢字🙂]{0,6}").unwrap(),
         1 => (0usize..3000).prop_map(|n| "L".repeat(n)),
+        // Around the inline copy's limit (32 bytes) and a length prefix's second byte (128).
+        1 => proptest::string::string_regex("[a-z]{30,34}").unwrap(),
+        1 => proptest::string::string_regex("[a-z]{124,130}").unwrap(),
     ]
 }
 
@@ -40,8 +44,17 @@ fn value() -> impl Strategy<Value = Value> {
     ]
 }
 
+fn key() -> impl Strategy<Value = String> {
+    // Mostly short; sometimes around the inline copy's limit (32 bytes) or past 128.
+    prop_oneof![
+        8 => "[a-z.]{0,12}",
+        1 => "[a-z.]{30,34}",
+        1 => "[a-z]{126,130}",
+    ]
+}
+
 fn attributes(max: usize) -> impl Strategy<Value = Vec<KeyValue>> {
-    vec(("[a-z.]{0,12}", value()), 0..max)
+    vec((key(), value()), 0..max)
         .prop_map(|kvs| kvs.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect())
 }
 
@@ -153,6 +166,22 @@ fn limit() -> impl Strategy<Value = usize> {
     ]
 }
 
+/// The requests `encoder` makes of `rm` in size-bounded mode, and its summary.
+fn chunks(
+    encoder: &mut MetricsEncoder,
+    rm: &ResourceMetrics,
+    limit: usize,
+) -> (Vec<Vec<u8>>, ChunkSummary) {
+    let mut chunks = Vec::new();
+    let summary = encoder
+        .encode_chunks(rm, limit, |chunk| {
+            chunks.push(chunk.to_vec());
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap_or_else(|never| match never {});
+    (chunks, summary)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
@@ -173,6 +202,24 @@ proptest! {
             .encode_to_vec();
         // Values are below i64::MAX here, so there is no documented difference to mask.
         prop_assert_eq!(ours, decode(&reference));
+    }
+
+    /// An exporter keeps one encoder for its whole life while the metrics change from one
+    /// export to the next (new series, other sizes, metrics that come and go): the length
+    /// widths and headers it remembers from the previous export must never show in the bytes.
+    #[test]
+    fn one_encoder_over_changing_exports_writes_what_a_fresh_one_writes(
+        recipes in vec(recipe(), 2..5),
+        limit in limit(),
+    ) {
+        let mut kept = MetricsEncoder::new();
+        for recipe in &recipes {
+            let rm = collect(recipe);
+            let fresh = MetricsEncoder::new().encode_request(&rm).to_vec();
+            prop_assert_eq!(kept.encode_request(&rm), &fresh[..]);
+            let fresh = chunks(&mut MetricsEncoder::new(), &rm, limit);
+            prop_assert_eq!(chunks(&mut kept, &rm, limit), fresh);
+        }
     }
 
     #[test]
