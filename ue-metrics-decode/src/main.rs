@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use ue_metrics_decode::forward::{Backpressure, ForwardOptions, Forwarder};
 use ue_metrics_decode::live::{self, LiveOptions, LiveSource};
 use ue_metrics_decode::merge::Merger;
-use ue_metrics_decode::prometheus::{PrometheusEndpoint, PrometheusOptions};
+use ue_metrics_decode::prometheus::{DropReason, PrometheusEndpoint, PrometheusOptions};
 use ue_metrics_decode::summary::Summary;
 use ue_metrics_decode::{
     decode_payload_in, enrich, ftrace, json, ByteOrder, DecodeStats, PerfDataSource, Record,
@@ -44,6 +44,9 @@ OPTIONS:
                               127.0.0.1:9464 or :9464; from a file, keeps serving until Ctrl-C/SIGTERM
   --prometheus-expire D       drop a series not updated for D (default 5m; once a file is read,
                               its series stay until the end)
+  --prometheus-max-series N   hold at most N series (default 200000; 0: no limit); points of new
+                              series beyond it are dropped, counted (reason series_limit) and
+                              warned about on stderr
   --pid on|off                add process.pid (the writer's pid) to resources that lack it
                               (default: on for live, off for files)
   --event NAME                event to read (default otlp_metrics); repeat it for several events,
@@ -105,6 +108,7 @@ struct Args {
     refresh: Option<Duration>,
     prometheus: Option<String>,
     prometheus_expire: Duration,
+    prometheus_max_series: usize,
     add_pid: Option<bool>,
 }
 
@@ -151,6 +155,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         refresh: None,
         prometheus: None,
         prometheus_expire: PrometheusOptions::default().expire_after,
+        prometheus_max_series: PrometheusOptions::default().max_series,
         add_pid: None,
     };
     let live = args.command == "live";
@@ -200,6 +205,12 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--prometheus" => args.prometheus = Some(value("--prometheus")?),
             "--prometheus-expire" => {
                 args.prometheus_expire = parse_duration(&value("--prometheus-expire")?)?
+            }
+            "--prometheus-max-series" => {
+                let text = value("--prometheus-max-series")?;
+                args.prometheus_max_series = text.parse().map_err(|_| {
+                    format!("--prometheus-max-series takes a number of series, not {text:?}")
+                })?
             }
             "--event" => args.events.push(value("--event")?),
             "--byte-order" => {
@@ -276,6 +287,8 @@ struct Output {
     summary: Summary,
     forwarder: Option<Forwarder>,
     prometheus: Option<PrometheusEndpoint>,
+    /// `--prometheus-max-series`, and the warning about points dropped at it.
+    series_limit: SeriesLimitWarning,
     /// Add `process.pid` from the sample to resources without one.
     add_pid: bool,
     merger: Option<Merger>,
@@ -335,6 +348,7 @@ impl Output {
             Some(addr) => {
                 let options = PrometheusOptions {
                     expire_after: args.prometheus_expire,
+                    max_series: args.prometheus_max_series,
                 };
                 let endpoint =
                     PrometheusEndpoint::start(addr, options).map_err(|e| e.to_string())?;
@@ -364,6 +378,7 @@ impl Output {
             },
             forwarder,
             prometheus,
+            series_limit: SeriesLimitWarning::new(args.prometheus_max_series),
             add_pid: args.add_pid.unwrap_or(args.command == "live"),
             merger: args.merge.then(Merger::new),
             stdout_closed: false,
@@ -471,6 +486,8 @@ impl Output {
                 }
                 if let Some(p) = &self.prometheus {
                     p.add(&request);
+                    self.series_limit
+                        .check(p.dropped_at_series_limit(), Instant::now());
                 }
             }
             Err(error) => {
@@ -581,13 +598,24 @@ impl Output {
         self.flush_merge();
         if let Some(p) = self.prometheus.take() {
             let (series, c) = p.counts();
+            // Why, when any were dropped: "(series_limit: 5, out_of_order: 1)".
+            let reasons: Vec<String> = DropReason::ALL_REASONS
+                .iter()
+                .filter(|r| c.dropped(**r) > 0)
+                .map(|r| format!("{}: {}", r.as_str(), c.dropped(*r)))
+                .collect();
             eprintln!(
-                "ue-metrics-decode: prometheus: {} points into {series} live series ({} created, {} expired, {} resets), {} points dropped",
+                "ue-metrics-decode: prometheus: {} points into {series} live series ({} created, {} expired, {} resets), {} points dropped{}",
                 c.points,
                 c.series_created,
                 c.series_expired,
                 c.resets,
-                c.dropped.iter().sum::<u64>()
+                c.dropped.iter().sum::<u64>(),
+                if reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", reasons.join(", "))
+                }
             );
             p.stop();
         }
@@ -682,6 +710,47 @@ impl Output {
             code = ExitCode::from(INCOMPLETE);
         }
         code
+    }
+}
+
+/// Warns on stderr when points of new series are dropped at `--prometheus-max-series`: at the
+/// first drop, then at most once a minute while drops go on (a warning per point would flood
+/// the log exactly when a producer misbehaves).
+#[derive(Debug)]
+struct SeriesLimitWarning {
+    max_series: usize,
+    /// Drops counted at the last warning, and when it was printed.
+    warned: u64,
+    warned_at: Option<Instant>,
+}
+
+impl SeriesLimitWarning {
+    const EVERY: Duration = Duration::from_secs(60);
+
+    fn new(max_series: usize) -> Self {
+        SeriesLimitWarning {
+            max_series,
+            warned: 0,
+            warned_at: None,
+        }
+    }
+
+    fn check(&mut self, dropped: u64, now: Instant) {
+        if dropped == self.warned
+            || self
+                .warned_at
+                .is_some_and(|at| now.saturating_duration_since(at) < Self::EVERY)
+        {
+            return;
+        }
+        eprintln!(
+            "ue-metrics-decode: prometheus: {} series held (--prometheus-max-series): {dropped} \
+             points of new series dropped so far; an attribute with unbounded values (an id, a \
+             time) is the usual cause, else raise the limit",
+            self.max_series
+        );
+        self.warned = dropped;
+        self.warned_at = Some(now);
     }
 }
 

@@ -160,6 +160,15 @@ fn start_agent_with(args: &[&str]) -> (Guard, String, mpsc::Receiver<String>) {
 
 /// [`start_agent_with`], run through `wrapper` (a program and its arguments, e.g. `prlimit`).
 fn start_agent_via(wrapper: &[&str], args: &[&str]) -> (Guard, String, mpsc::Receiver<String>) {
+    let (guard, addr, rx, _) = start_agent_seeing(wrapper, args);
+    (guard, addr, rx)
+}
+
+/// [`start_agent_via`], also returning the stderr lines printed while the input was read.
+fn start_agent_seeing(
+    wrapper: &[&str],
+    args: &[&str],
+) -> (Guard, String, mpsc::Receiver<String>, Vec<String>) {
     let agent = env!("CARGO_BIN_EXE_ue-metrics-decode");
     let mut command = match wrapper.split_first() {
         Some((program, wrapper_args)) => {
@@ -189,6 +198,7 @@ fn start_agent_via(wrapper: &[&str], args: &[&str]) -> (Guard, String, mpsc::Rec
     let guard = Guard(child);
     let mut addr = None;
     let mut read_done = false;
+    let mut seen = Vec::new();
     while addr.is_none() || !read_done {
         let line = rx
             .recv_timeout(Duration::from_secs(20))
@@ -198,8 +208,9 @@ fn start_agent_via(wrapper: &[&str], args: &[&str]) -> (Guard, String, mpsc::Rec
             addr = Some(rest.trim_end_matches("/metrics").to_owned());
         }
         read_done |= line.contains("serving until interrupted");
+        seen.push(line);
     }
-    (guard, addr.unwrap(), rx)
+    (guard, addr.unwrap(), rx, seen)
 }
 
 /// A plain HTTP/1.0 GET: (status, body).
@@ -793,6 +804,58 @@ fn a_file_is_served_until_stopped_however_long_past_the_expiry_time() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--prometheus-max-series`: at the limit, points of new series are dropped, counted by
+/// reason on the endpoint and in the final line, and warned about once (not per point).
+#[test]
+fn the_series_limit_holds_and_says_what_it_dropped() {
+    let dir = temp_dir("max-series");
+    let trace = dir.join("trace.txt");
+    write_trace(&trace);
+    let trace = trace.to_str().unwrap();
+    // Without a limit: how many series the file makes.
+    let (agent, addr, stderr) = start_agent_with(&["trace", trace]);
+    let all = scrape_number(&addr, "ue_metrics_decode_series");
+    stop_agent(agent, stderr);
+    assert!(all > 3.0, "the file makes more than 3 series: {all}");
+
+    let (agent, addr, stderr, startup) =
+        start_agent_seeing(&[], &["trace", trace, "--prometheus-max-series", "3"]);
+    assert_eq!(scrape_number(&addr, "ue_metrics_decode_series"), 3.0);
+    let dropped = scrape_number(
+        &addr,
+        r#"ue_metrics_decode_points_dropped_total{reason="series_limit"}"#,
+    );
+    assert!(dropped > 0.0, "{dropped}");
+    let warnings: Vec<&String> = startup
+        .iter()
+        .filter(|l| l.contains("3 series held (--prometheus-max-series)"))
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one warning, not one per point: {startup:?}"
+    );
+    let (_, rest) = stop_agent(agent, stderr);
+    let last = rest
+        .iter()
+        .find(|l| l.contains("live series"))
+        .expect("final Prometheus line");
+    assert!(
+        last.contains(&format!("series_limit: {dropped}")),
+        "the final line says why points were dropped: {last}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The value of the sample `name` (with its labels, if any) on the endpoint at `addr`.
+fn scrape_number(addr: &str, name: &str) -> f64 {
+    let (status, body) = http_get(addr, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{body}"))
+}
+
 /// The endpoint outlives an accept error. tiny_http's accept loop ends at the first one (here
 /// EMFILE: scrapers held every file descriptor the agent may open; Linux also hands a
 /// connection's own network errors to accept), which closed the port for good while the agent
@@ -861,8 +924,13 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 #[test]
 fn a_client_that_stops_reading_does_not_stall_other_scrapes() {
     use ue_metrics_decode::prometheus::{PrometheusEndpoint, PrometheusOptions};
-    let endpoint = PrometheusEndpoint::start("127.0.0.1:0", PrometheusOptions::default()).unwrap();
-    // About 28 MB of exposition: more than loopback's socket buffers hold.
+    // About 28 MB of exposition (400,000 series, past the default series limit): more than
+    // loopback's socket buffers hold.
+    let options = PrometheusOptions {
+        max_series: 0,
+        ..PrometheusOptions::default()
+    };
+    let endpoint = PrometheusEndpoint::start("127.0.0.1:0", options).unwrap();
     endpoint.add(&common::requests::counter("stall", 400_000, 1));
     let addr = endpoint.local_addr().to_string();
     let mut stalled = TcpStream::connect(&addr).unwrap();

@@ -25,7 +25,9 @@ pub use render::render_forward_telemetry;
 pub use render::{render, render_self_telemetry, CONTENT_TYPE};
 #[cfg(feature = "cli")]
 pub use server::PrometheusEndpoint;
-pub use state::{DropReason, PrometheusCounts, PrometheusOptions, PrometheusState};
+pub use state::{
+    DropReason, PrometheusCounts, PrometheusOptions, PrometheusState, DEFAULT_MAX_SERIES,
+};
 
 #[cfg(test)]
 mod tests;

@@ -119,6 +119,16 @@ impl PrometheusEndpoint {
         }
     }
 
+    /// Points dropped so far because [`PrometheusOptions::max_series`] series were held (see
+    /// [`DropReason::SeriesLimit`](super::DropReason::SeriesLimit)): cheap enough to ask after
+    /// every request, for a warning when it moves.
+    pub fn dropped_at_series_limit(&self) -> u64 {
+        lock(&self.shared)
+            .state
+            .counts()
+            .dropped(super::DropReason::SeriesLimit)
+    }
+
     /// The input has ended (a file read to its end): from now on every series is served
     /// until the endpoint stops. Expiry is there so that memory follows the live series of a
     /// running source; after the end of the input nothing is added, and an expiry would only

@@ -315,6 +315,7 @@ fn a_name_reused_with_another_type_is_dropped() {
 fn series_expire_and_memory_follows_live_series() {
     let mut state = PrometheusState::new(PrometheusOptions {
         expire_after: Duration::from_secs(60),
+        ..PrometheusOptions::default()
     });
     let start = Instant::now();
     let routes: Vec<String> = (0..100).map(|i| format!("/r{i}")).collect();
@@ -349,6 +350,59 @@ fn series_expire_and_memory_follows_live_series() {
         "families and target_info go with their series"
     );
     assert_eq!(state.counts().series_expired, 100);
+}
+
+#[test]
+fn the_series_limit_drops_new_series_only_and_counts_them() {
+    let mut state = PrometheusState::new(PrometheusOptions {
+        expire_after: Duration::from_secs(60),
+        max_series: 3,
+    });
+    let start = Instant::now();
+    let counter = |time: u64, value: i64, routes: &[&str]| {
+        let points = routes.iter().map(|r| point(T0, time, value, r)).collect();
+        request(shop(), vec![sum("http.requests", CUMULATIVE, true, points)])
+    };
+    // Five routes, room for three: the first three are taken, the other two dropped.
+    state.add_request(
+        &counter(T0 + SEC, 1, &["/a", "/b", "/c", "/d", "/e"]),
+        start,
+    );
+    assert_eq!(state.series(), 3);
+    assert_eq!(state.counts().dropped(DropReason::SeriesLimit), 2);
+    assert_eq!(state.counts().points, 3);
+    // At the limit, the series held go on updating; a new one is still dropped.
+    let later = start + Duration::from_secs(30);
+    state.add_request(&counter(T0 + 2 * SEC, 5, &["/a", "/f"]), later);
+    assert_eq!(state.counts().dropped(DropReason::SeriesLimit), 3);
+    let text = rendered(&state);
+    assert!(text.contains("route=\"/a\"} 5"), "{text}");
+    assert!(!text.contains("/d") && !text.contains("/f"), "{text}");
+    // Expiry makes room (only /a was updated since the start): new series are taken again.
+    assert_eq!(state.expire(start + Duration::from_secs(61)), 2);
+    state.add_request(
+        &counter(T0 + 3 * SEC, 7, &["/f", "/g", "/h"]),
+        start + Duration::from_secs(62),
+    );
+    assert_eq!(state.series(), 3);
+    assert_eq!(state.counts().dropped(DropReason::SeriesLimit), 4);
+    // The drops are in the self-telemetry, by reason.
+    let mut telemetry = String::new();
+    render_self_telemetry(&state, &crate::DecodeStats::default(), &mut telemetry);
+    assert!(
+        telemetry.contains("ue_metrics_decode_points_dropped_total{reason=\"series_limit\"} 4"),
+        "{telemetry}"
+    );
+    // 0: no limit.
+    let mut unlimited = PrometheusState::new(PrometheusOptions {
+        max_series: 0,
+        ..PrometheusOptions::default()
+    });
+    let routes: Vec<String> = (0..50).map(|i| format!("/r{i}")).collect();
+    let routes: Vec<&str> = routes.iter().map(String::as_str).collect();
+    unlimited.add_request(&counter(T0 + SEC, 1, &routes), start);
+    assert_eq!(unlimited.series(), 50);
+    assert_eq!(unlimited.counts().dropped(DropReason::SeriesLimit), 0);
 }
 
 fn histogram_point(start: u64, time: u64, counts: Vec<u64>, sum: f64) -> HistogramDataPoint {
