@@ -207,7 +207,8 @@ pub fn render(state: &PrometheusState, out: &mut String) {
 }
 
 /// Appends the agent's own metrics (`ue_metrics_decode_*`): records read, decoded, failed and
-/// lost by the source, points taken and dropped, live, created, expired and reset series.
+/// lost by the source, points taken and dropped, live, created, expired and reset series, and
+/// the series limit.
 pub fn render_self_telemetry(state: &PrometheusState, source: &DecodeStats, out: &mut String) {
     let counts = state.counts();
     let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
@@ -274,6 +275,12 @@ pub fn render_self_telemetry(state: &PrometheusState, source: &DecodeStats, out:
         "gauge",
         "Series held",
         &[("", state.series() as u64)],
+    );
+    family(
+        "series_limit",
+        "gauge",
+        "Most series held at once (--prometheus-max-series; 0: no limit)",
+        &[("", state.options.max_series as u64)],
     );
     family(
         "series_created_total",

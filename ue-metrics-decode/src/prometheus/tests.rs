@@ -393,6 +393,10 @@ fn the_series_limit_drops_new_series_only_and_counts_them() {
         telemetry.contains("ue_metrics_decode_points_dropped_total{reason=\"series_limit\"} 4"),
         "{telemetry}"
     );
+    assert!(
+        telemetry.contains("ue_metrics_decode_series_limit 3\n"),
+        "{telemetry}"
+    );
     // 0: no limit.
     let mut unlimited = PrometheusState::new(PrometheusOptions {
         max_series: 0,
