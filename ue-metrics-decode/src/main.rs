@@ -75,8 +75,9 @@ and picks up producers that register again; multi-format registrations made late
 
 Per-record errors go to stderr, with a final count. Exit status: 0 when every record was decoded,
 3 when the input was read but some records failed to decode or were lost (ring buffer overflow,
-perf LOST records, ftrace LOST markers), 1 when the input could not be read (or forwarding or
-writing to stdout failed; 1 wins over 3), 2 on usage errors. When stdout is
+perf LOST records, ftrace LOST markers: these count a ring's losses, whatever events they were
+of), 1 when the input could not be read (or forwarding or writing to stdout failed; 1 wins over
+3; `payload`, one record, exits 1 when it does not decode), 2 on usage errors. When stdout is
 closed by its reader (`| head`), the run stops there and exits 0, as a pipeline expects; with
 --forward or --prometheus only stdout stops (on any write error), and the run goes on for them.
 ";
@@ -593,8 +594,14 @@ impl Output {
         }
     }
 
-    /// Prints the summary and counts; returns the exit code.
-    fn finish(mut self, stats: &DecodeStats, live_rate: Option<Duration>) -> ExitCode {
+    /// Prints the summary and counts; returns the exit code. `read_failed`: the input ended in
+    /// an error that the caller reports next, with exit status 1.
+    fn finish(
+        mut self,
+        stats: &DecodeStats,
+        live_rate: Option<Duration>,
+        read_failed: bool,
+    ) -> ExitCode {
         self.flush_merge();
         if let Some(p) = self.prometheus.take() {
             let (series, c) = p.counts();
@@ -700,7 +707,9 @@ impl Output {
         if self.stdout_failed {
             code = ExitCode::FAILURE;
         }
-        if code == ExitCode::SUCCESS && stats.failed + stats.lost > 0 {
+        // `lost` comes from the input (a perf.data LOST record, an ftrace marker) and may be
+        // as large as u64::MAX: no sum.
+        if code == ExitCode::SUCCESS && !read_failed && (stats.failed > 0 || stats.lost > 0) {
             // The run ended normally, but not every record reached the output: say so in the
             // exit status too, for scripts that do not read stderr.
             eprintln!(
@@ -837,7 +846,7 @@ fn run_payload(args: &Args) -> ExitCode {
     stats.count(&record);
     output.record(record);
     output.serve_until_stopped(&stats);
-    output.finish(&stats, None)
+    output.finish(&stats, None, false)
 }
 
 fn run_perf_data(args: &Args) -> ExitCode {
@@ -865,7 +874,7 @@ fn run_perf_data(args: &Args) -> ExitCode {
         );
     }
     output.serve_until_stopped(&stats);
-    let code = output.finish(&stats, None);
+    let code = output.finish(&stats, None, result.is_err());
     match result {
         Ok(()) => code,
         Err(e) => fail(e),
@@ -897,7 +906,7 @@ fn run_trace(args: &Args) -> ExitCode {
     let mut stats = DecodeStats::default();
     let result = ftrace::read_trace(input, &events, &mut stats, |record| output.record(record));
     output.serve_until_stopped(&stats);
-    let code = output.finish(&stats, None);
+    let code = output.finish(&stats, None, result.is_err());
     match result {
         Ok(()) => code,
         Err(e) => fail(format!("reading the trace text failed: {e}")),
@@ -1036,7 +1045,7 @@ fn run_live(args: &Args) -> ExitCode {
             Ok(_) => idle_since = Instant::now(),
             Err(e) => {
                 let stats = source.stats().clone();
-                let _ = output.finish(&stats, Some(collect_start.elapsed()));
+                let _ = output.finish(&stats, Some(collect_start.elapsed()), true);
                 return fail(e);
             }
         }
@@ -1089,7 +1098,7 @@ fn run_live(args: &Args) -> ExitCode {
         );
     }
     let stats = source.stats().clone();
-    let code = output.finish(&stats, Some(collect_start.elapsed()));
+    let code = output.finish(&stats, Some(collect_start.elapsed()), false);
     drop(held);
     code
 }

@@ -74,14 +74,6 @@ fn usage_errors_exit_2() {
 /// Writes the file under `name`: tests run in parallel threads of one process, so each needs
 /// its own file.
 fn perf_file_with_bad_record(name: &str) -> std::path::PathBuf {
-    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
-    let sample = |pid: u32, buffer: &[u8]| Sample {
-        pid,
-        tid: pid,
-        time: 1,
-        cpu: 0,
-        raw: encode_raw_sample(&format, 1535, pid as i32, buffer).unwrap(),
-    };
     let records = vec![
         perf_file::sample_bytes(&sample(1, &counter("a", 3, 7).encode_to_vec()), true),
         perf_file::sample_bytes(&sample(2, &[0xff, 0xff]), true),
@@ -128,6 +120,51 @@ fn perf_data_json_skips_and_counts_bad_records() {
     assert!(!text(&out.stderr).contains("exit status"));
 }
 
+/// A LOST count comes from the input and may be as large as u64::MAX: the exit status must
+/// not add it to the failed records (that overflowed: a panic in a debug build, a wrapped 0
+/// and exit status 0 in a release build).
+#[test]
+fn the_largest_lost_count_and_a_failed_record_still_exit_3() {
+    let bad = ue_metrics_decode::ftrace::format_trace_line(
+        "  app-12  [000] .....  5.000001",
+        "otlp_metrics",
+        &encode_payload(&[0xff, 0xff]),
+    )
+    .unwrap();
+    let input = format!("CPU:0 [LOST {} EVENTS]\n{bad}\n", u64::MAX);
+    let out = run(&["trace", "-"], input.as_bytes());
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!(
+            "exit status 3: 1 records failed, {} lost",
+            u64::MAX
+        )),
+        "{err}"
+    );
+}
+
+/// Records lost, then an input that breaks off: the run failed (1), and stderr does not claim
+/// a 3 first.
+#[test]
+fn a_damaged_stream_after_lost_records_exits_1_without_claiming_3() {
+    let path = perf_file::temp_path("cli-lost-then-junk.data");
+    let records = vec![
+        perf_file::sample_bytes(&sample(1, &counter("a", 1, 2).encode_to_vec()), true),
+        perf_file::lost_bytes(4),
+    ];
+    perf_file::write_pipe(&path, &[("user_events", EXAMPLE_FORMAT)], &records);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // A record header whose size (4 bytes) is below the header's own 8.
+    bytes.extend_from_slice(&[9, 0, 0, 0, 0, 0, 4, 0]);
+    std::fs::write(&path, &bytes).unwrap();
+    let out = run(&["perf-data", path.to_str().unwrap()], b"");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("4 lost"), "the counts are still shown: {err}");
+    assert!(!err.contains("exit status 3"), "{err}");
+}
+
 #[test]
 fn perf_data_summary_table() {
     let path = perf_file_with_bad_record("cli-summary.data");
@@ -169,22 +206,23 @@ fn trace_text_from_stdin() {
     assert!(text(&out.stderr).contains("1 samples of other events ignored"));
 }
 
+/// A sample of our event (the example format) from `pid` carrying `buffer`.
+fn sample(pid: u32, buffer: &[u8]) -> Sample {
+    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
+    Sample {
+        pid,
+        tid: pid,
+        time: 1,
+        cpu: 0,
+        raw: encode_raw_sample(&format, 1535, pid as i32, buffer).unwrap(),
+    }
+}
+
 /// A perf.data file (under `name`) of one sample per request, all from pid 5.
 fn perf_file_of(name: &str, requests: &[ExportMetricsServiceRequest]) -> std::path::PathBuf {
-    let format = RecordFormat::parse(EXAMPLE_FORMAT).unwrap();
     let records: Vec<Vec<u8>> = requests
         .iter()
-        .map(|r| {
-            let raw = encode_raw_sample(&format, 1535, 5, &r.encode_to_vec()).unwrap();
-            let sample = Sample {
-                pid: 5,
-                tid: 5,
-                time: 1,
-                cpu: 0,
-                raw,
-            };
-            perf_file::sample_bytes(&sample, true)
-        })
+        .map(|r| perf_file::sample_bytes(&sample(5, &r.encode_to_vec()), true))
         .collect();
     let path = perf_file::temp_path(name);
     perf_file::write_normal(&path, &[("user_events", EXAMPLE_FORMAT)], true, &records);

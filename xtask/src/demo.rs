@@ -590,8 +590,8 @@ impl Comparison {
         text
     }
 
-    /// Why this run does not show a clean transfer (empty when it does).
-    /// What went wrong, given whether the app succeeded and the collector's exit status.
+    /// Why this run does not show a clean transfer (empty when it does), given whether the app
+    /// succeeded and the collector's exit status.
     fn problems(&self, app_ok: bool, collector_exit: Option<i32>) -> Vec<String> {
         let mut problems = Vec::new();
         // Whether the counts cannot be compared.

@@ -547,6 +547,16 @@ impl PrometheusState {
             }
         };
         let name = naming::family_name(&m.name, &m.unit, kind);
+        let max_series = match self.options.max_series {
+            0 => u64::MAX,
+            n => n as u64,
+        };
+        if self.counts.live_series() >= max_series && !self.families.contains_key(&name) {
+            // Every point would start a series: no family either (an empty one would render a
+            // bare `# TYPE` and claim the name's type).
+            self.drop_points(DropReason::SeriesLimit, count);
+            return;
+        }
         let family = self.families.entry(name).or_insert_with(|| Family {
             kind,
             help: m.description.clone(),
@@ -557,13 +567,7 @@ impl PrometheusState {
             return;
         }
         let counts = &mut self.counts;
-        let intake = Intake {
-            now,
-            max_series: match self.options.max_series {
-                0 => u64::MAX,
-                n => n as u64,
-            },
-        };
+        let intake = Intake { now, max_series };
         match data {
             metric::Data::Gauge(g) => {
                 for p in &g.data_points {

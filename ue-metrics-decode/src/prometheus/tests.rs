@@ -386,11 +386,23 @@ fn the_series_limit_drops_new_series_only_and_counts_them() {
     );
     assert_eq!(state.series(), 3);
     assert_eq!(state.counts().dropped(DropReason::SeriesLimit), 4);
+    // A metric first seen at the limit leaves no trace: no family, no `# TYPE` line.
+    let other = vec![point(T0, T0 + 4 * SEC, 1, "/a")];
+    state.add_request(
+        &request(shop(), vec![sum("other.requests", CUMULATIVE, true, other)]),
+        start + Duration::from_secs(63),
+    );
+    assert_eq!(state.counts().dropped(DropReason::SeriesLimit), 5);
+    assert!(
+        !rendered(&state).contains("other_requests"),
+        "{}",
+        rendered(&state)
+    );
     // The drops are in the self-telemetry, by reason.
     let mut telemetry = String::new();
     render_self_telemetry(&state, &crate::DecodeStats::default(), &mut telemetry);
     assert!(
-        telemetry.contains("ue_metrics_decode_points_dropped_total{reason=\"series_limit\"} 4"),
+        telemetry.contains("ue_metrics_decode_points_dropped_total{reason=\"series_limit\"} 5"),
         "{telemetry}"
     );
     assert!(
