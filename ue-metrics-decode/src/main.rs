@@ -1,6 +1,7 @@
 //! `ue-metrics-decode`: user_events OTLP metrics records back into OTLP/JSON, a summary table,
 //! or an OTLP/HTTP endpoint. Run with `--help` for the usage.
 
+use std::ffi::OsString;
 use std::io::{self, BufRead, BufWriter, IsTerminal as _, Read, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -131,9 +132,17 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))
 }
 
-fn parse_args(argv: &[String]) -> Result<Args, String> {
-    let mut iter = argv.iter();
-    let command = iter.next().ok_or("no command given")?.clone();
+/// Parses the arguments after the program name (lexopt: `--opt value` and `--opt=value`, `-`
+/// as a value, `--` ending the options; arguments that are not UTF-8 are refused with a
+/// message, not a panic). `--help` and `--version` are handled before, in `main`.
+fn parse_args<A: Into<OsString>>(argv: impl IntoIterator<Item = A>) -> Result<Args, String> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(argv);
+    let command = match parser.next().map_err(|e| e.to_string())? {
+        Some(Value(command)) => command.string().map_err(|e| e.to_string())?,
+        Some(other) => return Err(format!("no command given before {}", describe(&other))),
+        None => return Err("no command given".into()),
+    };
     if !matches!(command.as_str(), "payload" | "perf-data" | "trace" | "live") {
         return Err(format!("unknown command {command:?}"));
     }
@@ -160,17 +169,8 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         add_pid: None,
     };
     let live = args.command == "live";
-    while let Some(arg) = iter.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| iter.next().cloned())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        let flag = describe(&arg);
         let live_only = |name: &str| {
             if live {
                 Ok(())
@@ -178,43 +178,43 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                 Err(format!("{name} is an option of `live`"))
             }
         };
-        match flag {
-            "--format" => {
-                args.format = Some(match value("--format")?.as_str() {
+        match arg {
+            Long("format") => {
+                args.format = Some(match value(&mut parser)?.as_str() {
                     "json" => Format::Json,
                     "summary" => Format::Summary,
                     "none" => Format::None,
                     other => return Err(format!("unknown format {other:?} (json, summary, none)")),
                 })
             }
-            "--forward" => args.forward = Some(value("--forward")?),
-            "--forward-gzip" => args.forward_gzip = true,
-            "--forward-timeout" => {
-                args.forward_timeout = Some(parse_duration(&value("--forward-timeout")?)?)
+            Long("forward") => args.forward = Some(value(&mut parser)?),
+            Long("forward-gzip") => args.forward_gzip = true,
+            Long("forward-timeout") => {
+                args.forward_timeout = Some(parse_duration(&value(&mut parser)?)?)
             }
-            "--drain-timeout" => {
-                args.drain_timeout = Some(parse_duration(&value("--drain-timeout")?)?)
+            Long("drain-timeout") => {
+                args.drain_timeout = Some(parse_duration(&value(&mut parser)?)?)
             }
-            "--merge" => args.merge = true,
-            "--pid" => {
-                args.add_pid = Some(match value("--pid")?.as_str() {
+            Long("merge") => args.merge = true,
+            Long("pid") => {
+                args.add_pid = Some(match value(&mut parser)?.as_str() {
                     "on" => true,
                     "off" => false,
                     other => return Err(format!("--pid takes on or off, not {other:?}")),
                 })
             }
-            "--prometheus" => args.prometheus = Some(value("--prometheus")?),
-            "--prometheus-expire" => {
-                args.prometheus_expire = parse_duration(&value("--prometheus-expire")?)?
+            Long("prometheus") => args.prometheus = Some(value(&mut parser)?),
+            Long("prometheus-expire") => {
+                args.prometheus_expire = parse_duration(&value(&mut parser)?)?
             }
-            "--prometheus-max-series" => {
-                let text = value("--prometheus-max-series")?;
+            Long("prometheus-max-series") => {
+                let text = value(&mut parser)?;
                 args.prometheus_max_series = text.parse().map_err(|_| {
                     format!("--prometheus-max-series takes a number of series, not {text:?}")
                 })?
             }
-            "--event" => args.events.push(value("--event")?),
-            "--byte-order" => {
+            Long("event") => args.events.push(value(&mut parser)?),
+            Long("byte-order") => {
                 if args.command != "payload" {
                     return Err(
                         "--byte-order is an option of `payload` (perf-data files say \
@@ -222,48 +222,55 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                             .into(),
                     );
                 }
-                args.byte_order = value("--byte-order")?.parse()?
+                args.byte_order = value(&mut parser)?.parse()?
             }
-            "--duration" => {
-                live_only(flag)?;
-                args.duration = Some(parse_duration(&value("--duration")?)?)
+            Long("duration") => {
+                live_only(&flag)?;
+                args.duration = Some(parse_duration(&value(&mut parser)?)?)
             }
-            "--count" => {
-                live_only(flag)?;
-                let text = value("--count")?;
+            Long("count") => {
+                live_only(&flag)?;
+                let text = value(&mut parser)?;
                 args.count = Some(
                     text.parse()
                         .map_err(|_| format!("invalid count {text:?}"))?,
                 )
             }
-            "--wait" => {
-                live_only(flag)?;
-                args.wait = Some(inline.as_deref().map(parse_duration).transpose()?)
+            Long("wait") => {
+                live_only(&flag)?;
+                // `--wait` alone waits without a limit; only `--wait=D` takes a value.
+                let limit = parser
+                    .optional_value()
+                    .map(|v| v.string().map_err(|e| e.to_string()))
+                    .transpose()?;
+                args.wait = Some(limit.as_deref().map(parse_duration).transpose()?)
             }
-            "--register" => {
-                live_only(flag)?;
+            Long("register") => {
+                live_only(&flag)?;
                 args.register = true
             }
-            "--pages" => {
-                live_only(flag)?;
-                let text = value("--pages")?;
+            Long("pages") => {
+                live_only(&flag)?;
+                let text = value(&mut parser)?;
                 args.pages = text
                     .parse::<usize>()
                     .ok()
                     .filter(|p| p.is_power_of_two())
                     .ok_or_else(|| format!("--pages must be a power of two, not {text:?}"))?
             }
-            "--refresh" => {
-                live_only(flag)?;
-                let every = parse_duration(&value("--refresh")?)?;
+            Long("refresh") => {
+                live_only(&flag)?;
+                let every = parse_duration(&value(&mut parser)?)?;
                 if every.is_zero() {
                     return Err("--refresh needs a duration above zero".into());
                 }
                 args.refresh = Some(every)
             }
-            _ if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
-            _ if args.input.is_none() && !live => args.input = Some(arg.clone()),
-            _ => return Err(format!("unexpected argument {arg:?}")),
+            Long(_) | Short(_) => return Err(format!("unknown option {flag}")),
+            Value(input) if args.input.is_none() && !live => {
+                args.input = Some(input.string().map_err(|e| e.to_string())?)
+            }
+            Value(_) => return Err(format!("unexpected argument {flag}")),
         }
     }
     if args.refresh.is_some() && args.format != Some(Format::Summary) {
@@ -278,6 +285,23 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         return Err("perf-data needs a FILE (or - for a pipe-mode stream on stdin)".into());
     }
     Ok(args)
+}
+
+/// The value of the option just read (`--opt value` or `--opt=value`), as UTF-8.
+fn value(parser: &mut lexopt::Parser) -> Result<String, String> {
+    parser
+        .value()
+        .and_then(lexopt::ValueExt::string)
+        .map_err(|e| e.to_string())
+}
+
+/// An argument as the user wrote it, for messages: `--name`, `-c`, or the quoted value.
+fn describe(arg: &lexopt::Arg<'_>) -> String {
+    match arg {
+        lexopt::Arg::Long(name) => format!("--{name}"),
+        lexopt::Arg::Short(c) => format!("-{c}"),
+        lexopt::Arg::Value(value) => format!("{:?}", value.to_string_lossy()),
+    }
 }
 
 /// Where decoded records go.
@@ -1138,7 +1162,8 @@ impl CountLimit {
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // OsString: an argument that is not UTF-8 gets a message from the parser, not a panic.
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     if argv.is_empty() || argv.iter().any(|a| a == "--help" || a == "-h") {
         write_stdout(USAGE);
         return if argv.is_empty() {
@@ -1154,7 +1179,7 @@ fn main() -> ExitCode {
         ));
         return ExitCode::SUCCESS;
     }
-    let args = match parse_args(&argv) {
+    let args = match parse_args(argv) {
         Ok(args) => args,
         Err(e) => {
             eprintln!("ue-metrics-decode: {e}\n\n{USAGE}");
@@ -1242,7 +1267,7 @@ mod tests {
     }
 
     fn args(list: &[&str]) -> Result<Args, String> {
-        parse_args(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        parse_args(list)
     }
 
     #[test]
@@ -1311,5 +1336,33 @@ mod tests {
             .unwrap_err()
             .contains("payload"));
         assert!(args(&["trace", "--format", "xml"]).is_err());
+        // lexopt's rules: a flag takes no value, `--` ends the options, short options exist
+        // (none is ours), `--wait` takes a value only after `=`.
+        assert!(args(&["trace", "--merge=yes"]).is_err());
+        let a = args(&["trace", "--", "--odd-name"]).unwrap();
+        assert_eq!(a.input.as_deref(), Some("--odd-name"));
+        assert_eq!(args(&["trace", "-x"]).unwrap_err(), "unknown option -x");
+        assert!(args(&["live", "--wait", "2s"])
+            .unwrap_err()
+            .contains("unexpected argument \"2s\""));
+        assert_eq!(args(&["live", "--wait"]).unwrap().wait, Some(None));
+        assert!(args(&["trace", "--format"])
+            .unwrap_err()
+            .contains("missing argument"));
+    }
+
+    #[test]
+    fn arguments_that_are_not_utf8_are_refused_not_a_panic() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let latin1 = OsString::from_vec(b"caf\xe9.data".to_vec());
+        let error = parse_args([OsString::from("perf-data"), latin1]).unwrap_err();
+        assert!(error.contains("invalid unicode"), "{error}");
+        let error = parse_args([
+            OsString::from("perf-data"),
+            "--event".into(),
+            OsString::from_vec(vec![0xff]),
+        ])
+        .unwrap_err();
+        assert!(error.contains("invalid unicode"), "{error}");
     }
 }

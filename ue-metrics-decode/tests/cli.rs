@@ -165,6 +165,25 @@ fn a_damaged_stream_after_lost_records_exits_1_without_claiming_3() {
     assert!(!err.contains("exit status 3"), "{err}");
 }
 
+/// A file name that is not UTF-8 (Latin-1 "café"): a usage error that says why (exit 2), not
+/// the panic of `std::env::args` (exit 101).
+#[test]
+fn an_argument_that_is_not_utf8_is_a_usage_error() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.data");
+    let out = Command::new(env!("CARGO_BIN_EXE_ue-metrics-decode"))
+        .arg("perf-data")
+        .arg(name)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("invalid unicode") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
 #[test]
 fn perf_data_summary_table() {
     let path = perf_file_with_bad_record("cli-summary.data");
