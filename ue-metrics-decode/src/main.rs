@@ -511,7 +511,8 @@ impl Output {
                 }
                 if let Some(p) = &self.prometheus {
                     p.add(&request);
-                    self.series_limit
+                    let _warned = self
+                        .series_limit
                         .check(p.dropped_at_series_limit(), Instant::now());
                 }
             }
@@ -768,13 +769,14 @@ impl SeriesLimitWarning {
         }
     }
 
-    fn check(&mut self, dropped: u64, now: Instant) {
+    /// Warns if `dropped` (the running count) calls for it; returns whether it did.
+    fn check(&mut self, dropped: u64, now: Instant) -> bool {
         if dropped == self.warned
             || self
                 .warned_at
                 .is_some_and(|at| now.saturating_duration_since(at) < Self::EVERY)
         {
-            return;
+            return false;
         }
         eprintln!(
             "ue-metrics-decode: prometheus: {} series held (--prometheus-max-series): {dropped} \
@@ -784,6 +786,7 @@ impl SeriesLimitWarning {
         );
         self.warned = dropped;
         self.warned_at = Some(now);
+        true
     }
 }
 
@@ -1268,6 +1271,22 @@ mod tests {
 
     fn args(list: &[&str]) -> Result<Args, String> {
         parse_args(list)
+    }
+
+    #[test]
+    fn the_series_limit_warning_comes_at_the_first_drop_then_once_a_minute_while_they_go_on() {
+        let mut warning = SeriesLimitWarning::new(10);
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        assert!(!warning.check(0, at(0)), "nothing dropped");
+        assert!(warning.check(1, at(1)), "the first drop");
+        assert!(!warning.check(500, at(30)), "more drops within the minute");
+        assert!(warning.check(900, at(61)), "a minute later, still dropping");
+        assert!(!warning.check(900, at(200)), "no new drops: quiet");
+        assert!(
+            warning.check(901, at(201)),
+            "drops again after a quiet spell"
+        );
     }
 
     #[test]
