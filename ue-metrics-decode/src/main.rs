@@ -511,8 +511,7 @@ impl Output {
                 }
                 if let Some(p) = &self.prometheus {
                     p.add(&request);
-                    let _warned = self
-                        .series_limit
+                    self.series_limit
                         .check(p.dropped_at_series_limit(), Instant::now());
                 }
             }
