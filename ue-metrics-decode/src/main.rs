@@ -510,9 +510,8 @@ impl Output {
                     };
                 }
                 if let Some(p) = &self.prometheus {
-                    p.add(&request);
-                    self.series_limit
-                        .check(p.dropped_at_series_limit(), Instant::now());
+                    let dropped = p.add(&request);
+                    self.series_limit.check(dropped, Instant::now());
                 }
             }
             Err(error) => {

@@ -108,8 +108,11 @@ impl PrometheusEndpoint {
         self.addr
     }
 
-    /// Adds the points of `request` (see [`PrometheusState::add_request`]).
-    pub fn add(&self, request: &ExportMetricsServiceRequest) {
+    /// Adds the points of `request` (see [`PrometheusState::add_request`]). Returns the points
+    /// dropped so far because [`PrometheusOptions::max_series`] series were held (see
+    /// [`DropReason::SeriesLimit`](super::DropReason::SeriesLimit)), read under the same lock,
+    /// for a warning when it moves.
+    pub fn add(&self, request: &ExportMetricsServiceRequest) -> u64 {
         let now = Instant::now();
         let mut shared = lock(&self.shared);
         shared.state.add_request(request, now);
@@ -117,13 +120,7 @@ impl PrometheusEndpoint {
             shared.state.expire(now);
             shared.next_expiry = now + self.expiry_every;
         }
-    }
-
-    /// Points dropped so far because [`PrometheusOptions::max_series`] series were held (see
-    /// [`DropReason::SeriesLimit`](super::DropReason::SeriesLimit)): cheap enough to ask after
-    /// every request, for a warning when it moves.
-    pub fn dropped_at_series_limit(&self) -> u64 {
-        lock(&self.shared)
+        shared
             .state
             .counts()
             .dropped(super::DropReason::SeriesLimit)
